@@ -1,0 +1,1 @@
+"""dialc runtime: plans in, executed steps, artifacts and records out (heavy imports live here)."""

@@ -1,0 +1,1 @@
+"""Quality dimensions: per-record scores, aggregation and filtering."""
