@@ -9,21 +9,9 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
+from dialc.source import Span
+
 PLAN_FORMAT = 1
-
-
-class Span(BaseModel):
-    """Where a construct sits in its source file (1-based line and column)."""
-
-    model_config = ConfigDict(frozen=True)
-    file: str
-    line: int
-    col: int
-    end_line: int
-    end_col: int
-
-    def location(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
 
 
 class Step(BaseModel):

@@ -1,0 +1,198 @@
+"""Source → lark.Tree and comments; syntax errors become diagnostics in the user's words."""
+
+from __future__ import annotations
+
+from lark import Token, Tree
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dialc.diagnostics import Diagnostics, Note
+from dialc.grammar import parser, token_lexer
+from dialc.source import Source, Span
+
+# terminal name → how a user would say it
+TOKEN_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "NUMBER": "a number",
+    "CMP": "a comparison operator",
+    "$END": "end of file",
+    "OPTIONAL": "'?'",
+}
+MAX_DEPTH = 200  # deeper nesting than this is refused before Lark's recursion would overflow
+
+
+def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tuple[Tree | None, list[Token]]:
+    """Parse one file; on a syntax error report it and return (None, comments)."""
+    diags.add_source(source)
+    comments: list[Token] = []
+    if _too_deep(source, diags):
+        return None, comments
+    lark = parser(start)
+    try:
+        tree = _parse(lark, source.text, comments)
+    except UnexpectedInput as exc:
+        _report_syntax(source, exc, diags)
+        return None, comments
+    except (LarkError, RecursionError) as exc:  # defensive: any other parser failure is the user's input
+        diags.report("syntax", f"cannot parse: {type(exc).__name__}", _point(source.name, 1, 1))
+        return None, comments
+    return tree, comments
+
+
+def _parse(lark, text: str, comments: list[Token]) -> Tree:
+    # lexer callbacks are fixed at construction, so collect comments with a separate pass
+    tree = lark.parse(text)
+    comments.extend(_comments(text))
+    return tree
+
+
+def _comments(text: str) -> list[Token]:
+    lexer = token_lexer()
+    found: list[Token] = []
+    try:
+        for tok in lexer.lex(text, dont_ignore=True):
+            if tok.type == "COMMENT":
+                found.append(tok)
+    except LarkError:
+        pass
+    return found
+
+
+def _too_deep(source: Source, diags: Diagnostics) -> bool:
+    depth = 0
+    for offset, char in enumerate(source.text):
+        if char in "{[(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, col = source.position(offset)
+                diags.report("syntax", f"nesting deeper than {MAX_DEPTH} levels", _point(source.name, line, col))
+                return True
+        elif char in "}])":
+            depth = max(0, depth - 1)
+    return False
+
+
+def _point(file: str, line: int, col: int, width: int = 1) -> Span:
+    return Span(file=file, line=line, col=col, end_line=line, end_col=col + width)
+
+
+def _report_syntax(source: Source, exc: UnexpectedInput, diags: Diagnostics) -> None:
+    if isinstance(exc, UnexpectedCharacters):
+        _report_characters(source, exc, diags)
+    elif isinstance(exc, UnexpectedToken):
+        _report_token(source, exc, diags)
+    elif isinstance(exc, UnexpectedEOF):
+        _report_eof(source, diags, set(exc.expected))
+    else:
+        diags.report("syntax", "invalid syntax", _point(source.name, exc.line or 1, exc.column or 1))
+
+
+def _report_characters(source: Source, exc: UnexpectedCharacters, diags: Diagnostics) -> None:
+    char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
+    span = _point(source.name, exc.line, exc.column)
+    if char == '"':
+        message = "unterminated string: a string must close with '\"' on the same line (use \"\"\" for multi-line text)"
+    elif char.isprintable():
+        message = f"unexpected character '{char}'"
+    else:
+        message = f"unexpected character U+{ord(char):04X}"
+    diags.report("syntax", message, span)
+
+
+def _report_token(source: Source, exc: UnexpectedToken, diags: Diagnostics) -> None:
+    token = exc.token
+    expected = set(exc.expected)
+    if token.type == "$END":
+        _report_eof(source, diags, expected)
+        return
+    span = _point(source.name, token.line, token.column, max(1, len(str(token))))
+    previous = _previous_token(exc)
+    got = _describe_token(token)
+    diags.report("syntax", _expectation(previous, expected, got), span)
+
+
+def _previous_token(exc: UnexpectedToken) -> Token | None:
+    try:
+        stack = exc.interactive_parser.parser_state.value_stack
+    except AttributeError:
+        return None
+    for item in reversed(stack):
+        if isinstance(item, Token):
+            return item
+        if isinstance(item, Tree):
+            return None
+    return None
+
+
+def _expectation(previous: Token | None, expected: set[str], got: str) -> str:
+    if previous is not None and previous.type == "NAME" and "EQUAL" in expected:
+        return f"expected '=' after field name '{previous}', got {got}"
+    if previous is not None and previous.type == "EQUAL" and "NUMBER" in expected:
+        return f"expected a value after '=' (a string, number, name, list, or {{...}}), got {got}"
+    if got == "'}'" and "RBRACE" not in expected:
+        return "unmatched '}': no block is open here"
+    if expected == {"LBRACE"} or (previous is not None and "LBRACE" in expected and "EQUAL" not in expected):
+        return f"expected '{{' to open the block, got {got}"
+    if "RBRACE" in expected and "NAME" in expected:
+        return f"expected a field, a declaration or '}}', got {got}"
+    if {"STRING", "NUMBER", "NAME"} <= expected:
+        return f"expected a value (a string, number, name, list, or {{...}}), got {got}"
+    words = sorted({_describe_terminal(t) for t in expected})
+    if len(words) > 6:
+        return f"unexpected {got}"
+    return f"expected {_join(words)}, got {got}"
+
+
+def _report_eof(source: Source, diags: Diagnostics, expected: set[str]) -> None:
+    opener = _unclosed_brace(source)
+    line = max(1, len(source.lines))
+    end = _point(source.name, line, len(source.line(line)) + 1)
+    if opener is not None:
+        notes = [Note("the block opened here", opener)]
+        diags.report("syntax", "unexpected end of file: a '{' block is not closed", end, notes=notes)
+    else:
+        words = sorted({_describe_terminal(t) for t in expected})
+        diags.report("syntax", f"unexpected end of file, expected {_join(words[:5])}", end)
+
+
+def _unclosed_brace(source: Source) -> Span | None:
+    stack: list[Token] = []
+    try:
+        for tok in token_lexer().lex(source.text):
+            if tok.type == "LBRACE":
+                stack.append(tok)
+            elif tok.type == "RBRACE" and stack:
+                stack.pop()
+    except LarkError:
+        return None
+    if not stack:
+        return None
+    tok = stack[-1]
+    return _point(source.name, tok.line, tok.column)
+
+
+def _describe_token(token: Token) -> str:
+    if token.type in ("NAME",):
+        return f"name '{token}'"
+    if token.type in ("STRING", "LONG_STRING"):
+        return "a string"
+    if token.type == "NUMBER":
+        return f"number {token}"
+    return f"'{token}'"
+
+
+def _describe_terminal(name: str) -> str:
+    if name in TOKEN_WORDS:
+        return TOKEN_WORDS[name]
+    try:
+        pattern = parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]

@@ -1,0 +1,75 @@
+"""Source text → lines and positions: what diagnostics need to point at a span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024  # larger specs are refused with a diagnostic, not parsed
+
+
+class Span(BaseModel):
+    """Where a construct sits in its source file (1-based line and column, end exclusive)."""
+
+    model_config = ConfigDict(frozen=True)
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One spec file's text and the name it is reported under."""
+
+    name: str  # as given on the command line / in an include, shown in diagnostics
+    text: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    def line(self, number: int) -> str:
+        """The 1-based line `number`, or '' past the end."""
+        lines = self.lines
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        offset = max(0, min(offset, len(self.text)))
+        line = self.text.count("\n", 0, offset) + 1
+        start = self.text.rfind("\n", 0, offset) + 1
+        return line, offset - start + 1
+
+
+class SourceError(Exception):
+    """A file that cannot be read as a spec (missing, binary, too big, not UTF-8)."""
+
+
+def read_source(path: Path, name: str | None = None) -> Source:
+    """Read a spec file as UTF-8, refusing what cannot be a spec with a clear reason."""
+    shown = name or str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SourceError(f"file not found: {shown}") from exc
+    except IsADirectoryError as exc:
+        raise SourceError(f"is a directory, not a spec file: {shown}") from exc
+    except OSError as exc:
+        raise SourceError(f"cannot read {shown}: {exc.strerror}") from exc
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SourceError(f"{shown} is {len(data)} bytes; specs are limited to {MAX_SOURCE_BYTES}")
+    if b"\x00" in data:
+        raise SourceError(f"{shown} looks binary (contains NUL bytes), not a .dial spec")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SourceError(f"{shown}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x})") from exc
+    return Source(shown, text)

@@ -1,0 +1,28 @@
+"""Runtime error types: a step's user-facing failure, selection mistakes, unknown step kinds."""
+
+from __future__ import annotations
+
+
+class StepFailed(Exception):
+    """Raised by a step for a user-facing failure; reported at the step's spec span, not as a bug."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SelectionError(ValueError):
+    """A `--select` / `--recompute` selector that names no step, or names several."""
+
+
+class UnknownStepKind(LookupError):
+    """The registry has no implementation for a step kind."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        message = f"no implementation for step kind {kind!r}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+        self.kind = kind
+
+
+class DuplicateRecord(Exception):
+    """A step emitted the same record key twice in one attempt (two records would collapse into one)."""

@@ -1,0 +1,232 @@
+"""Run directory → record store: SQLite (WAL) rows per (step key, record key), completed steps, artifacts.
+
+Durability: every `emit` is its own transaction in WAL mode with `synchronous=NORMAL`. A commit is
+in the WAL (the OS page cache) before `emit` returns, so Ctrl-C or kill -9 of dialc loses nothing
+committed; only an OS crash or power cut could drop the last few commits, and even then the
+database stays consistent and the step resumes from what survived. FULL would add an fsync per
+record (milliseconds each) for protection against power loss, which resume already covers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STORE_FILE = "store.sqlite"
+SCHEMA_VERSION = 1
+_PAGE = 1000  # rows fetched per query when streaming a step's records
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    step_key TEXT NOT NULL,  -- cache key of the step attempt that wrote the record
+    rkey     TEXT NOT NULL,  -- the record's key within the step (sortable)
+    step_id  TEXT NOT NULL,
+    data     TEXT NOT NULL,  -- canonical JSON
+    PRIMARY KEY (step_key, rkey)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_by_rkey ON records (rkey);
+CREATE TABLE IF NOT EXISTS steps (
+    key         TEXT PRIMARY KEY,  -- cache key of a step whose output is complete
+    step_id     TEXT NOT NULL,
+    digest      TEXT NOT NULL,     -- output digest: records in key order + files in the out dir
+    records     INTEGER NOT NULL,
+    metrics     TEXT NOT NULL,     -- JSON
+    timings     TEXT NOT NULL,     -- JSON: started, finished, seconds
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS steps_by_id ON steps (step_id, finished_at);
+"""
+
+
+@dataclass
+class Completed:
+    """A finished step output, as recorded when the step succeeded."""
+
+    key: str
+    step_id: str
+    digest: str
+    records: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    finished_at: str = ""
+
+
+def record_json(record: Any) -> str:
+    """The stored (and digested) form of a record: compact canonical JSON."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class Store:
+    """One run directory's records, completed steps and file artifacts."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit, so each emit is one durable transaction
+        self.db = sqlite3.connect(self.run_dir / STORE_FILE, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise RuntimeError(f"{self.run_dir / STORE_FILE}: unknown store version {version}")
+        self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @classmethod
+    def existing(cls, run_dir: Path) -> Store | None:
+        """Open the store of a run directory without creating one."""
+        return cls(run_dir) if (Path(run_dir) / STORE_FILE).is_file() else None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # records -------------------------------------------------------------------------------
+
+    def put(self, step_key: str, step_id: str, rkey: str, data: str, replace: bool) -> None:
+        """Commit one record; `replace` overwrites a row left by an earlier attempt."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self.db.execute(
+            f"{verb} INTO records (step_key, rkey, step_id, data) VALUES (?, ?, ?, ?)",
+            (step_key, rkey, step_id, data),
+        )
+
+    def rows(self, step_key: str) -> Iterator[tuple[str, str]]:
+        """(record key, JSON) in key order, fetched page by page (keyset, never the whole step)."""
+        last = None
+        while True:
+            if last is None:
+                sql, args = "rkey >= ''", (step_key,)
+            else:
+                sql, args = "rkey > ?", (step_key, last)
+            page = self.db.execute(
+                f"SELECT rkey, data FROM records WHERE step_key = ? AND {sql} "
+                f"ORDER BY rkey LIMIT {_PAGE}",
+                args,
+            ).fetchall()
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1][0]
+
+    def records(self, step_key: str) -> Iterator[tuple[str, Any]]:
+        for rkey, data in self.rows(step_key):
+            yield rkey, json.loads(data)
+
+    def count(self, step_key: str) -> int:
+        sql = "SELECT COUNT(*) FROM records WHERE step_key = ?"
+        return int(self.db.execute(sql, (step_key,)).fetchone()[0])
+
+    # completed steps -----------------------------------------------------------------------
+
+    def completed(self, key: str) -> Completed | None:
+        row = self.db.execute("SELECT * FROM steps WHERE key = ?", (key,)).fetchone()
+        return _completed(row) if row else None
+
+    def latest_completed(self, step_id: str) -> Completed | None:
+        """The most recent completed output of a step id, whatever its key."""
+        sql = "SELECT * FROM steps WHERE step_id = ? ORDER BY finished_at DESC LIMIT 1"
+        row = self.db.execute(sql, (step_id,)).fetchone()
+        return _completed(row) if row else None
+
+    def mark_completed(self, c: Completed) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (c.key, c.step_id, c.digest, c.records, json.dumps(c.metrics, sort_keys=True),
+             json.dumps(c.timings, sort_keys=True), c.finished_at),
+        )
+
+    def purge(self, key: str) -> None:
+        """Forget everything a step attempt wrote: completion, records, files."""
+        with self.transaction():
+            self.db.execute("DELETE FROM steps WHERE key = ?", (key,))
+            self.db.execute("DELETE FROM records WHERE step_key = ?", (key,))
+        shutil.rmtree(self.artifact_dir(key), ignore_errors=True)
+
+    def artifact_dir(self, key: str) -> Path:
+        return self.run_dir / "artifacts" / key
+
+    # lookup by record id (dialc show) ------------------------------------------------------
+
+    def lookup(self, rkey: str, step_id: str | None = None) -> list[tuple[str, str, Any, bool]]:
+        """Every stored copy of a record key: (step id, step key, record, step completed)."""
+        sql = (
+            "SELECT r.step_id, r.step_key, r.data, s.key IS NOT NULL FROM records r "
+            "LEFT JOIN steps s ON s.key = r.step_key WHERE r.rkey = ?"
+        )
+        args: tuple[str, ...] = (rkey,)
+        if step_id is not None:
+            sql, args = sql + " AND r.step_id = ?", (rkey, step_id)
+        rows = self.db.execute(sql, args).fetchall()
+        return [(sid, key, json.loads(data), bool(done)) for sid, key, data, done in rows]
+
+
+def _completed(row: tuple[Any, ...]) -> Completed:
+    key, step_id, digest, records, metrics, timings, finished_at = row
+    return Completed(key, step_id, digest, records, json.loads(metrics), json.loads(timings),
+                     finished_at)
+
+
+def find_record(run_dir: Path, record_id: str) -> tuple[str, Any] | None:
+    """`dialc show`: a record by key, or `<step id>:<key>` to pick the step.
+
+    A bare key found in several steps resolves to the copy from the latest run, furthest
+    downstream (it carries the most lineage), preferring completed outputs.
+    """
+    store = Store.existing(run_dir)
+    if store is None:
+        return None
+    with store:
+        hits = store.lookup(record_id)
+        step_id, _, rkey = record_id.partition(":")
+        if not hits and rkey:
+            hits = store.lookup(rkey, step_id)
+    if not hits:
+        return None
+    current, order = _current_keys(Path(run_dir))
+
+    def rank(hit: tuple[str, str, Any, bool]) -> tuple[bool, int, bool]:
+        sid, key, _, done = hit
+        return (current.get(sid) == key, order.get(sid, -1), done)
+
+    best = max(hits, key=rank)
+    return best[0], best[2]
+
+
+def _current_keys(run_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Step id → key from the last run_results.json, and step id → position in plan.json."""
+    keys: dict[str, str] = {}
+    order: dict[str, int] = {}
+    try:
+        results = json.loads((run_dir / "run_results.json").read_text("utf-8"))
+        keys = {s["id"]: s.get("key") for s in results.get("steps", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        plan = json.loads((run_dir / "plan.json").read_text("utf-8"))
+        order = {s["id"]: i for i, s in enumerate(plan.get("steps", []))}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return keys, order
