@@ -92,7 +92,7 @@ def summary(diags: Diagnostics, files: int) -> str:
     warnings = len(diags.warnings)
     plural = "file" if files == 1 else "files"
     if errors:
-        bad_files = len({d.span.file for d in diags.errors if d.span}) or 1
+        bad_files = len({d.span.file if d.span else d.message for d in diags.errors}) or 1
         word = "error" if errors == 1 else "errors"
         tail = f" and {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
         return f"Found {errors} {word}{tail} in {bad_files} {'file' if bad_files == 1 else 'files'}"

@@ -1,10 +1,10 @@
-"""Step, code version, input digests, file contents → cache key; stored records and files → output digest."""
+"""Step, code version, inputs, files → cache key; stored records and files → output digest."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dialc.plan import digest
 
@@ -35,14 +35,16 @@ def step_key(
 
     The step's name is left out on purpose: renaming a step keeps its cached output.
     """
-    return digest({
-        "kind": step.kind,
-        "params": step.params,
-        "version": version,
-        "seed": seed,
-        "inputs": input_digests,  # in the step's input order
-        "files": file_digests,
-    })
+    return digest(
+        {
+            "kind": step.kind,
+            "params": step.params,
+            "version": version,
+            "seed": seed,
+            "inputs": input_digests,  # in the step's input order
+            "files": file_digests,
+        }
+    )
 
 
 def listed_files(step: Step) -> list[str]:
@@ -92,7 +94,7 @@ class FileDigests:
 
 
 def output_digest(store: Store, key: str) -> tuple[str, int]:
-    """Digest of a step's output (records in key order, then files in its out dir) and record count."""
+    """Digest of a step's output (records in key order, then out dir files) and record count."""
     h = hashlib.sha256()
     count = 0
     for rkey, data in store.rows(key):
@@ -113,8 +115,3 @@ def verify(store: Store, key: str) -> bool:
         return False
     found, count = output_digest(store, key)
     return found == done.digest and count == done.records
-
-
-def describe_params(params: dict[str, Any]) -> str:
-    """A short digest of params for logs."""
-    return digest(params)[:12]

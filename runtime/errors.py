@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class StepFailed(Exception):
-    """Raised by a step for a user-facing failure; reported at the step's spec span, not as a bug."""
+    """A step's user-facing failure: reported at the step's spec span, not as a bug."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -25,4 +25,4 @@ class UnknownStepKind(LookupError):
 
 
 class DuplicateRecord(Exception):
-    """A step emitted the same record key twice in one attempt (two records would collapse into one)."""
+    """A step emitted one record key twice in an attempt (two records would collapse into one)."""

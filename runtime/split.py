@@ -1,4 +1,4 @@
-"""Dialogue id, fraction, seed → train/hold-out decision, stable across runs, machines and Pythons."""
+"""Dialogue id, fraction, seed → train/hold-out decision, stable across runs and machines."""
 
 from __future__ import annotations
 

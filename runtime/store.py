@@ -1,4 +1,4 @@
-"""Run directory → record store: SQLite (WAL) rows per (step key, record key), completed steps, artifacts.
+"""Run directory → record store: SQLite (WAL) records, completed steps, file artifacts.
 
 Durability: every `emit` is its own transaction in WAL mode with `synchronous=NORMAL`. A commit is
 in the WAL (the OS page cache) before `emit` returns, so Ctrl-C or kill -9 of dialc loses nothing
@@ -115,17 +115,13 @@ class Store:
 
     def rows(self, step_key: str) -> Iterator[tuple[str, str]]:
         """(record key, JSON) in key order, fetched page by page (keyset, never the whole step)."""
-        last = None
+        sql = (
+            "SELECT rkey, data FROM records WHERE step_key = ? AND rkey > ? "
+            f"ORDER BY rkey LIMIT {_PAGE}"
+        )
+        last = ""  # every key sorts after the empty string, and keys are never empty
         while True:
-            if last is None:
-                sql, args = "rkey >= ''", (step_key,)
-            else:
-                sql, args = "rkey > ?", (step_key, last)
-            page = self.db.execute(
-                f"SELECT rkey, data FROM records WHERE step_key = ? AND {sql} "
-                f"ORDER BY rkey LIMIT {_PAGE}",
-                args,
-            ).fetchall()
+            page = self.db.execute(sql, (step_key, last)).fetchall()
             yield from page
             if len(page) < _PAGE:
                 return
@@ -154,8 +150,15 @@ class Store:
     def mark_completed(self, c: Completed) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (c.key, c.step_id, c.digest, c.records, json.dumps(c.metrics, sort_keys=True),
-             json.dumps(c.timings, sort_keys=True), c.finished_at),
+            (
+                c.key,
+                c.step_id,
+                c.digest,
+                c.records,
+                json.dumps(c.metrics, sort_keys=True),
+                json.dumps(c.timings, sort_keys=True),
+                c.finished_at,
+            ),
         )
 
     def purge(self, key: str) -> None:
@@ -185,8 +188,9 @@ class Store:
 
 def _completed(row: tuple[Any, ...]) -> Completed:
     key, step_id, digest, records, metrics, timings, finished_at = row
-    return Completed(key, step_id, digest, records, json.loads(metrics), json.loads(timings),
-                     finished_at)
+    return Completed(
+        key, step_id, digest, records, json.loads(metrics), json.loads(timings), finished_at
+    )
 
 
 def find_record(run_dir: Path, record_id: str) -> tuple[str, Any] | None:

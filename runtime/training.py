@@ -1,4 +1,4 @@
-"""Chat records + a base model directory → a PEFT LoRA adapter (or full weights), loss log, metadata."""
+"""Chat records + a base model directory → a PEFT LoRA adapter (or full weights), loss log."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class TrainConfig:
     r: int = 8  # LoRA rank: inner width of the low-rank update
     alpha: int = 16  # LoRA scale: the update is multiplied by alpha / r
     dropout: float = 0.05  # dropout probability on the LoRA input
-    targets: tuple[str, ...] = ("q_proj", "v_proj")  # module names that get adapters; ("all-linear",)
+    targets: tuple[str, ...] = ("q_proj", "v_proj")  # modules given adapters, or ("all-linear",)
     epochs: float = 1.0  # passes over the training examples (used when max_steps == 0)
     max_steps: int = 0  # optimizer steps in total; 0 = derived from epochs
     lr: float = 2e-4  # peak learning rate
@@ -43,7 +43,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping threshold (L2 norm)
 
     def fingerprint(self) -> str:
-        """Canonical JSON of the settings that change the trained weights (checkpoint compatibility)."""
+        """Canonical JSON of the settings that change the weights (may a checkpoint be resumed?)."""
         data = asdict(self)
         for key in ("keep_checkpoints", "merge", "save_steps"):
             data.pop(key)
@@ -80,10 +80,10 @@ def render(tokenizer: Any, messages: list[dict[str, str]], prompt: bool = False)
 
 
 def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[range]]:
-    """Full chat text and the character spans the loss is on: each assistant reply and its end marker.
+    """Full chat text and the character spans the loss is on: each assistant reply + end marker.
 
-    Works with any prefix-preserving template, without `{% generation %}` markers: the span of turn i
-    is the text that rendering turn i adds after the prompt rendered with the assistant header.
+    Works with any prefix-preserving template, without `{% generation %}` markers: the span of
+    turn i is the text that rendering turn i adds after the prompt with the assistant header.
     """
     text = render(tokenizer, messages)
     spans = []
@@ -99,7 +99,7 @@ def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str
 
 
 def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> dict[str, list]:
-    """Chat messages → input_ids and labels, labels IGNORE on every token outside assistant replies."""
+    """Chat messages → input_ids and labels; labels IGNORE on tokens outside assistant replies."""
     text, spans = assistant_spans(tokenizer, messages)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, labels = [], []
@@ -122,17 +122,20 @@ def build_examples(tokenizer: Any, records: list[dict], max_len: int) -> tuple[l
     return examples, dropped
 
 
-def mix_replay(records: list[dict], general: list[dict], ratio: float, seed: int) -> list[dict]:
-    """Domain records plus round(len × ratio) general records drawn (seeded) to limit forgetting."""
-    count = round(len(records) * ratio)
-    if count <= 0 or not general:
-        return list(records)
+def draw_replay(count: int, general: list[dict], ratio: float, seed: int) -> list[dict]:
+    """round(count × ratio) general records, drawn seeded (with replacement only if too few)."""
+    n = round(count * ratio)
+    if n <= 0 or not general:
+        return []
     rng = random.Random(seed)
-    if count <= len(general):
-        drawn = rng.sample(general, count)
-    else:
-        drawn = [rng.choice(general) for _ in range(count)]
-    return list(records) + drawn
+    if n <= len(general):
+        return rng.sample(general, n)
+    return [rng.choice(general) for _ in range(n)]
+
+
+def mix_replay(records: list[dict], general: list[dict], ratio: float, seed: int) -> list[dict]:
+    """Domain records plus replayed general ones (`ratio` per domain record) against forgetting."""
+    return list(records) + draw_replay(len(records), general, ratio, seed)
 
 
 def pack(examples: list[dict], max_len: int, seed: int) -> list[dict]:
@@ -193,11 +196,9 @@ class Collator:
 
 def resolve_base(path: str | Path) -> Path:
     """A model location (`builtin:` name, HF directory, GGUF file) → a loadable HF directory."""
-    try:
-        from runtime.models import resolve_model  # type: ignore[attr-defined]
-    except ImportError:  # models.py without resolve_model yet: plain directories only
-        return Path(path)
-    return Path(resolve_model(str(path)))
+    from runtime.models import resolve_model
+
+    return resolve_model(str(path))
 
 
 def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
@@ -258,8 +259,8 @@ def training_args(cfg: TrainConfig, ckpt_dir: Path) -> Any:
         data_seed=cfg.seed,
         bf16=cuda,
         use_cpu=not cuda,
-        gradient_checkpointing=cuda,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cuda else None,
+        activation_checkpointing=cuda,  # recompute activations in backward: memory for time
+        activation_checkpointing_kwargs={"use_reentrant": False} if cuda else None,
         logging_steps=1,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -301,7 +302,7 @@ def make_reporter(progress: Progress, collator: Collator) -> Any:
 
 
 def prepare_checkpoints(ckpt_dir: Path, cfg: TrainConfig) -> str | None:
-    """The checkpoint to resume from, if one was written for these same settings; else start clean."""
+    """The checkpoint to resume from, if written with these same settings; else start clean."""
     from transformers.trainer_utils import get_last_checkpoint
 
     stamp = ckpt_dir / "dialc_config.json"
@@ -319,21 +320,19 @@ def step_log(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def train(
-    base_dir: Path,
+    base_dir: str | Path,
     records: list[dict],
     out_dir: Path,
     cfg: TrainConfig,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Fine-tune `base_dir` on chat `records` (loss on assistant tokens only), resuming if interrupted.
+    """Fine-tune `base_dir` on chat `records` (loss on assistant tokens), resuming if interrupted.
 
     Writes out_dir/adapter (PEFT, LoRA) or out_dir/model (full), out_dir/merged (LoRA + merge),
     out_dir/train_log.json (loss per step) and out_dir/train_meta.json.
     """
-    from transformers import Trainer
-
     out_dir = Path(out_dir)
-    model, tokenizer = load_for_training(Path(base_dir), cfg)
+    model, tokenizer = load_for_training(resolve_base(base_dir), cfg)
     mixed = mix_replay(records, cfg.replay, cfg.replay_ratio, cfg.seed)
     examples, dropped = build_examples(tokenizer, mixed, cfg.max_len)
     if not examples:
@@ -342,16 +341,9 @@ def train(
     ckpt_dir = out_dir / "checkpoints"
     resume = prepare_checkpoints(ckpt_dir, cfg)
     collator = Collator(tokenizer.pad_token_id)
-    trainer = Trainer(
-        model=model,
-        args=training_args(cfg, ckpt_dir),
-        train_dataset=rows,  # type: ignore[arg-type]  # a list is a map-style dataset
-        data_collator=collator,
-        callbacks=[make_reporter(progress, collator)] if progress else None,
-    )
+    trainer = make_trainer(model, rows, collator, training_args(cfg, ckpt_dir), progress)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - start
     log = step_log(trainer.state.log_history)
     result = TrainResult(
         out_dir=out_dir,
@@ -361,7 +353,7 @@ def train(
         final_loss=log[-1]["loss"] if log else None,
         log=log,
         tokens=collator.tokens,
-        seconds=seconds,
+        seconds=time.perf_counter() - start,
         resumed_from=int(resume.rsplit("-", 1)[1]) if resume else None,
         examples=len(examples),
         dropped=dropped,
@@ -373,8 +365,25 @@ def train(
     return result
 
 
+def make_trainer(
+    model: Any, rows: list[dict], collator: Collator, args: Any, progress: Progress | None
+) -> Any:
+    """A transformers Trainer over pre-tokenized rows, reporting through `progress`, not stdout."""
+    from transformers import PrinterCallback, Trainer
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,  # type: ignore[arg-type]  # a list is a map-style dataset
+        data_collator=collator,
+        callbacks=[make_reporter(progress, collator)] if progress else None,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict (disable_tqdm=True adds it)
+    return trainer
+
+
 def save_outputs(model: Any, tokenizer: Any, cfg: TrainConfig, result: TrainResult) -> None:
-    """Adapter (LoRA), full weights (full), merged weights (LoRA + cfg.merge); tokenizer beside each."""
+    """Adapter (LoRA), full weights (full), merged weights (LoRA + merge); tokenizer beside each."""
     model.config.use_cache = True  # the saved config is for inference
     if cfg.method == "lora":
         result.adapter_dir = result.out_dir / "adapter"
@@ -390,7 +399,7 @@ def save_outputs(model: Any, tokenizer: Any, cfg: TrainConfig, result: TrainResu
         tokenizer.save_pretrained(result.model_dir)
 
 
-def write_reports(base: Path, cfg: TrainConfig, res: TrainResult, n: int, replayed: int) -> None:
+def write_reports(base: Any, cfg: TrainConfig, res: TrainResult, n: int, replayed: int) -> None:
     """train_log.json (loss per step) and train_meta.json (settings, counts, speed, device)."""
     import torch
     import transformers

@@ -1,4 +1,4 @@
-"""(value, output constraint) → list of violations: the JSON-schema subset the compiler emits, and more."""
+"""(value, output constraint) → violations: the JSON-schema subset the compiler emits, and more."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def _check_string(value: Any, schema: dict[str, Any], path: str) -> list[str]:
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         errors.append(f"{path}: {len(value)} characters, more than maxLength {schema['maxLength']}")
     if "minLength" in schema and len(value) < schema["minLength"]:
-        errors.append(f"{path}: {len(value)} characters, fewer than minLength {schema['minLength']}")
+        errors.append(f"{path}: {len(value)} characters, under minLength {schema['minLength']}")
     if "pattern" in schema and re.search(schema["pattern"], value) is None:
         errors.append(f"{path}: {_short(value)} does not match /{schema['pattern']}/")
     return errors

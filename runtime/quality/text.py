@@ -1,4 +1,4 @@
-"""Text → tokens, scripts and content units: the script-aware primitives every quality check shares."""
+"""Text → tokens, scripts and content units: script-aware primitives shared by quality checks."""
 
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 LATIN_DEFAULT = ("latin",)  # en, fr, de, es, … : every language not listed above
 
-STOPWORDS = frozenset(
+_STOPWORDS = (
     "a an the and or but if of to in on at by for with from as is are was were be been being it "
     "its this that these those i you he she we they me him her us them my your our their his "
     "do does did have has had not no yes so than then there here what which who whom how when "
     "where why can could will would should may might must shall just also very please ok okay "
-    "的 了 是 在 和 与 及 或 吗 呢 吧 啊 我 你 他 她 们 这 那 有 就 都 也 很 要 会 个 不".split()
+    "的 了 是 在 和 与 及 或 吗 呢 吧 啊 我 你 他 她 们 这 那 有 就 都 也 很 要 会 个 不"
 )
+STOPWORDS = frozenset(_STOPWORDS.split())
 
 
 def normalise(text: str) -> str:

@@ -1,4 +1,4 @@
-"""One dimension's judgement of one record → the `score.*` record shape {id, score, passed, detail}."""
+"""One dimension's judgement of one record → the `score.*` record {id, score, passed, detail}."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Verdict:
 
     @classmethod
     def threshold(cls, score: float, minimum: float, detail: str = "") -> Verdict:
-        """Pass when score >= minimum; the score is clamped to 0..1 and rounded for stable output."""
+        """Pass when score >= minimum; the score is clamped to 0..1 and rounded (stable output)."""
         score = round(min(1.0, max(0.0, score)), 4)
         return cls(score, score >= minimum, detail)
 

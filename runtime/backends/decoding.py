@@ -1,0 +1,144 @@
+"""Prompt ids + per-row matchers → generated token ids: a batch decoded together with a KV cache.
+
+One forward pass per step for the whole batch; each row's grammar mask is applied to its logits
+before sampling, and each row samples from its own seeded generator, so a row's output does not
+depend on which other rows share the batch. Finished rows leave the batch (and the KV cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import llguidance
+import torch
+from transformers import DynamicCache
+
+from runtime.backends.constrained import MaskBuilder
+
+
+@dataclass
+class Row:
+    """One sequence to decode."""
+
+    prompt_ids: list[int]
+    matcher: llguidance.LLMatcher | None  # None = unconstrained
+    max_tokens: int  # new tokens at most
+    temperature: float  # 0 = greedy
+    top_p: float
+    seed: int
+
+
+@dataclass
+class Decoded:
+    """What one row produced and why it stopped."""
+
+    tokens: list[int] = field(default_factory=list)  # generated ids, a final EOS included
+    finish: str = "length"  # "stop": EOS or grammar complete; "length": max_tokens; "error"
+    complete: bool = False  # the output is whole: stopped, or its grammar accepts it as it is
+    error: str | None = None
+
+
+def left_pad(seqs: list[list[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), padded on the left so every row ends at the last column."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, seq in enumerate(seqs):
+        if seq:
+            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[i, width - len(seq) :] = 1
+    return ids.to(device), mask.to(device)
+
+
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that start at 0 at each row's first real token (left padding)."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.inference_mode()
+def decode_batch(
+    model: Any, rows: list[Row], masks: MaskBuilder, eos_ids: set[int], pad_id: int
+) -> list[Decoded]:
+    """Decode all rows together; results in the order of `rows`."""
+    device = model.device
+    generators = [torch.Generator().manual_seed(r.seed % 2**63) for r in rows]
+    out = [Decoded() for _ in rows]
+    ids, attn = left_pad([r.prompt_ids for r in rows], pad_id, device)
+    pos = positions(attn)
+    cache = DynamicCache(config=model.config)
+    step = model(
+        input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1
+    )
+    next_pos = pos[:, -1] + 1
+    live = list(range(len(rows)))  # row index of each batch position in the cache
+    while live:
+        allowed = masks.allowed([rows[i].matcher for i in live])
+        tokens = choose(
+            step.logits[:, -1].float().cpu(),
+            [rows[i] for i in live],
+            [generators[i] for i in live],
+            allowed,
+        )
+        keep = [j for j, i in enumerate(live) if advance(rows[i], out[i], tokens[j], eos_ids)]
+        if not keep:
+            break
+        if len(keep) < len(live):
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            attn, next_pos = attn[index], next_pos[index]
+        live = [live[j] for j in keep]
+        attn = torch.cat([attn, attn.new_ones((len(live), 1))], dim=1)
+        step_ids = torch.tensor([[tokens[j]] for j in keep], device=device)
+        step = model(
+            input_ids=step_ids, attention_mask=attn, position_ids=next_pos[:, None], cache=cache
+        )
+        next_pos = next_pos + 1
+    return out
+
+
+def choose(
+    logits: torch.Tensor,
+    rows: list[Row],
+    generators: list[torch.Generator],
+    allowed: torch.Tensor | None,
+) -> list[int]:
+    """One next token per row: masked, then greedy (temperature 0) or top-p sampled."""
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    tokens = []
+    for j, row in enumerate(rows):
+        if row.temperature <= 0:
+            tokens.append(int(logits[j].argmax()))
+        else:
+            tokens.append(sample(logits[j], row.temperature, row.top_p, generators[j]))
+    return tokens
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
+    """Sample one token id from `logits` (1-D) with temperature and nucleus (top-p) filtering."""
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+        outside = sorted_probs.cumsum(0) - sorted_probs >= top_p
+        sorted_probs[outside] = 0.0
+        return int(order[torch.multinomial(sorted_probs, 1, generator=gen)])
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def advance(row: Row, out: Decoded, token: int, eos_ids: set[int]) -> bool:
+    """Record `token` for the row; False when the row is finished."""
+    out.tokens.append(token)
+    matcher = row.matcher
+    if matcher is not None and not matcher.consume_token(token):
+        out.finish, out.error = "error", f"grammar rejected a token: {matcher.get_error()}"
+        return False
+    if token in eos_ids or (matcher is not None and matcher.is_stopped()):
+        out.finish, out.complete = "stop", True
+        return False
+    if len(out.tokens) >= row.max_tokens:
+        out.finish = "length"
+        out.complete = matcher is None or matcher.is_accepting()
+        return False
+    return True

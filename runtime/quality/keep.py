@@ -1,0 +1,99 @@
+"""(keep-rule JSON AST, a record's values) → (keep?, reason): the filter's expression language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_NEGATION = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="}
+_COMPARE = {
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+class RuleError(ValueError):
+    """A keep rule the compiler should not have produced (unknown operator, bad node)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The truth of a rule and a factual reason ("score 0.42 < 0.6" when false)."""
+
+    ok: bool
+    reason: str
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{round(value, 3):g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _operand(node: Any, env: dict[str, Any]) -> tuple[Any, str]:
+    """(value, description) of a ref or literal: {"ref": "score"} → (0.42, "score 0.42")."""
+    if isinstance(node, dict) and "ref" in node:
+        name = str(node["ref"])
+        if name not in env:
+            raise RuleError(f"keep rule refers to unknown name {name!r}")
+        value = env[name]
+        return value, f"{name} {fmt(value) if value is not None else 'has no value'}"
+    if isinstance(node, dict) and ("value" in node or "const" in node):
+        node = node.get("value", node.get("const"))
+    if isinstance(node, dict | list):
+        raise RuleError(f"keep rule operand {node!r} is not a ref or a literal")
+    return node, fmt(node)
+
+
+def _children(node: dict[str, Any]) -> list[Any]:
+    if "args" in node:
+        return list(node["args"])
+    return [node[k] for k in ("left", "right", "arg") if k in node]
+
+
+def _compare(op: str, node: dict[str, Any], env: dict[str, Any]) -> Outcome:
+    left, left_text = _operand(node.get("left"), env)
+    right, right_text = _operand(node.get("right"), env)
+    if left is None or right is None:
+        missing = left_text if left is None else right_text
+        return Outcome(False, missing)
+    try:
+        ok = bool(_COMPARE[op](left, right))
+    except TypeError:
+        return Outcome(False, f"cannot compare {left_text} with {right_text}")
+    return Outcome(ok, f"{left_text} {op if ok else _NEGATION[op]} {right_text}")
+
+
+def evaluate(node: Any, env: dict[str, Any]) -> Outcome:
+    """Evaluate comparisons combined with and/or/not; a missing value makes a comparison false."""
+    if not isinstance(node, dict) or "op" not in node:
+        value, text = _operand(node, env)
+        return Outcome(bool(value), text)
+    op = str(node["op"]).lower()
+    if op in _COMPARE:
+        return _compare(op, node, env)
+    parts = [evaluate(child, env) for child in _children(node)]
+    if op == "and":
+        failed = [p.reason for p in parts if not p.ok]
+        return Outcome(not failed, failed[0] if failed else " and ".join(p.reason for p in parts))
+    if op == "or":
+        passed = [p.reason for p in parts if p.ok]
+        return Outcome(bool(passed), passed[0] if passed else " and ".join(p.reason for p in parts))
+    if op == "not" and len(parts) == 1:
+        return Outcome(not parts[0].ok, parts[0].reason)
+    raise RuleError(f"keep rule has an unknown operator {node['op']!r}")
+
+
+def refs(node: Any) -> set[str]:
+    """Every name a rule refers to (the filter checks them against its dimensions up front)."""
+    if isinstance(node, dict):
+        if "ref" in node:
+            return {str(node["ref"])}
+        return set().union(*(refs(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(refs(v) for v in node)) if node else set()
+    return set()

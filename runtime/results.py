@@ -1,0 +1,150 @@
+"""Step outcomes → run_results.json (versioned), per-step status rows and spec-located messages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+RESULTS_FORMAT = 1  # bump when the run_results.json layout changes incompatibly
+
+# ok: ran and finished; cached: reused, zero work; failed: raised (or could not start);
+# blocked: the step itself stopped (human review, failed expectation); skipped: an upstream
+# step failed or was blocked; pending: would run (dry runs only)
+Status = Literal["ok", "cached", "failed", "blocked", "skipped", "pending"]
+State = Literal["done", "cached", "stale", "pending"]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StepResult:
+    """One step's outcome in a run."""
+
+    id: str
+    kind: str
+    status: Status
+    key: str | None = None  # cache key (None when it could not be computed)
+    started: str | None = None  # ISO 8601, UTC
+    finished: str | None = None
+    seconds: float = 0.0
+    records: int = 0
+    cache_hit: bool = False
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+    span: dict[str, Any] | None = None  # dialc.plan.Span as a dict: file, line, col, …
+    internal: bool = False  # failed with an unexpected exception (a bug), not StepFailed
+    log: str | None = None  # traceback file, relative to the run dir
+    warnings: list[str] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None  # dry runs: {model_calls, tokens} from estimate()
+
+    def location(self) -> str:
+        """`file:line:col` of the step in its spec, or the step id when it has no span."""
+        if not self.span:
+            return self.id
+        return f"{self.span['file']}:{self.span['line']}:{self.span['col']}"
+
+    def diagnostic(self) -> str | None:
+        """The compiler-style line for a failed or blocked step, else None."""
+        if self.status == "failed" and self.internal:
+            tail = f" (traceback in {self.log})" if self.log else ""
+            where = f'{self.location()}: error: internal error in step "{self.id}"'
+            return f"{where}: {self.message}{tail}"
+        if self.status == "failed":
+            return f'{self.location()}: error: step "{self.id}" failed: {self.message}'
+        if self.status == "blocked":
+            return f'{self.location()}: warning: step "{self.id}" blocked: {self.message}'
+        return None
+
+
+@dataclass
+class StepStatus:
+    """`dialc status`: where a step stands without running anything."""
+
+    id: str
+    state: State  # done: output of the last run is current; cached: current output stored from
+    # an earlier run; stale: ran before with other inputs/params/code; pending: never completed
+    key: str | None = None
+    records: int = 0  # records stored under the current key (a partial count means it resumes)
+    last_status: str | None = None  # the step's status in the last run_results.json
+    message: str = ""
+
+
+@dataclass
+class RunResults:
+    """A whole run: what ran, what was reused, what failed, and the cost."""
+
+    pipeline: str
+    spec: str
+    run_dir: str
+    started: str
+    finished: str = ""
+    seconds: float = 0.0
+    dry_run: bool = False
+    selected: list[str] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
+    format: int = RESULTS_FORMAT
+
+    @property
+    def ok(self) -> bool:
+        """No step failed or was skipped because of a failure (blocked steps are not errors)."""
+        return not any(s.status in ("failed", "skipped") for s in self.steps)
+
+    def step(self, step_id: str) -> StepResult:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def by_status(self, status: Status) -> list[str]:
+        return [s.id for s in self.steps if s.status == status]
+
+    def totals(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for s in self.steps:
+            counts[s.status] = counts.get(s.status, 0) + 1
+        out: dict[str, Any] = {
+            "steps": counts,
+            "model_calls": sum(s.model_calls for s in self.steps),
+            "prompt_tokens": sum(s.prompt_tokens for s in self.steps),
+            "completion_tokens": sum(s.completion_tokens for s in self.steps),
+        }
+        if self.dry_run:
+            est = [s.estimate or {} for s in self.steps]
+            out["estimate"] = {
+                "model_calls": sum(int(e.get("model_calls", 0)) for e in est),
+                "tokens": sum(int(e.get("tokens", 0)) for e in est),
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["totals"] = self.totals()
+        return data
+
+    def write(self, path: Path) -> None:
+        """Write atomically (a reader never sees half a file)."""
+        tmp = path.with_suffix(".json.tmp")
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+
+def load_results(path: Path) -> RunResults:
+    """Read a run_results.json written by this format version."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != RESULTS_FORMAT:
+        raise ValueError(
+            f"{path}: run results format {data.get('format')}, expected {RESULTS_FORMAT}"
+        )
+    names = {f.name for f in fields(StepResult)}
+    steps = [StepResult(**{k: v for k, v in s.items() if k in names}) for s in data["steps"]]
+    keep = {f.name for f in fields(RunResults)} - {"steps"}
+    return RunResults(steps=steps, **{k: v for k, v in data.items() if k in keep})
