@@ -239,3 +239,11 @@ def main() -> None:
         typer.echo(f"dialc: internal error: {type(exc).__name__}: {exc}", err=True)
         typer.echo(traceback.format_exc(), err=True)
         sys.exit(2)
+
+
+def _register_runtime_commands() -> None:
+    """The runtime commands live in dialc/cli_run.py; they import runtime/ only when invoked."""
+    import dialc.cli_run  # noqa: F401
+
+
+_register_runtime_commands()

@@ -55,9 +55,12 @@ class Lowering:
         return cfg
 
     def task_step(self, ref: RefIR) -> str:
+        """The step whose records are the usable tasks: the task set, an evolve, or its review gate."""
         if ref.name == "tasks" and not self.ir.find("tasks", ("evolve",)):
             return "tasks.tasks"
-        return self.decl(ref, ("evolve",)).id
+        evolve = self.decl(ref, ("evolve",))
+        review_id = f"review.{evolve.name}"
+        return review_id if review_id in self.steps else evolve.id
 
 
 def compile_plan(ir: IR, spec_path: str) -> Plan:
@@ -142,7 +145,10 @@ def _lower_evolve(low: Lowering, decl: DeclIR) -> None:
                                                              for o in f["operators"]],
               "rounds": f["rounds"], "per_round": f["per_round"],
               "review": low.path(f["review"]) if f.get("review") else None, "seed": low.seed(decl)}
-    low.add("evolve", decl.name, params, inputs, decl)
+    evolve_id = low.add("evolve", decl.name, params, inputs, decl)
+    if params["review"]:  # the human gate: a cheap step keyed on the review file's contents
+        review = {"path": params["review"], "files": [params["review"]]}
+        low.add("review", decl.name, review, [evolve_id], decl)
 
 
 def _lower_expressions(low: Lowering, decl: DeclIR) -> None:

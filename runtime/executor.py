@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.cache import FileDigests, effective_seed, output_digest, step_key, verify
 from runtime.context import BackendPool, StepContext, StepOutput
-from runtime.errors import SelectionError, StepFailed
+from runtime.errors import SelectionError, StepFailed, UnknownStepKind
 from runtime.progress import make_reporter
 from runtime.registry import Registry, StepModule, default_registry, estimator
 from runtime.results import RunResults, StepResult, StepStatus, load_results, now
@@ -105,16 +105,27 @@ def execute(
     )
     if dry_run:
         return _dry_run(plan, run_dir, results, forced, registry)
+    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet))
+
+
+def _run(
+    plan: Plan,
+    run_dir: Path,
+    results: RunResults,
+    forced: set[str],
+    registry: Registry,
+    reporter: Reporter,
+) -> RunResults:
+    """Run the selected steps; run_results.json is written even when interrupted."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
-    reporter = make_reporter(console, quiet)
     t0 = perf_counter()
     with Store(run_dir) as store:
         runner = Runner(plan, store, registry, reporter, forced)
-        reporter.start(len(selected))
+        reporter.start(len(results.selected))
         try:
             for step in plan.steps:
-                if step.id in selected:
+                if step.id in results.selected:
                     runner.run_step(step)
         finally:
             reporter.stop()
@@ -163,7 +174,10 @@ class Runner:
                 return
         try:
             module = self.resolver.module(step)
-        except Exception as exc:
+        except UnknownStepKind as exc:
+            res.status, res.message = "failed", str(exc)
+            return
+        except Exception as exc:  # the step's module exists but fails to import
             self._internal(step, res, exc)
             return
         key = res.key = self.resolver.key(step)
@@ -294,13 +308,13 @@ def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> li
     """done / cached / stale / pending for every step, without running anything."""
     run_dir = Path(run_dir)
     store = Store.existing(run_dir)
-    last: dict[str, tuple[str | None, str]] = {}
+    last: dict[str, str] = {}  # step id → status in the last run
     if (run_dir / RESULTS_FILE).is_file():
         try:
             previous = load_results(run_dir / RESULTS_FILE)
-            last = {s.id: (s.key, s.status) for s in previous.steps}
+            last = {s.id: s.status for s in previous.steps}
         except (ValueError, KeyError, TypeError):
-            pass  # an older or damaged results file only loses the done/cached distinction
+            pass  # an older or damaged results file only loses `last_status`
     resolver = Resolver(plan, store, registry or default_registry(), check=False)
     rows = []
     try:
@@ -313,16 +327,17 @@ def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> li
 
 
 def _step_status(
-    step: Step, resolver: Resolver, store: Store | None, last: tuple[str | None, str] | None
+    step: Step, resolver: Resolver, store: Store | None, last: str | None
 ) -> StepStatus:
     found = resolver.output(step.id)
     key = resolver.keys.get(step.id)
-    row = StepStatus(id=step.id, state="pending", key=key, last_status=last[1] if last else None)
+    row = StepStatus(id=step.id, state="pending", key=key, last_status=last)
     if store is not None and key is not None:
         row.records = store.count(key)
-    if found is not None:
-        current = last is not None and last[0] == key and last[1] in ("ok", "cached")
-        row.state = "done" if current else "cached"
+    if found is not None and store is not None:
+        latest = store.latest_completed(step.id)
+        # cached: a different output of this step is more recent (say, a change was reverted)
+        row.state = "done" if latest is None or latest.key == key else "cached"
     elif store is not None and store.latest_completed(step.id) is not None:
         row.state = "stale"
         row.message = "params, inputs, files or code changed since it last ran"

@@ -75,7 +75,8 @@ class _Counter:
             eta = ""
             if self.total and rate > 0:
                 eta = f", eta {(self.total - self.done) / rate:.0f}s"
-            self.console.print(f"        {self.label}: {self.done}{of} ({rate:.1f}/s{eta})")
+            line = f"        {self.label}: {self.done}{of} ({rate:.1f}/s{eta})"
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 class PlainReporter:
@@ -97,13 +98,16 @@ class PlainReporter:
         yield _Counter(self.console if self.periodic else None, label, total)
 
     def warn(self, step_id: str, message: str) -> None:
-        self.console.print(f"warning: {step_id}: {message}", markup=False, highlight=False)
+        self._line(f"warning: {step_id}: {message}")
 
     def step_finished(self, result: StepResult) -> None:
-        self.console.print(summary_line(result), markup=False, highlight=False)
+        self._line(summary_line(result))
 
     def stop(self) -> None:
         pass
+
+    def _line(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 class RateColumn(ProgressColumn):
@@ -155,7 +159,7 @@ class RichReporter:
         yield _Bar(self.progress, task_id)
 
     def warn(self, step_id: str, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning[/]: {step_id}: {message}", highlight=False)
+        self.progress.console.print(Text.assemble(("warning", "yellow"), f": {step_id}: {message}"))
 
     def step_finished(self, result: StepResult) -> None:
         task_id = self.bars.pop(result.id, None)

@@ -69,8 +69,9 @@ class StepStatus:
     """`dialc status`: where a step stands without running anything."""
 
     id: str
-    state: State  # done: output of the last run is current; cached: current output stored from
-    # an earlier run; stale: ran before with other inputs/params/code; pending: never completed
+    state: State  # done: its latest output is current; cached: an older stored output is
+    # current again (reused, no work); stale: ran before with other inputs/params/files/code;
+    # pending: never completed
     key: str | None = None
     records: int = 0  # records stored under the current key (a partial count means it resumes)
     last_status: str | None = None  # the step's status in the last run_results.json

@@ -76,8 +76,9 @@ class Store:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise RuntimeError(f"{self.run_dir / STORE_FILE}: unknown store version {version}")
-        self.db.executescript(_SCHEMA)
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version == 0:
+            self.db.executescript(_SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @classmethod
     def existing(cls, run_dir: Path) -> Store | None:

@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 from runtime_fakes import FakeRegistry, make_plan
 
-from runtime.errors import SelectionError
+from runtime.errors import SelectionError, UnknownStepKind
 from runtime.executor import execute, status
+from runtime.registry import ModuleRegistry
 from runtime.results import load_results
 from runtime.store import Store
 
@@ -232,7 +233,14 @@ def test_internal_error_keeps_the_traceback(tmp_path: Path, reg: FakeRegistry) -
 
 def test_unknown_kind_fails_that_step(tmp_path: Path, reg: FakeRegistry) -> None:
     res = execute(make_plan([("nope.n", {}, [])]), tmp_path, registry=reg, quiet=True)
-    assert res.step("nope.n").status == "failed" and "nope" in res.step("nope.n").message
+    nope = res.step("nope.n")
+    assert nope.status == "failed" and not nope.internal
+    assert (
+        nope.message == "no implementation for step kind 'nope' (registered kinds: block, boom, "
+        "fail, files, gen, join, llm, map)"
+    )
+    with pytest.raises(UnknownStepKind, match="no module runtime.steps.no_such_kind"):
+        ModuleRegistry().get("no_such_kind")
 
 
 def test_blocked_step_blocks_dependents_with_its_message(tmp_path: Path, reg: FakeRegistry) -> None:
@@ -257,6 +265,7 @@ def test_status_without_running(tmp_path: Path, reg: FakeRegistry) -> None:
 
     assert set(states(dag()).values()) == {"pending"}
     execute(dag(), tmp_path, registry=reg, quiet=True)
+    execute(dag(), tmp_path, registry=reg, quiet=True, select=["c"])
     assert set(states(dag()).values()) == {"done"}
     edited = dag(**{"map.b": {"salt": "9"}})
     assert states(edited) == {

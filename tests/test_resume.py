@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from runtime_fakes import ROOT, FakeRegistry, resume_plan
 
 from runtime.executor import execute
@@ -71,3 +73,23 @@ def test_kill_9_mid_step_then_resume(tmp_path: Path) -> None:
     assert gen.metrics["emitted"] + gen.metrics["resumed"] == N
     execute(resume_plan(N), tmp_path / "b", registry=FakeRegistry(), quiet=True)
     assert all_records(run_a) == all_records(tmp_path / "b")
+
+
+def test_ctrl_c_keeps_records_and_writes_results(tmp_path: Path) -> None:
+    reg = FakeRegistry()
+    real_gen = reg.modules["gen"]
+
+    def interrupted(ctx: Any) -> Any:
+        ctx.emit("00000", {"i": 0, "partial": True})
+        raise KeyboardInterrupt
+
+    reg.modules["gen"] = SimpleNamespace(VERSION="1", run=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute(resume_plan(3), tmp_path, registry=reg, quiet=True)
+    gen = load_results(tmp_path / "run_results.json").step("gen.slow")
+    assert gen.status == "failed" and "interrupted" in gen.message and gen.records == 1
+    reg.modules["gen"] = real_gen
+    assert execute(resume_plan(3), tmp_path, registry=reg, quiet=True).step("gen.slow").metrics == {
+        "emitted": 2,
+        "resumed": 1,
+    }

@@ -90,7 +90,9 @@ def test_a_step_may_only_read_its_inputs(tmp_path: Path) -> None:
 def test_find_record(tmp_path: Path) -> None:
     plan = make_plan([("gen.a", {"n": 3}, []), ("map.b", {"salt": "s"}, ["gen.a"])])
     execute(plan, tmp_path, registry=FakeRegistry(), quiet=True)
-    step_id, record = find_record(tmp_path, "00001") or ("", None)
+    hit = find_record(tmp_path, "00001")
+    assert hit is not None
+    step_id, record = hit
     assert step_id == "map.b" and record["i"] == 1  # the furthest downstream copy
     found = find_record(tmp_path, "gen.a:00001")
     assert found is not None and found[0] == "gen.a" and found[1]["v"] != record["v"]

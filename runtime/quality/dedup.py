@@ -14,7 +14,7 @@ from runtime.quality.verdict import Verdict
 NUM_PERM = 128  # MinHash permutations: estimate error about 1/sqrt(128) ≈ 0.09
 MINHASH_SEED = 1  # fixed: the same texts always give the same duplicates
 WORD_N = 2  # word shingles: labels are short, and one changed word spoils n of the n-grams
-CHAR_N = 3  # character shingles for CJK text
+CHAR_N = 2  # character shingles for CJK text (a CJK character carries about a word)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,12 @@ def _duplicate(original: str, similarity: float, how: str) -> Verdict:
     return Verdict(0.0, False, detail, {"duplicate_of": original})
 
 
+def candidate_threshold(threshold: float) -> float:
+    """LSH finds candidates a little below the threshold (MinHash estimates are noisy, and LSH
+    cannot band above ~0.97); the exact Jaccard similarity then decides."""
+    return min(0.9, max(0.05, threshold - 0.1))
+
+
 def minhash_duplicates(
     items: Sequence[Item], threshold: float = 0.85, word_n: int = WORD_N, char_n: int = CHAR_N
 ) -> list[Verdict]:
@@ -69,7 +75,9 @@ def minhash_duplicates(
         grams = shingles(item.text, word_n, char_n)
         sketch = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
         sketch.update_batch([g.encode() for g in grams])
-        lsh = indexes.setdefault(item.scope, MinHashLSH(threshold=threshold, num_perm=NUM_PERM))
+        lsh = indexes.get(item.scope) or indexes.setdefault(
+            item.scope, MinHashLSH(threshold=candidate_threshold(threshold), num_perm=NUM_PERM)
+        )
         best, best_sim = "", 0.0
         for key in sorted(lsh.query(sketch)):
             similarity = jaccard(grams, originals[key][0])

@@ -122,3 +122,44 @@ def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list
         for e in expects or []
     ]
     return [check(e, rows) for e in parsed]
+
+
+def dimension_summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """One dimension over all records: mean, pass rate, failures, model usage (from its records)."""
+    verdicts = [r.get("quality", {}).get(name) or {} for r in rows]
+    scored = [v["score"] for v in verdicts if v.get("score") is not None]
+    passed = [v["passed"] for v in verdicts if v.get("passed") is not None]
+    cost = [v.get("cost") or {} for v in verdicts]
+    kept = [r["scores"][name] for r in rows if r.get("kept") and r["scores"].get(name) is not None]
+    return {
+        "mean": _mean(scored),
+        "kept_mean": _mean(kept),
+        "pass_rate": _mean([1.0 if p else 0.0 for p in passed]),
+        "failures": sum(1 for v in verdicts if v.get("passed") is None and not v.get("skipped")),
+        "model_calls": sum(c.get("model_calls", 0) for c in cost),
+        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in cost),
+        "completion_tokens": sum(c.get("completion_tokens", 0) for c in cost),
+    }
+
+
+def summary(rows: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
+    """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance."""
+    from runtime.quality.diversity import diversity
+
+    kept = [r for r in rows if r.get("kept")]
+    causes = Counter(str(r.get("cause")) for r in rows if not r.get("kept"))
+    return {
+        "records": len(rows),
+        "kept": len(kept),
+        "rejected": len(rows) - len(kept),
+        "kept_rate": metric("kept_rate", rows),
+        "rejected_by": dict(sorted(causes.items())),
+        "aggregate_mean": metric("mean:score", rows),
+        "duplicate_rate": duplicate_rate(rows),
+        "dimensions": {name: dimension_summary(rows, name) for name in names},
+        "balance": {
+            key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
+            for key in ("scenario", "category")
+        },
+        "diversity": diversity([content_text(r) for r in kept], seed),
+    }

@@ -86,15 +86,15 @@ def rule_repetition(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
     return Verdict(round(1.0 - ratio, 4), ratio <= limit, detail)
 
 
-_PII: dict[str, re.Pattern[str]] = {
+_PII: dict[str, re.Pattern[str]] = {  # specific before general: a card number contains a "phone"
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "cn_id": re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])"),
+    "card": re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"),
+    "ssn": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
     "cn_mobile": re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)"),
     "phone": re.compile(
         r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{3,4})[\s.-]\d{3,4}[\s.-]\d{3,4}(?!\d)"
     ),
-    "ssn": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
-    "card": re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"),
 }
 _CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

@@ -1,0 +1,137 @@
+"""Embedded model → tokens/s of constrained vs plain decoding, and of batched vs one-by-one.
+
+    python bench/bench_backend.py [--quick] [--model builtin:smollm2-135m-instruct] [--device cpu]
+
+(a) constrained JSON generation (llguidance masks, our decoding loop) vs unconstrained HF
+    `generate` on the same prompts, one request at a time: target ≥ 0.9×.
+(b) 8 constrained requests decoded as one batch vs one request at a time: target ≥ 2×.
+All numbers come from the same run; on a shared CPU they are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from runtime.backends.base import Constraint, GenRequest
+from runtime.backends.transformers_backend import TransformersBackend
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 30},
+        "city": {"type": "string", "maxLength": 30},
+        "bedrooms": {"type": "integer", "minimum": 0, "maximum": 10},
+        "budget": {"type": "integer", "minimum": 0, "maximum": 100000},
+    },
+    "required": ["name", "city", "bedrooms", "budget"],
+    "additionalProperties": False,
+}
+PEOPLE = [
+    ("Alice", "Paris", 2, 1800),
+    ("Bob", "Berlin", 3, 2500),
+    ("Chen Wei", "Shanghai", 1, 6000),
+    ("Dana", "Madrid", 4, 3200),
+    ("Emeka", "Lagos", 2, 900),
+    ("Fatima", "Casablanca", 3, 1500),
+    ("Goran", "Zagreb", 1, 700),
+    ("Hana", "Kyoto", 2, 2100),
+]
+MAX_TOKENS = 64  # new tokens per request at most
+
+
+def request(i: int, constrained: bool = True) -> GenRequest:
+    name, city, rooms, budget = PEOPLE[i % len(PEOPLE)]
+    text = (
+        f"Customer: Hi, I'm {name}. I'm looking for a flat with {rooms} bedrooms in {city}, "
+        f"and I can pay at most {budget} a month.\n"
+        "Extract name, city, bedrooms and budget as JSON."
+    )
+    constraint = Constraint("json", SCHEMA) if constrained else Constraint()
+    return GenRequest(({"role": "user", "content": text},), constraint, max_tokens=MAX_TOKENS)
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def hf_generate(backend: TransformersBackend, req: GenRequest) -> int:
+    """Plain greedy HF `generate` for one request; the number of new tokens."""
+    import torch
+
+    ids = torch.tensor([backend.prompt_ids(req.messages)], device=backend.loaded.device)
+    with torch.inference_mode():
+        out = backend.loaded.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_TOKENS, do_sample=False
+        )
+    return int(out.shape[1] - ids.shape[1])
+
+
+def bench_constrained_vs_plain(backend: TransformersBackend, n: int) -> float:
+    """(a): tokens/s of each mode over the same n prompts, one at a time; returns the ratio."""
+    results, t_json = timed(lambda: [backend.generate([request(i)])[0] for i in range(n)])
+    json_tokens = sum(r.completion_tokens for r in results)
+    plain, t_plain = timed(lambda: [backend.generate([request(i, False)])[0] for i in range(n)])
+    plain_tokens = sum(r.completion_tokens for r in plain)
+    hf_tokens, t_hf = timed(lambda: sum(hf_generate(backend, request(i)) for i in range(n)))
+    print(f"(a) {n} prompts, one at a time, greedy")
+    for label, tokens, seconds in [
+        ("constrained JSON (ours)  ", json_tokens, t_json),
+        ("unconstrained (ours)     ", plain_tokens, t_plain),
+        ("unconstrained HF generate", hf_tokens, t_hf),
+    ]:
+        print(f"    {label} {tokens:4d} tokens {seconds:6.1f} s {tokens / seconds:6.2f} tok/s")
+    print(f"    valid JSON: {sum(r.ok for r in results)}/{n}   e.g. {results[0].text}")
+    ratio = (json_tokens / t_json) / (hf_tokens / t_hf)
+    print(f"    ratio constrained / HF generate = {ratio:.2f}x  (target >= 0.9x)")
+    return ratio
+
+
+def bench_batched_vs_single(path: str, device: str | None, n: int) -> float:
+    """(b): wall time of n constrained requests as one batch vs one by one; returns the speed-up."""
+    batched = TransformersBackend({"path": path, "device": device, "batch_size": n})
+    single = TransformersBackend({"path": path, "device": device, "batch_size": 1})
+    requests = [request(i) for i in range(n)]
+    out_b, t_b = timed(lambda: batched.generate(requests))
+    out_s, t_s = timed(lambda: single.generate(requests))
+    tokens = sum(r.completion_tokens for r in out_b)
+    same = [r.text for r in out_b] == [r.text for r in out_s]
+    print(f"(b) {n} constrained JSON requests, {tokens} tokens")
+    print(f"    one batch of {n}   {t_b:6.1f} s {tokens / t_b:6.2f} tok/s")
+    print(f"    one at a time    {t_s:6.1f} s {tokens / t_s:6.2f} tok/s")
+    print(f"    same texts: {same}   valid: {sum(r.ok for r in out_b)}/{n}")
+    print(f"    speed-up batched / one at a time = {t_s / t_b:.2f}x  (target >= 2x)")
+    return t_s / t_b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer prompts (about a minute)")
+    parser.add_argument("--model", default="builtin:smollm2-135m-instruct")
+    parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    backend, t_load = timed(
+        lambda: TransformersBackend({"path": args.model, "device": args.device})
+    )
+    import torch
+
+    print(
+        f"model {args.model} on {backend.loaded.device} ({backend.loaded.dtype}), "
+        f"torch threads {torch.get_num_threads()}, loaded in {t_load:.1f} s"
+    )
+    backend.generate([request(0)])  # warm-up: first forward passes allocate and tune
+    bench_constrained_vs_plain(backend, 2 if args.quick else 4)
+    bench_batched_vs_single(args.model, args.device, 4 if args.quick else 8)
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Runtime commands (run, status, show, review) → runtime calls; imported lazily so `validate` stays light."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dialc.cli import SetOption, SpecArg, _plan, app
+
+RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: the spec's "
+                                                                       "pipeline output, e.g. runs/NAME).")]
+EXIT_BLOCKED = 3  # stopped at a gate: a human review is pending or a data test (expect) failed
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    overrides: SetOption = None,
+    select: Annotated[list[str] | None, typer.Option("--select", "-S", help="Run part of the DAG: NAME, +NAME "
+                                                     "(with ancestors), NAME+ (with descendants).")] = None,
+    recompute: Annotated[list[str] | None, typer.Option("--recompute", help="Force these selected steps to "
+                                                        "run again even if cached.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, what is cached and the "
+                                          "estimated model calls and tokens.")] = False,
+    run_dir: RunDirOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Compile and execute a spec: cached, resumable (run it again after Ctrl-C), with a report at the end.
+
+    Exit status: 0 done, 1 a step failed, 3 stopped at a gate (review pending or an expect failed)."""
+    from rich.console import Console
+
+    from runtime.errors import SelectionError
+    from runtime.executor import execute
+
+    plan = _plan(spec, overrides)
+    target = run_dir or Path(plan.settings["output"])
+    console = Console(stderr=True)
+    try:
+        results = execute(plan, target, select=select, recompute=recompute, dry_run=dry_run, console=console,
+                          quiet=quiet)
+    except SelectionError as exc:
+        typer.echo(f"dialc: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _print_results(results, console)
+    if not dry_run:
+        _write_report(target, console)
+    if not results.ok:
+        raise typer.Exit(1)
+    if results.by_status("blocked"):
+        raise typer.Exit(EXIT_BLOCKED)
+
+
+def _print_results(results: Any, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{results.pipeline}: {'dry run' if results.dry_run else 'run'} in {results.seconds:.1f}s",
+                  title_justify="left")
+    for column in ("step", "status", "seconds", "records", "model calls", "tokens"):
+        table.add_column(column, justify="left" if column in ("step", "status") else "right")
+    for step in results.steps:
+        tokens = step.prompt_tokens + step.completion_tokens
+        if results.dry_run and step.estimate:
+            tokens = int(step.estimate.get("tokens", 0))
+        table.add_row(step.id, step.status, f"{step.seconds:.1f}", str(step.records), str(step.model_calls),
+                      str(tokens))
+    console.print(table)
+    for step in results.steps:
+        line = step.diagnostic()
+        if line:
+            console.print(line, markup=False, highlight=False)
+
+
+def _write_report(run_dir: Path, console: Any) -> None:
+    try:
+        from runtime.report import write_report
+    except ImportError:
+        return
+    path = write_report(run_dir)
+    if path is not None:
+        console.print(f"report: {path}", markup=False, highlight=False)
+
+
+@app.command()
+def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
+    """Show which steps are done, cached, stale or pending, without running anything."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from runtime.executor import status as step_status
+
+    plan = _plan(spec, overrides)
+    rows = step_status(plan, run_dir or Path(plan.settings["output"]))
+    table = Table(title=f"{plan.pipeline}: status", title_justify="left")
+    for column in ("step", "state", "records", "last run", "note"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.id, row.state, str(row.records), row.last_status or "-", row.message)
+    Console().print(table)
+
+
+@app.command()
+def show(
+    record_id: Annotated[str, typer.Argument(help="A record id (e.g. prompts-000003) or STEP_ID:KEY.")],
+    run_dir: RunDirOption = None,
+) -> None:
+    """Print one record with its full lineage (dialogue, task chain, expression, model, scores, verdict)."""
+    from runtime.store import find_record
+
+    candidates = [run_dir] if run_dir else sorted(p for p in Path("runs").glob("*") if p.is_dir())
+    for directory in candidates:
+        found = find_record(directory, record_id)
+        if found is not None:
+            step_id, record = found
+            typer.echo(f"# {record_id} from {step_id} in {directory}", err=True)
+            typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
+            return
+    where = ", ".join(str(c) for c in candidates) or "no run directory under runs/"
+    typer.echo(f"dialc: error: record {record_id!r} not found (searched {where})", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def review(
+    file: Annotated[Path, typer.Argument(help="A review file written by an evolve step.")],
+    accept_all: Annotated[bool, typer.Option("--accept-all", help="Accept every pending candidate.")] = False,
+    reject_all: Annotated[bool, typer.Option("--reject-all", help="Reject every pending candidate.")] = False,
+    list_only: Annotated[bool, typer.Option("--list", help="Only list candidates and decisions.")] = False,
+) -> None:
+    """Screen evolved tasks: accept, reject or edit each pending candidate; saved after every decision."""
+    from dialc.review_ui import review_file
+
+    raise typer.Exit(review_file(file, accept_all=accept_all, reject_all=reject_all, list_only=list_only))

@@ -1,0 +1,26 @@
+"""Text → text with personal data masked (e-mails, phone numbers, ID and card numbers) and counts."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+# Order matters: longer, more specific patterns first so a phone inside an ID is not half-masked.
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    "id_number": re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])"),
+    "card": re.compile(r"(?<!\d)(?:\d{4}[ -]){3}\d{4}(?!\d)"),
+    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{4}(?:[\s.-]\d{3,4})?(?!\d)"
+                        r"|(?<!\d)1[3-9]\d{9}(?!\d)"),
+}
+MASKS = {"email": "[EMAIL]", "id_number": "[ID]", "card": "[CARD]", "phone": "[PHONE]"}
+
+
+def scrub(text: str) -> tuple[str, Counter[str]]:
+    """Mask every match; return the new text and how many of each kind were masked."""
+    counts: Counter[str] = Counter()
+    for kind, pattern in PATTERNS.items():
+        text, n = pattern.subn(MASKS[kind], text)
+        if n:
+            counts[kind] += n
+    return text, counts

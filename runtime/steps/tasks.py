@@ -1,0 +1,78 @@
+"""Declared tasks (+ optional model proposals from sampled dialogues) → task records, near-duplicates removed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.backends.base import Constraint, GenRequest
+from runtime.context import StepContext, StepOutput
+from runtime.prompts import PROPOSE_SCHEMA, propose_messages
+from runtime.seeds import derive, rng
+from runtime.similarity import is_near_copy
+
+VERSION = "1"
+GENERATED_OUTPUT = {"kind": "text", "max_chars": 400}  # when no declared task of the category exists
+
+
+def run(ctx: StepContext) -> StepOutput:
+    p = ctx.params
+    tasks = [dict(t) for t in p["declared"]]
+    dropped = 0
+    if p.get("generate"):
+        proposals = _proposals(ctx, p["generate"], tasks)
+        kept_texts = [t["instruction"] for t in tasks]
+        for task in proposals:
+            if is_near_copy(task["instruction"], kept_texts, p["dedup_threshold"]):
+                dropped += 1
+                continue
+            kept_texts.append(task["instruction"])
+            tasks.append(task)
+    for index, task in enumerate(tasks):
+        ctx.emit(f"{index:05d}", task)
+    categories = sorted({t["category"] for t in tasks})
+    return StepOutput(metrics={"tasks": len(tasks), "declared": len(p["declared"]),
+                               "generated": len(tasks) - len(p["declared"]), "near_duplicates_dropped": dropped,
+                               "categories": categories})
+
+
+def _proposals(ctx: StepContext, gen: dict[str, Any], declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One request per (scenario, category, i); each answered as {"instruction": …} under a JSON schema."""
+    source_id = ctx.step.inputs[0]
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for dialogue in ctx.records(source_id):
+        by_scenario.setdefault(dialogue["scenario"], []).append(dialogue)
+    outputs = {t["category"]: t["output"] for t in reversed(declared)}
+    jobs = []
+    for scenario in sorted(by_scenario):
+        description = gen["scenarios"].get(scenario, {}).get("description", scenario)
+        for category in gen["categories"]:
+            for i in range(gen["per_scenario"]):
+                dialogue = rng(ctx.seed, "propose", scenario, category, i).choice(by_scenario[scenario])
+                jobs.append((scenario, category, i, propose_messages(dialogue, category, description)))
+    model = gen["model"]
+    requests = [GenRequest(messages=tuple(m), constraint=Constraint(kind="json", schema=PROPOSE_SCHEMA),
+                           max_tokens=int(model.get("max_tokens", 256)),
+                           temperature=float(model.get("temperature", 0.7)),
+                           seed=derive(ctx.seed, "propose", s, c, i)) for s, c, i, m in jobs]
+    results = _generate(ctx, model, requests, "proposing tasks")
+    tasks = []
+    for (scenario, category, i, _), result in zip(jobs, results, strict=True):
+        if not result.ok or not isinstance(result.value, dict):
+            continue
+        tasks.append({"id": f"gen-{scenario}-{category}-{i}", "category": category,
+                      "instruction": result.value["instruction"].strip(),
+                      "output": outputs.get(category, GENERATED_OUTPUT), "weight": 1.0, "scenarios": [scenario],
+                      "origin": "generated", "chain": []})
+    return tasks
+
+
+def _generate(ctx: StepContext, model: dict[str, Any], requests: list[GenRequest], what: str) -> list[Any]:
+    backend = ctx.backend(model)
+    batch = int(model.get("batch_size", 8))
+    results: list[Any] = []
+    with ctx.progress(len(requests), what) as bar:
+        for start in range(0, len(requests), batch):
+            chunk = requests[start:start + batch]
+            results.extend(backend.generate(chunk))
+            bar.advance(len(chunk))
+    return results

@@ -1,0 +1,363 @@
+"""Evaluation: log-likelihood, exact match, domain metrics, bootstrap, retention gate, readers."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.evaluation import (
+    SuiteResult,
+    bootstrap_ci,
+    bootstrap_diff_ci,
+    check_retention,
+    evaluate_choice,
+    evaluate_domain,
+    evaluate_generation,
+    exact_match,
+    field_scores,
+    format_table,
+    last_number,
+    parse_json_object,
+    rouge_l,
+    score_domain,
+)
+from runtime.suites.readers import (
+    ChoiceItem,
+    GenItem,
+    SuiteFormatError,
+    read_cmmlu,
+    read_gsm8k,
+    read_probe,
+    read_suite,
+)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+class FakeLM:
+    """Scores a continuation by a lookup table; 'generates' canned answers; records its prompts."""
+
+    def __init__(self, scores: dict[str, float] | None = None, answers: list[str] | None = None):
+        self.scores, self.answers, self.prompts = scores or {}, answers or [], []
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[float]:
+        return [self.scores.get(option, -10.0) for _, option in requests]
+
+    def generate(self, prompts: list[Any], max_new_tokens: int, stop: Sequence[str] = ()) -> list:
+        self.prompts += prompts
+        return self.answers[: len(prompts)]
+
+
+# ---------------------------------------------------------------- multiple choice
+
+
+def test_acc_and_acc_norm_pick_by_total_and_per_byte_loglik() -> None:
+    item = ChoiceItem("q1", "?", ("a", "bbbbbbbb"), 1, "Q:", (" a", " bbbbbbbb"))
+    # " a" wins on the total (-2 > -4); " bbbbbbbb" wins per byte (-4/9 > -2/2)
+    result = evaluate_choice(FakeLM({" a": -2.0, " bbbbbbbb": -4.0}), [item], "toy")
+    assert result.metrics == {"acc": 0.0, "acc_norm": 1.0}
+    assert result.details[0]["pred"] == 0 and result.n == 1
+
+
+def test_loglikelihood_matches_direct_computation(tiny_model_dir: Path) -> None:
+    import torch
+
+    from runtime.evaluation import HFModel
+
+    lm = HFModel.load(tiny_model_dir, batch_size=2)
+    context, option = "Question: What is two plus two?\nAnswer:", " four"
+    ctx_ids = lm.tokenizer(context, add_special_tokens=False)["input_ids"]
+    all_ids = lm.tokenizer(context + option, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([all_ids])).logits[0].log_softmax(-1)
+    direct = sum(logits[p - 1, all_ids[p]].item() for p in range(len(ctx_ids), len(all_ids)))
+    requests = [(context, option), ("Short", " longer continuation here"), (context, " five")]
+    batched = lm.loglikelihood(requests)
+    assert batched[0] == pytest.approx(direct, abs=1e-4)
+    singles = [lm.loglikelihood([r])[0] for r in requests]  # padding does not change scores
+    assert batched == pytest.approx(singles, abs=1e-4)
+
+
+def test_trailing_context_space_moves_to_the_continuation(tiny_model_dir: Path) -> None:
+    from runtime.evaluation import HFModel
+
+    lm = HFModel.load(tiny_model_dir)
+    assert lm.encode_pair("Answer: ", "four") == lm.encode_pair("Answer:", " four")
+
+
+def test_batched_greedy_generation_matches_one_by_one(tiny_model_dir: Path) -> None:
+    from runtime.evaluation import HFModel
+
+    lm = HFModel.load(tiny_model_dir, batch_size=4)
+    prompts: list[Any] = ["Hello there, how", [{"role": "user", "content": "Hi"}], "A"]
+    together = lm.generate(prompts, max_new_tokens=4)
+    assert together == [lm.generate([p], max_new_tokens=4)[0] for p in prompts]
+
+
+# ---------------------------------------------------------------- generation, exact match
+
+
+@pytest.mark.parametrize(
+    ("output", "answer", "hit"),
+    [
+        ("so she makes 9 * 2 = $18.\n#### 18", "18", True),
+        ("The total is 1,000.00 dollars", "1000", True),
+        ("about -3.5 degrees", "-3.5", True),
+        ("18 eggs, wait no, 17", "18", False),
+        ("Paris.\nIt is the capital.", "Paris", True),
+        ("paris is the answer", "Paris", False),
+        ("no number", "4", False),
+    ],
+)
+def test_exact_match(output: str, answer: str, hit: bool) -> None:
+    assert exact_match(output, answer) is hit
+
+
+def test_last_number() -> None:
+    assert last_number("1, 2 and 3,500.") == "3500"
+    assert last_number("x = 2.50") == "2.5" and last_number("none") is None
+
+
+def test_generation_suite_with_few_shot() -> None:
+    items = [GenItem(f"g{i}", f"q{i}", str(i), f"work {i}\n#### {i}") for i in range(4)]
+    lm = FakeLM(answers=["#### 2", "the answer is 7"])
+    result = evaluate_generation(lm, items, "gsm8k", fewshot=2, chat=True)
+    assert result.n == 2 and result.metrics["exact_match"] == 0.5
+    first = lm.prompts[0]
+    assert [m["role"] for m in first] == ["user", "assistant", "user", "assistant", "user"]
+    assert first[1]["content"] == "work 0\n#### 0" and first[-1]["content"] == "q2"
+    text = evaluate_generation(FakeLM(answers=["2"]), items[:2], "g", fewshot=1, chat=False)
+    assert text.setting.startswith("1-shot, text")
+
+
+# ---------------------------------------------------------------- domain metrics
+
+
+def test_field_scores() -> None:
+    ref = {"budget": 3000, "district": "Chaoyang", "bedrooms": None}
+    assert field_scores({"budget": 3000.0, "district": " chaoyang "}, ref)["exact_match"] == 1.0
+    half = field_scores({"budget": 3000, "district": "Haidian", "extra": 1}, ref)
+    assert half["precision"] == pytest.approx(1 / 3) and half["recall"] == 0.5
+    assert half["f1"] == pytest.approx(0.4) and half["exact_match"] == 0.0
+    assert field_scores(None, ref)["f1"] == 0.0
+
+
+def test_parse_json_object_finds_json_in_prose() -> None:
+    assert parse_json_object('Sure! ```json\n{"a": {"b": 1}}\n```') == {"a": {"b": 1}}
+    assert parse_json_object('{broken {"x": 2}') == {"x": 2}
+    assert parse_json_object("no json") is None
+
+
+def test_rouge_l() -> None:
+    assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
+    p, r = 4 / 4, 4 / 6  # LCS "the cat the mat"
+    assert rouge_l("the cat the mat", "the cat sat on the mat") == pytest.approx(
+        2 * p * r / (p + r)
+    )
+    assert rouge_l("预算三千", "预算三千元") == pytest.approx(2 * 1 * 0.8 / 1.8)
+    assert rouge_l("", "x") == 0.0
+
+
+def test_domain_scores_by_output_kind() -> None:
+    json_rec = {"answer": '{"a": 1}', "value": {"a": 1}, "output": {"kind": "json"}}
+    assert score_domain('{"a": 1}', json_rec)["score"] == 1.0
+    choice = {"answer": "rental", "value": "rental", "output": {"kind": "choice"}}
+    assert score_domain(" Rental ", choice) == {"accuracy": 1.0, "score": 1.0}
+    text = {"answer": "call the landlord", "output": {"kind": "text"}}
+    assert score_domain("call the landlord", text)["rouge_l"] == 1.0
+    records = [dict(json_rec, id="r1", messages=[{"role": "user", "content": "x"}]), text]
+    text["messages"] = [{"role": "user", "content": "y"}]
+    result = evaluate_domain(FakeLM(answers=['{"a": 2}', "call them"]), records)
+    assert result.items["score"][0] == 0.0 and 0 < result.items["score"][1] < 1
+    assert result.metrics["f1"] == 0.0 and "rouge_l" in result.metrics
+
+
+# ---------------------------------------------------------------- bootstrap and retention
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
+    values = [1.0] * 70 + [0.0] * 30
+    low, high = bootstrap_ci(values, seed=3)
+    assert (low, high) == bootstrap_ci(values, seed=3)
+    assert low < 0.7 < high and high - low < 0.25
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0)
+
+
+def test_paired_difference_interval() -> None:
+    before = [1.0] * 50 + [0.0] * 50
+    after = [1.0] * 80 + [0.0] * 20  # 30 items flipped to right
+    low, high = bootstrap_diff_ci(before, after, seed=0)
+    assert 0.18 < low < 0.3 < high < 0.42
+    assert bootstrap_diff_ci(before, before) == (0.0, 0.0)
+
+
+def suite(name: str, correct: int, n: int = 100) -> SuiteResult:
+    items = [1.0] * correct + [0.0] * (n - correct)
+    return SuiteResult(name, "acc", {"acc": correct / n}, {"acc": items})
+
+
+def test_retention_gate_passes_small_drops_and_fails_large_ones() -> None:
+    before = {"probe": suite("probe", 60), "cmmlu": suite("cmmlu", 30)}
+    ok, rows = check_retention(
+        before, {"probe": suite("probe", 60), "cmmlu": suite("cmmlu", 29)}, 1.0
+    )
+    assert ok and [r["delta"] for r in rows] == pytest.approx([0.0, -1.0])
+    ok, rows = check_retention(
+        before, {"probe": suite("probe", 50), "cmmlu": suite("cmmlu", 31)}, 1.0
+    )
+    assert not ok and [r["ok"] for r in rows] == [False, True]
+    assert rows[0]["delta_ci"][1] <= 0 and "FAIL (max drop 1)" in format_table(rows)
+    ok, _ = check_retention({"a": 0.5}, {"a": 0.45}, {"a": 10.0})  # per-suite limits, fractions
+    assert ok
+
+
+# ---------------------------------------------------------------- a damaged model fails the gate
+
+
+def toy_items() -> list[ChoiceItem]:
+    """A toy suite whose right answer is always "owl", never as the first option."""
+    others = ["cat", "dog", "cow", "fox", "bee", "elk", "yak"]
+    items = []
+    for i in range(8):
+        wrong = [others[(i + k) % len(others)] for k in range(3)]
+        answer = 1 + i % 3
+        choices = wrong[:answer] + ["owl"] + wrong[answer:]
+        items.append(ChoiceItem(f"t{i}", f"Name animal {i}.", tuple(choices), answer, "", ()))
+    return items
+
+
+def test_gate_fails_for_a_damaged_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from runtime.evaluation import HFModel
+    from runtime.training import TrainConfig, train
+
+    items = toy_items()
+    chats = [
+        [
+            {"role": "user", "content": it.question},
+            {"role": "assistant", "content": it.choices[it.answer]},
+        ]
+        for it in items
+    ]
+    cfg = TrainConfig(method="full", max_steps=30, batch_size=8, lr=3e-3, warmup=0, save_steps=1000)
+    good_dir = train(tiny_model_dir, [{"messages": c} for c in chats], tmp_path, cfg).model_dir
+    good = HFModel.load(good_dir)
+    scored = [
+        ChoiceItem(it.id, it.question, it.choices, it.answer, good.render(c[:1]), it.choices)
+        for it, c in zip(items, chats, strict=True)
+    ]
+    before = evaluate_choice(good, scored, "toy")
+    damaged = HFModel.load(good_dir)
+    with torch.no_grad():
+        for parameter in damaged.model.parameters():
+            parameter.mul_(0.0)  # every logit 0: all options tie, the first one is picked
+    after = evaluate_choice(damaged, scored, "toy")
+    assert before.score >= 0.75 and after.score == 0.0
+    ok, rows = check_retention({"toy": before}, {"toy": after}, max_drop=1.0)
+    assert not ok and rows[0]["delta"] <= -75
+    assert check_retention({"toy": before}, {"toy": before}, max_drop=1.0)[0]
+
+
+# ---------------------------------------------------------------- readers
+
+
+def write(path: Path, lines: list[Any]) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+PROBE = {"id": "p1", "category": "math", "question": "2+2?", "choices": ["3", "4", "5", "6"],
+         "answer": 1, "target": "4"}  # fmt: skip
+
+
+def test_probe_reader_and_formats(tmp_path: Path) -> None:
+    path = write(tmp_path / "probe.jsonl", [PROBE, "", dict(PROBE, id="p2")])
+    items = read_probe(path)
+    assert [i.id for i in items] == ["p1", "p2"]
+    assert items[0].context == "Question: 2+2?\nAnswer:" and items[0].options[1] == " 4"
+    generated = read_suite(str(path), kind="generate")
+    assert generated.kind == "generate" and generated.items[0].answer == "4"
+    assert read_suite(str(path)).kind == "choice" and len(read_suite(str(path), limit=1).items) == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("{not json", "probe.jsonl:2: invalid JSON"),
+        (dict(PROBE, answer=4), "probe.jsonl:2: 'answer' must be an index in 0..3"),
+        (dict(PROBE, answer=True), "probe.jsonl:2: 'answer'"),
+        (dict(PROBE, choices="abcd"), "probe.jsonl:2: 'choices'"),
+        (dict(PROBE, question=""), "probe.jsonl:2: missing or empty 'question'"),
+    ],
+)
+def test_probe_errors_name_file_and_line(tmp_path: Path, row: Any, message: str) -> None:
+    path = write(tmp_path / "probe.jsonl", [PROBE, row])
+    with pytest.raises(SuiteFormatError, match=message):
+        read_probe(path)
+
+
+def test_gsm8k_reader(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.jsonl", [{"question": "q", "answer": "3 * 4 = 12\n#### 1,200"}])
+    assert read_gsm8k(path)[0].answer == "1200"
+    write(path, [{"question": "q", "answer": "12"}])
+    with pytest.raises(SuiteFormatError, match=r"g.jsonl:1: .*####"):
+        read_gsm8k(path)
+
+
+@pytest.mark.skipif(not (SHARED / "gsm8k" / "test.jsonl").is_file(), reason="no shared data")
+def test_gsm8k_shared_file() -> None:
+    suite = read_suite(str(SHARED / "gsm8k" / "test.jsonl"), limit=5)
+    assert suite.kind == "generate" and len(suite.items) == 5 and suite.items[0].answer == "18"
+
+
+CMMLU_HEADER = ",Question,A,B,C,D,Answer"
+
+
+def test_cmmlu_reader_subjects_and_round_robin_limit(tmp_path: Path) -> None:
+    for subject in ("arts", "law"):
+        rows = [f"{i},{subject} 问题{i},甲,乙,丙,丁,{'ABCD'[i]}" for i in range(3)]
+        write(tmp_path / f"{subject}.csv", [CMMLU_HEADER, *rows])
+    items = read_cmmlu(tmp_path, limit=3)
+    assert [i.id for i in items] == ["cmmlu/arts/0", "cmmlu/law/0", "cmmlu/arts/1"]
+    assert items[0].context.endswith("D. 丁\n答案：") and items[0].options == tuple("ABCD")
+    assert [i.answer for i in read_cmmlu(tmp_path, subjects=["law"])] == [0, 1, 2]
+    assert read_suite(str(tmp_path / "law.csv")).items[2].category == "law"
+    with pytest.raises(SuiteFormatError, match="no CMMLU subject file"):
+        read_cmmlu(tmp_path, subjects=["physics"])
+
+
+def test_cmmlu_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "bad.csv", [CMMLU_HEADER, "0,q,a,b,c,d,A", '1,"multi\nline q",a,b,c,d,E']
+    )
+    with pytest.raises(SuiteFormatError, match=r"bad.csv:4: answer must be one of A, B, C, D"):
+        read_cmmlu(path)
+    write(path, [CMMLU_HEADER, "0,q,a,b,c,A"])
+    with pytest.raises(SuiteFormatError, match=r"bad.csv:2: expected 7 columns"):
+        read_cmmlu(path)
+    write(path, ["Question,A,B"])
+    with pytest.raises(SuiteFormatError, match=r"bad.csv:1: expected the header"):
+        read_cmmlu(path)
+
+
+@pytest.mark.skipif(not (SHARED / "cmmlu" / "dev").is_dir(), reason="no shared data")
+def test_cmmlu_shared_dev_split() -> None:
+    items = read_cmmlu(SHARED / "cmmlu" / "dev", subjects=["agronomy", "anatomy"])
+    assert len(items) == 10 and all(0 <= i.answer < 4 for i in items)
+
+
+def test_unknown_suites_are_reported() -> None:
+    with pytest.raises(SuiteFormatError, match="unknown built-in suite"):
+        read_suite("builtin:no-such-suite")
+    with pytest.raises(SuiteFormatError, match="not found"):
+        read_suite("/no/such/file.jsonl")
+
+
+def test_math_isclose_sanity() -> None:
+    assert math.isclose(rouge_l("a b", "a b"), 1.0)

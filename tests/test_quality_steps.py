@@ -1,0 +1,252 @@
+"""The score.* and filter.* step modules against a minimal fake StepContext (no store, no model)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from runtime.backends.base import GenRequest, GenResult, ScoreRequest
+from runtime.errors import StepFailed
+from runtime.steps import filter as filter_step
+from runtime.steps import score as score_step
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "budget_max": {"type": ["integer", "null"], "minimum": 0, "maximum": 100000000},
+        "bedrooms": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+    "required": ["budget_max", "bedrooms"],
+    "additionalProperties": False,
+}
+DIALOGUES = [
+    {"id": "d1", "scenario": "rental", "turns": [
+        {"role": "customer", "text": "I want two bedrooms, budget at most 2,800 a month."}]},
+    {"id": "d2", "scenario": "purchase", "turns": [
+        {"role": "customer", "text": "We are buying a three-bedroom home for 4.5 million."}]},
+]  # fmt: skip
+
+
+def label(rid: str, dialogue: str, value: Any, ok: bool = True) -> dict[str, Any]:
+    return {
+        "id": rid, "dialogue_id": dialogue, "scenario": "rental" if dialogue == "d1" else "purchase",
+        "task_id": "extract", "category": "extraction", "expression": {"tone": "formal", "language": "en"},
+        "messages": [{"role": "user", "content": "Extract the customer's requirements."}],
+        "output": {"kind": "json", "schema": SCHEMA}, "answer": json.dumps(value),
+        "value": value if ok else None, "ok": ok, "error": None if ok else "invalid JSON",
+    }  # fmt: skip
+
+
+LABELS = [
+    label("p1", "d1", {"budget_max": 2800, "bedrooms": 2}),  # good
+    label("p2", "d1", {"budget_max": 2800, "bedrooms": 2}),  # copy of p1 (same dialogue)
+    label("p3", "d1", {"budget_max": 9000, "bedrooms": 2}),  # invented budget
+    label("p4", "d2", {"budget_max": 4500000, "bedrooms": 3, "garage": True}),  # extra field
+    label("p5", "d2", {"budget_max": 4500000, "bedrooms": 3}),  # good
+    label("p6", "d2", None, ok=False),  # labelling failed
+]
+
+
+class FakeContext:
+    """The documented StepContext surface, in memory."""
+
+    def __init__(
+        self,
+        step_id: str,
+        params: dict[str, Any],
+        inputs: dict[str, list[dict[str, Any]]],
+        backend: Any = None,
+        done: dict[str, Any] | None = None,
+    ) -> None:
+        self.step = SimpleNamespace(id=step_id, inputs=list(inputs), params=params)
+        self.params = params
+        self.seed = 42
+        self.done = dict(done or {})
+        self.emitted: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.models: list[dict[str, Any]] = []
+        self._inputs = inputs
+        self._backend = backend
+
+    def records(self, step_id: str) -> Iterator[Any]:
+        return iter(self._inputs[step_id])
+
+    def emit(self, key: str, record: Any) -> None:
+        assert key not in self.emitted, f"{key} emitted twice"
+        self.emitted[key] = json.loads(json.dumps(record))  # records must be JSON
+
+    def backend(self, model_cfg: dict[str, Any]) -> Any:
+        self.models.append(model_cfg)
+        return self._backend
+
+    @contextmanager
+    def progress(self, total: int | None, description: str = "") -> Iterator[Any]:
+        yield SimpleNamespace(advance=lambda n=1: None)
+
+    def account(self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0):
+        pass
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def score(dimension: dict[str, Any], **kwargs: Any) -> tuple[FakeContext, Any]:
+    inputs = {"label.labels": LABELS, "ingest.dialogues": DIALOGUES}
+    ctx = FakeContext(f"score.{dimension['name']}", {"dimension": dimension}, inputs, **kwargs)
+    return ctx, score_step.run(ctx)  # type: ignore[arg-type]
+
+
+def passed(ctx: FakeContext) -> dict[str, bool | None]:
+    return {k: r["passed"] for k, r in ctx.emitted.items()}
+
+
+def test_schema_rule_step() -> None:
+    ctx, out = score({"name": "valid", "kind": "rule", "rule": "schema"})
+    assert passed(ctx) == {"p1": True, "p2": True, "p3": True, "p4": False, "p5": True, "p6": None}
+    assert set(ctx.emitted["p4"]) == {"id", "score", "passed", "detail"}
+    assert "unexpected field 'garage'" in ctx.emitted["p4"]["detail"]
+    assert ctx.emitted["p6"]["skipped"] is True
+    assert (out.metrics["records"], out.metrics["pass_rate"], out.metrics["skipped"]) == (6, 0.8, 1)
+
+
+def test_grounding_step_joins_the_dialogues() -> None:
+    ctx, _ = score({"name": "grounded", "kind": "grounding", "min": 0.3})
+    assert passed(ctx) == {"p1": True, "p2": True, "p3": False, "p4": True, "p5": True, "p6": None}
+    assert "budget_max=9000" in ctx.emitted["p3"]["detail"]
+
+
+def test_dedup_step_compares_structured_labels_within_a_dialogue() -> None:
+    ctx, out = score({"name": "novel", "kind": "dedup", "method": "minhash", "threshold": 0.85})
+    assert passed(ctx) == {"p1": True, "p2": False, "p3": True, "p4": True, "p5": True, "p6": None}
+    assert ctx.emitted["p2"]["duplicate_of"] == "p1"
+    assert out.metrics["diversity"]["texts"] == 5
+
+
+class Judge:
+    """Says 5 for answers with a bedroom count of 2, else 2; counts the requests it sees."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        self.requests += requests
+        grades = ["5" if '"bedrooms": 2' in r.messages[-1]["content"] else "2" for r in requests]
+        return [GenResult(g, True, g, prompt_tokens=30, completion_tokens=1) for g in grades]
+
+    def loglikelihood(self, requests: list[ScoreRequest]) -> list[float]:
+        raise RuntimeError("not loaded")
+
+
+JUDGE = {"name": "helpful", "kind": "judge", "rubric": "Helpful?", "scale": [1, 5],
+         "method": "choice", "model": {"name": "small", "backend": "fake"}, "batch_size": 2}  # fmt: skip
+
+
+def test_judge_step_scores_in_batches_and_resumes() -> None:
+    backend = Judge()
+    done = {"p1": {"id": "p1", "score": 1.0, "passed": True, "detail": "judged 5 on 1..5"}}
+    ctx, out = score(JUDGE, backend=backend, done=done)
+    assert "p1" not in ctx.emitted and len(backend.requests) == 4  # p1 resumed, p6 skipped
+    assert {k: r["score"] for k, r in ctx.emitted.items()} == {
+        "p2": 1.0, "p3": 1.0, "p4": 0.25, "p5": 0.25, "p6": None}  # fmt: skip
+    assert ctx.models == [JUDGE["model"]]
+    assert out.metrics["records"] == 6 and out.metrics["judged"] == 4
+    assert out.metrics["model_calls"] == 4 and out.metrics["prompt_tokens"] == 120
+    assert len({r.seed for r in backend.requests}) == 4  # per-record seeds
+
+
+def test_judge_step_failures_are_recorded_and_warned() -> None:
+    ctx, out = score({**JUDGE, "method": "expected"}, backend=Judge())
+    assert all(r["score"] is None for r in ctx.emitted.values())
+    assert ctx.emitted["p1"]["detail"] == "judge error: not loaded"
+    assert out.metrics["failures"] == 5 and ctx.warnings
+
+
+@pytest.mark.parametrize(
+    ("dimension", "message"),
+    [
+        ({"name": "x", "kind": "vibes"}, "unknown dimension kind"),
+        ({"name": "x", "kind": "rule", "rule": "vibes"}, "unknown rule"),
+        ({**JUDGE, "scale": [5, 1]}, "scale"),
+        ({**JUDGE, "model": None}, "names no model"),
+    ],
+)
+def test_bad_dimensions_fail_the_step(dimension: dict[str, Any], message: str) -> None:
+    with pytest.raises(StepFailed, match=message):
+        score(dimension, backend=Judge())
+
+
+QUALITY = {
+    "dimensions": {
+        "valid": {"gate": True},
+        "novel": {"gate": True},
+        "grounded": {"weight": 1},
+        "helpful": {"weight": 2},
+    },
+    "keep": {"op": ">=", "left": {"ref": "score"}, "right": 0.6},
+    "top_k": None,
+    "expects": [{"metric": "kept_rate", "op": ">=", "value": 0.3, "span": "specs/re.dial:40:3"}],
+}
+
+
+def scored_inputs() -> dict[str, list[dict[str, Any]]]:
+    """Run the four score steps and hand their records to the filter, as the executor would."""
+    inputs: dict[str, list[dict[str, Any]]] = {"label.labels": LABELS}
+    dims = [
+        {"name": "valid", "kind": "rule", "rule": "schema"},
+        {"name": "novel", "kind": "dedup", "threshold": 0.85},
+        {"name": "grounded", "kind": "grounding", "min": 0.3},
+    ]
+    for dim in dims:
+        ctx, _ = score(dim)
+        inputs[f"score.{dim['name']}"] = list(ctx.emitted.values())
+    ctx, _ = score(JUDGE, backend=Judge())
+    inputs["score.helpful"] = list(ctx.emitted.values())
+    return inputs
+
+
+def run_filter(params: dict[str, Any]) -> tuple[FakeContext, Any]:
+    ctx = FakeContext("filter.quality", params, scored_inputs())
+    return ctx, filter_step.run(ctx)  # type: ignore[arg-type]
+
+
+def test_filter_keeps_and_rejects_with_reasons() -> None:
+    ctx, out = run_filter(QUALITY)
+    rows = ctx.emitted
+    assert [k for k, r in rows.items() if r["kept"]] == ["p1"]
+    assert rows["p2"]["reason"].startswith("gate novel failed: exact duplicate of p1")
+    assert rows["p3"]["reason"] == "score 0.333 < 0.6"  # (0 grounded + 2 × 0.5 helpful) / 3
+    assert rows["p4"]["reason"].startswith("gate valid failed: $: unexpected field 'garage'")
+    assert rows["p5"]["reason"] == "score 0.5 < 0.6"
+    assert rows["p6"]["reason"] == "label failed: invalid JSON"
+    first = rows["p1"]
+    assert first["scores"] == {"valid": 1.0, "novel": 1.0, "grounded": 1.0, "helpful": 1.0}
+    assert first["aggregate"] == 1.0 and first["answer"] == LABELS[0]["answer"]
+    assert first["quality"]["helpful"]["cost"]["model_calls"] == 1
+    assert out.status == "blocked"  # 1 of 6 kept < 0.3
+    assert out.message == ("specs/re.dial:40:3: expect kept_rate >= 0.3 failed: kept_rate is 0.167")
+    metrics = out.metrics
+    assert metrics["rejected_by"] == {"gate:novel": 1, "gate:valid": 1, "keep": 2, "label": 1}
+    assert metrics["dimensions"]["helpful"]["model_calls"] == 5
+    assert metrics["dimensions"]["grounded"]["pass_rate"] == 0.8
+
+
+def test_filter_passes_when_expectations_hold() -> None:
+    params = {**QUALITY, "keep": {"op": ">=", "left": {"ref": "score"}, "right": 0.3},
+              "expects": [{"metric": "kept_rate", "op": ">=", "value": 0.3, "span": "x:1:1"},
+                          {"metric": "duplicate_rate", "op": "<=", "value": 0.2, "span": "x:2:1"}]}  # fmt: skip
+    ctx, out = run_filter(params)
+    assert out.status == "ok" and out.metrics["kept"] == 3
+    assert [e["ok"] for e in out.metrics["expects"]] == [True, True]
+
+
+def test_filter_rejects_a_keep_rule_naming_an_unknown_dimension() -> None:
+    params = {**QUALITY, "keep": {"op": ">=", "left": {"ref": "helpfull"}, "right": 0.3}}
+    with pytest.raises(StepFailed, match="unknown name 'helpfull'"):
+        run_filter(params)
