@@ -5,6 +5,7 @@
 (a) constrained JSON generation (llguidance masks, our decoding loop) vs unconstrained HF
     `generate` on the same prompts, one request at a time: target ≥ 0.9×.
 (b) 8 constrained requests decoded as one batch vs one request at a time: target ≥ 2×.
+--quick: 2 prompts in (a), one timing of each mode in (b) instead of the best of two.
 All numbers come from the same run; on a shared CPU they are noisy.
 """
 
@@ -56,9 +57,9 @@ def request(i: int, constrained: bool = True) -> GenRequest:
     return GenRequest(({"role": "user", "content": text},), constraint, max_tokens=MAX_TOKENS)
 
 
-def timed(fn: Any) -> tuple[Any, float]:
+def timed(fn: Any, *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return out, time.perf_counter() - start
 
 
@@ -74,36 +75,57 @@ def hf_generate(backend: TransformersBackend, req: GenRequest) -> int:
     return int(out.shape[1] - ids.shape[1])
 
 
-def bench_constrained_vs_plain(backend: TransformersBackend, n: int) -> float:
-    """(a): tokens/s of each mode over the same n prompts, one at a time; returns the ratio."""
-    results, t_json = timed(lambda: [backend.generate([request(i)])[0] for i in range(n)])
-    json_tokens = sum(r.completion_tokens for r in results)
-    plain, t_plain = timed(lambda: [backend.generate([request(i, False)])[0] for i in range(n)])
-    plain_tokens = sum(r.completion_tokens for r in plain)
-    hf_tokens, t_hf = timed(lambda: sum(hf_generate(backend, request(i)) for i in range(n)))
-    print(f"(a) {n} prompts, one at a time, greedy")
-    for label, tokens, seconds in [
-        ("constrained JSON (ours)  ", json_tokens, t_json),
-        ("unconstrained (ours)     ", plain_tokens, t_plain),
-        ("unconstrained HF generate", hf_tokens, t_hf),
-    ]:
-        print(f"    {label} {tokens:4d} tokens {seconds:6.1f} s {tokens / seconds:6.2f} tok/s")
-    print(f"    valid JSON: {sum(r.ok for r in results)}/{n}   e.g. {results[0].text}")
-    ratio = (json_tokens / t_json) / (hf_tokens / t_hf)
+def bench_constrained_vs_plain(backends: dict[str, TransformersBackend], n: int) -> float:
+    """(a): tokens/s of each mode on the same n prompts, one at a time; returns the ratio.
+
+    The modes are interleaved prompt by prompt so that load from other processes spreads evenly.
+    """
+    plain = next(iter(backends.values()))
+    modes: dict[str, Any] = {
+        "constrained JSON (ours)": lambda i: backends["ff"].generate([request(i)])[0],
+        "  same, no fast-forward": lambda i: backends["no_ff"].generate([request(i)])[0],
+        "unconstrained (ours)": lambda i: plain.generate([request(i, False)])[0],
+        "unconstrained HF generate": lambda i: hf_generate(plain, request(i)),
+    }
+    tokens = dict.fromkeys(modes, 0)
+    seconds = dict.fromkeys(modes, 0.0)
+    valid = 0
+    for i in range(n):
+        for label, run in modes.items():
+            out, elapsed = timed(run, i)
+            tokens[label] += out if isinstance(out, int) else out.completion_tokens
+            seconds[label] += elapsed
+            valid += int(label.startswith("constrained") and out.ok)
+    print(f"(a) {n} prompts, one at a time, greedy, max {MAX_TOKENS} new tokens")
+    rate = {label: tokens[label] / seconds[label] for label in modes}
+    for label in modes:
+        line = f"{tokens[label]:4d} tokens {seconds[label]:6.1f} s {rate[label]:6.2f} tok/s"
+        print(f"    {label:26s} {line}")
+    print(f"    valid JSON: {valid}/{2 * n}   e.g. {backends['ff'].generate([request(0)])[0].text}")
+    ratio = rate["constrained JSON (ours)"] / rate["unconstrained HF generate"]
+    masked = rate["  same, no fast-forward"] / rate["unconstrained HF generate"]
     print(f"    ratio constrained / HF generate = {ratio:.2f}x  (target >= 0.9x)")
+    print(f"    ratio without fast-forward     = {masked:.2f}x  (masking cost alone)")
     return ratio
 
 
-def bench_batched_vs_single(path: str, device: str | None, n: int) -> float:
-    """(b): wall time of n constrained requests as one batch vs one by one; returns the speed-up."""
+def bench_batched_vs_single(path: str, device: str | None, n: int, repeats: int) -> float:
+    """(b): wall time of n constrained requests as one batch vs one by one; returns the speed-up.
+
+    Each mode runs `repeats` times, alternating; the best time of each counts.
+    """
     batched = TransformersBackend({"path": path, "device": device, "batch_size": n})
     single = TransformersBackend({"path": path, "device": device, "batch_size": 1})
     requests = [request(i) for i in range(n)]
-    out_b, t_b = timed(lambda: batched.generate(requests))
-    out_s, t_s = timed(lambda: single.generate(requests))
+    t_b, t_s = float("inf"), float("inf")
+    for _ in range(repeats):
+        out_b, elapsed = timed(lambda: batched.generate(requests))
+        t_b = min(t_b, elapsed)
+        out_s, elapsed = timed(lambda: single.generate(requests))
+        t_s = min(t_s, elapsed)
     tokens = sum(r.completion_tokens for r in out_b)
     same = [r.text for r in out_b] == [r.text for r in out_s]
-    print(f"(b) {n} constrained JSON requests, {tokens} tokens")
+    print(f"(b) {n} constrained JSON requests, {tokens} tokens, best of {repeats}")
     print(f"    one batch of {n}   {t_b:6.1f} s {tokens / t_b:6.2f} tok/s")
     print(f"    one at a time    {t_s:6.1f} s {tokens / t_s:6.2f} tok/s")
     print(f"    same texts: {same}   valid: {sum(r.ok for r in out_b)}/{n}")
@@ -118,9 +140,8 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
     args = parser.parse_args()
     start = time.perf_counter()
-    backend, t_load = timed(
-        lambda: TransformersBackend({"path": args.model, "device": args.device})
-    )
+    cfg = {"path": args.model, "device": args.device}
+    backend, t_load = timed(TransformersBackend, cfg)
     import torch
 
     print(
@@ -128,8 +149,9 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}, loaded in {t_load:.1f} s"
     )
     backend.generate([request(0)])  # warm-up: first forward passes allocate and tune
-    bench_constrained_vs_plain(backend, 2 if args.quick else 4)
-    bench_batched_vs_single(args.model, args.device, 4 if args.quick else 8)
+    no_ff = TransformersBackend({**cfg, "fast_forward": False})
+    bench_constrained_vs_plain({"ff": backend, "no_ff": no_ff}, 2 if args.quick else 4)
+    bench_batched_vs_single(args.model, args.device, 8, 1 if args.quick else 2)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

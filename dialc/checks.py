@@ -12,7 +12,8 @@ import networkx as nx
 from dialc import ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR, DeclIR, RefIR
-from dialc.schema import EXPECT_METRICS, KINDS, TEMPLATE_PLACEHOLDERS
+from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set
+from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, TEMPLATE_PLACEHOLDERS
 from dialc.values import suggest
 
 BUILTIN_SUITES = ("builtin:general-probe",)
@@ -24,11 +25,11 @@ IMPLICIT_FROM = {("quality", "from"): "label", ("finetune", "data"): "quality", 
 def run_checks(ir: IR, diags: Diagnostics, *, check_files: bool = True) -> None:
     """All passes in order; each one reports and goes on, so one run shows every problem."""
     passes: list[Callable[[IR, Diagnostics], None]] = [
-        pass_defaults, pass_refs, pass_cycles, pass_unused, pass_weights, pass_templates,
-        pass_quality, pass_training, pass_evaluation,
+        pass_defaults, pass_refs, pass_cycles, pass_unused, pass_sample_inputs, pass_task_set, pass_weights,
+        pass_templates, pass_quality, pass_training, pass_evaluation,
     ]
     if check_files:
-        passes.append(pass_files)
+        passes += [pass_files, pass_sample_size]
     for check in passes:
         check(ir, diags)
 
@@ -106,7 +107,10 @@ def _check_ref(ir: IR, decl: DeclIR, field: str, ref: RefIR, kinds: tuple[str, .
             diags.report("unknown-ref", f'unknown scenario "{ref.name}"', ref.span,
                          notes=suggest(ref.name, scenario_names))
         return
-    if "tasks" in kinds and ref.name == "tasks" and task_set_exists(ir):
+    if "tasks" in kinds and ref.name == "tasks":
+        if not task_set_exists(ir):
+            diags.report("unknown-ref", f"{decl.kind}.{field} refers to the task set, but no task is declared "
+                         "(declare `task NAME { … }` blocks or a `tasks { generate = N … }` block)", ref.span)
         return
     if lookup(ir, ref.name, kinds):
         return
@@ -118,18 +122,20 @@ def _check_ref(ir: IR, decl: DeclIR, field: str, ref: RefIR, kinds: tuple[str, .
                                                           other[0].name_span)])
         return
     candidates = [d.name for d in ir.decls if d.kind in kinds] + (["tasks"] if "tasks" in kinds else [])
-    noun = kinds[0] if len(kinds) == 1 else "name"
-    diags.report("unknown-ref", f'unknown {noun} "{ref.name}"', ref.span, notes=_did_you_mean(ir, ref.name,
-                                                                                               candidates, kinds))
+    notes, target = _did_you_mean(ir, ref.name, candidates, kinds)
+    # several kinds fit (sample.from): name the kind of the likely intended declaration
+    noun = kinds[0] if len(kinds) == 1 else target.kind if target is not None else "name"
+    diags.report("unknown-ref", f'unknown {noun} "{ref.name}"', ref.span, notes=notes)
 
 
-def _did_you_mean(ir: IR, name: str, candidates: list[str], kinds: tuple[str, ...]) -> list[Note]:
+def _did_you_mean(ir: IR, name: str, candidates: list[str],
+                  kinds: tuple[str, ...]) -> tuple[list[Note], DeclIR | None]:
     notes = suggest(name, candidates)
     if notes:
         target = lookup(ir, notes[0].message.split('"')[1], kinds)
         if target is not None:
-            return [Note(notes[0].message, target.name_span)]
-    return notes
+            return [Note(notes[0].message, target.name_span)], target
+    return notes, None
 
 
 def dependency_graph(ir: IR) -> nx.DiGraph:
@@ -146,12 +152,18 @@ def dependency_graph(ir: IR) -> nx.DiGraph:
 
 
 def pass_cycles(ir: IR, diags: Diagnostics) -> None:
+    """Report one cycle (breaking it changes the others), the same one on every run."""
     graph = dependency_graph(ir)
-    for cycle in nx.simple_cycles(graph):
-        path = [*cycle, cycle[0]]
-        span = graph.edges[path[-2], path[-1]]["span"]
-        diags.report("cycle", "dependency cycle: " + " -> ".join(path), span)
-        return  # one cycle report is enough: breaking it changes the others
+    try:
+        edges = nx.find_cycle(graph)  # depth-first in declaration order: deterministic
+    except nx.NetworkXNoCycle:
+        return
+    order = {d.id: i for i, d in enumerate(ir.decls)}
+    cycle = [u for u, _ in edges]
+    start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+    path = [*cycle[start:], *cycle[:start], cycle[start]]
+    span = graph.edges[path[-2], path[-1]]["span"]
+    diags.report("cycle", "dependency cycle: " + " -> ".join(path), span)
 
 
 def pass_unused(ir: IR, diags: Diagnostics) -> None:
@@ -165,6 +177,12 @@ def pass_weights(ir: IR, diags: Diagnostics) -> None:
     tasks = ir.of_kind("task")
     if tasks and not any(t.fields.get("weight", 1.0) for t in tasks):
         diags.report("bad-weight", "all task weights are zero: no task can be sampled", tasks[0].name_span)
+    for quality in ir.of_kind("quality"):
+        scored = [d for d in quality.children if not d.fields.get("gate") and d.fields.get("weight", 1.0) > 0]
+        uses_score = any(r.parts[0] == "score" for k in quality.keep for r in _expr_refs(k.expr))
+        if quality.children and uses_score and not scored:
+            diags.report("bad-weight", "the keep rule uses 'score', but every dimension is a gate or weighs 0: "
+                         "the score is undefined", quality.keep[0].span)
 
 
 def pass_templates(ir: IR, diags: Diagnostics) -> None:
@@ -195,21 +213,31 @@ def _check_template(text: str, known: list[str], span: Any, diags: Diagnostics) 
 
 
 def pass_quality(ir: IR, diags: Diagnostics) -> None:
+    axes = [k for e in ir.of_kind("expressions") for k, v in e.fields.items() if isinstance(v, dict)]
     for quality in ir.of_kind("quality"):
         names = [c.name for c in quality.children]
         if not names:
             diags.report("no-dimensions", f"quality '{quality.name}' declares no dimension", quality.name_span)
         for keep in quality.keep:
-            refs = [r for r in _expr_refs(keep.expr)]
-            if not any(r.parts[0] in (*names, "score") for r in refs):
-                diags.report("keep-no-dimension", "keep rule names neither 'score' nor a dimension "
-                             f"({', '.join(names) or 'none declared'})", keep.span)
-            for ref in refs:
-                if ref.parts[0] not in (*names, "score"):
-                    diags.report("unknown-ref", f'unknown dimension "{ref.parts[0]}" in keep rule', ref.span,
-                                 notes=suggest(ref.parts[0], [*names, "score"]))
+            _check_keep(keep, names, [*KEEP_FIELDS, *axes], diags)
         for expect in quality.expects:
             _check_expect(expect, names, diags)
+
+
+def _check_keep(keep: ast.Keep, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
+    refs = list(_expr_refs(keep.expr))
+    if not any(r.parts == [name] for r in refs for name in (*dims, "score")):
+        diags.report("keep-no-dimension", "keep rule names neither 'score' nor a dimension "
+                     f"({', '.join(dims) or 'none declared'})", keep.span)
+    known = [*dims, "score", *fields]
+    for ref in refs:
+        name = ".".join(ref.parts)
+        if name not in known:
+            diags.report("unknown-ref", f'unknown dimension "{name}" in keep rule', ref.span,
+                         notes=suggest(name, known))
+    for call in _expr_calls(keep.expr):
+        diags.report("type-mismatch", f"a keep rule cannot call {call.func}(): compare 'score', "
+                     "dimensions and record fields with numbers or strings", call.span)
 
 
 def _expr_refs(expr: ast.Expr) -> Iterator[ast.Ref]:
@@ -220,10 +248,16 @@ def _expr_refs(expr: ast.Expr) -> Iterator[ast.Ref]:
         yield from _expr_refs(expr.right)
     elif isinstance(expr, ast.Not):
         yield from _expr_refs(expr.operand)
-    elif isinstance(expr, ast.Call):
-        for arg in expr.args:
-            if isinstance(arg, ast.Name):
-                yield ast.Ref(span=arg.span, parts=[arg.name])
+
+
+def _expr_calls(expr: ast.Expr) -> Iterator[ast.Call]:
+    if isinstance(expr, ast.Call):
+        yield expr
+    elif isinstance(expr, ast.BinOp):
+        yield from _expr_calls(expr.left)
+        yield from _expr_calls(expr.right)
+    elif isinstance(expr, ast.Not):
+        yield from _expr_calls(expr.operand)
 
 
 def _check_expect(expect: ast.Expect, dims: list[str], diags: Diagnostics) -> None:
@@ -231,21 +265,28 @@ def _check_expect(expect: ast.Expect, dims: list[str], diags: Diagnostics) -> No
     if not (isinstance(expr, ast.BinOp) and expr.op in (">=", "<=", ">", "<", "==", "!=")):
         diags.report("unknown-metric", "expect needs a comparison, e.g. `expect kept_rate >= 0.5`", expect.span)
         return
+    if not isinstance(expr.right, ast.Num):
+        diags.report("type-mismatch", "expect compares a metric with a number, e.g. `expect kept_rate >= 0.5`",
+                     expr.right.span)
     metric = expr.left
-    if isinstance(metric, ast.Ref) and metric.parts[0] in EXPECT_METRICS:
+    if isinstance(metric, ast.Ref) and ".".join(metric.parts) in EXPECT_METRICS:
         return
     if isinstance(metric, ast.Call) and metric.func in ("mean", "pass_rate"):
         arg = metric.args[0] if metric.args else None
-        if isinstance(arg, ast.Name) and arg.name in dims:
+        allowed = [*dims, "score"] if metric.func == "mean" else dims
+        if isinstance(arg, ast.Name) and arg.name in allowed:
             return
-        diags.report("unknown-ref", f"{metric.func}() needs a dimension name ({', '.join(dims)})", metric.span)
+        shown = f'"{arg.name}" is not one' if isinstance(arg, ast.Name) else "none given"
+        diags.report("unknown-ref", f"{metric.func}() needs a dimension name: {shown} "
+                     f"(dimensions: {', '.join(dims) or 'none declared'})", metric.span,
+                     notes=suggest(arg.name, allowed) if isinstance(arg, ast.Name) else [])
         return
-    if isinstance(metric, ast.Call) and metric.func == "balance_p":
+    if isinstance(metric, ast.Call) and metric.func == "balance_p" and len(metric.args) == 1:
         return
-    shown = metric.parts[0] if isinstance(metric, ast.Ref) else getattr(metric, "func", "?")
-    diags.report("unknown-metric", f"unknown metric '{shown}' (metrics: kept_rate, kept, duplicate_rate, "
+    shown = ".".join(metric.parts) if isinstance(metric, ast.Ref) else getattr(metric, "func", "?")
+    diags.report("unknown-metric", f"unknown metric '{shown}' (metrics: {', '.join(EXPECT_METRICS)}, "
                  "mean(DIM), pass_rate(DIM), balance_p(KEY))", metric.span,
-                 notes=suggest(shown, list(EXPECT_METRICS)))
+                 notes=suggest(shown, [*EXPECT_METRICS, *EXPECT_FUNCTIONS]))
 
 
 def pass_training(ir: IR, diags: Diagnostics) -> None:
@@ -258,26 +299,32 @@ def pass_training(ir: IR, diags: Diagnostics) -> None:
 
 
 def pass_evaluation(ir: IR, diags: Diagnostics) -> None:
-    holdouts: dict[str, tuple[float, DeclIR]] = {}
+    holdouts: dict[str, DeclIR] = {}  # fine-tune name → the evaluation whose hold-out training excludes
     for evaluate in ir.of_kind("evaluate"):
         model = evaluate.fields.get("model")
         finetune = lookup(ir, model.name, ("finetune",)) if isinstance(model, RefIR) else None
-        if not evaluate.fields.get("general"):
+        invalid = "general" in evaluate.field_spans and "general" not in evaluate.fields  # reported already
+        if not evaluate.fields.get("general") and not invalid:
             diags.report("no-evaluation-suite", f"evaluate '{evaluate.name}' has no general suite: retention "
                          "cannot be shown", evaluate.name_span)
         if finetune is None:
             continue
         _check_replay_overlap(evaluate, finetune, diags)
-        domain = evaluate.fields.get("domain")
-        if domain is None:
+        if evaluate.fields.get("domain") is None:
             continue
-        previous = holdouts.get(finetune.name)
-        if previous and previous[0] != domain["fraction"]:
-            diags.report("holdout-overlap", f"evaluate '{evaluate.name}' holds out {domain['fraction']} of "
-                         f"'{finetune.name}''s data but '{previous[1].name}' holds out {previous[0]}: training "
-                         "excludes only one hold-out, so the other overlaps training data",
-                         evaluate.span_of("domain"), notes=[Note("other hold-out", previous[1].span_of("domain"))])
-        holdouts.setdefault(finetune.name, (domain["fraction"], evaluate))
+        first = holdouts.setdefault(finetune.name, evaluate)
+        if first is not evaluate and _holdout(ir, first) != _holdout(ir, evaluate):
+            (fraction, seed), (first_fraction, first_seed) = _holdout(ir, evaluate), _holdout(ir, first)
+            diags.report("holdout-overlap", f"evaluate '{evaluate.name}' holds out {fraction} of "
+                         f"'{finetune.name}''s data (seed {seed}) but '{first.name}' holds out {first_fraction} "
+                         f"(seed {first_seed}): training excludes only one hold-out, so the other overlaps "
+                         "training data", evaluate.span_of("domain"),
+                         notes=[Note("other hold-out", first.span_of("domain"))])
+
+
+def _holdout(ir: IR, evaluate: DeclIR) -> tuple[float, int]:
+    """(fraction, seed): the split a hold-out draws, as the compiler lowers it."""
+    return evaluate.fields["domain"]["fraction"], int(evaluate.fields.get("seed", ir.seed))
 
 
 def _check_replay_overlap(evaluate: DeclIR, finetune: DeclIR, diags: Diagnostics) -> None:

@@ -155,7 +155,7 @@ def _lower_expressions(low: Lowering, decl: DeclIR) -> None:
     axes = {k: v for k, v in decl.fields.items() if isinstance(v, dict)}
     params: dict[str, Any] = {"axes": axes, "paraphrase": None}
     inputs: list[str] = []
-    if decl.fields.get("paraphrases") and "paraphrase" in decl.fields:
+    if decl.fields.get("paraphrases") and "paraphrase" in decl.fields and "tasks.tasks" in low.steps:
         params["paraphrase"] = {"model": low.model(decl.fields["paraphrase"]), "n": decl.fields["paraphrases"]}
         inputs.append("tasks.tasks")
     low.add("expressions", decl.name, params, inputs, decl)

@@ -72,7 +72,11 @@ def _load(path: Path, diags: Diagnostics, modules: list[ast.Module], stack: list
         chain = " -> ".join(display_path(p) for p in [*stack[stack.index(path):], path])
         diags.report("include-cycle", f"include cycle: {chain}", at)
         return
-    if path in done or len(stack) > MAX_INCLUDE_DEPTH:
+    if path in done:
+        return
+    if len(stack) > MAX_INCLUDE_DEPTH:
+        diags.report("include-error", f"includes nested deeper than {MAX_INCLUDE_DEPTH} levels: "
+                     f"{display_path(path)} is not read", at)
         return
     module = parse_file(path, diags, name=name, at=at)
     if module is None:

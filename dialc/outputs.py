@@ -68,7 +68,7 @@ def _scalar(t: ast.TypeExpr, field: str, diags: Diagnostics) -> dict[str, Any]:
             diags.report("unbounded-output", f"string '{field}' has no (max N): generation may run away", t.span)
     elif t.keywords:
         _apply_keywords(schema, t, field, diags, {"max": "maximum", "min": "minimum"})
-    if t.base == "int" and ("minimum" not in schema or "maximum" not in schema):
+    if t.base == "int" and t.lo is None and ("minimum" not in schema or "maximum" not in schema):
         diags.report("unbounded-output", f"integer '{field}' has no [lo..hi] range: add bounds", t.span)
     return schema
 

@@ -7,7 +7,8 @@ from lark.exceptions import LarkError
 from dialc import ast
 from dialc.diagnostics import Diagnostics
 from dialc.grammar import parser
-from dialc.source import Source, Span
+from dialc.schema import KINDS
+from dialc.source import Span
 from dialc.transformer import to_value
 from dialc.values import suggest
 
@@ -26,26 +27,33 @@ def _apply_one(modules: list[ast.Module], text: str, diags: Diagnostics) -> list
     path, sep, raw = text.partition("=")
     parts = path.strip().split(".")
     if not sep or len(parts) < 2 or not all(parts):
-        diags.report("bad-override", f"'{text}': expected KIND.NAME.FIELD=VALUE, e.g. sample.prompts.count=40", where)
-        return modules
-    value = _parse_value(raw.strip(), text, diags, where)
-    if value is None:
+        diags.report("bad-override", f"'{text}': expected KIND.NAME.FIELD=VALUE, e.g. sample.prompts.count=40",
+                     where)
         return modules
     kind, field = parts[0], parts[-1]
     name = ".".join(parts[1:-1]) or None
-    targets = [d for m in modules for d in m.decls if d.kind == kind and (name is None or d.name in (name, None)
-                                                                          or (d.name is None and name == kind))]
+    targets = [d for m in modules for d in m.decls if d.kind == kind and name in (None, d.name or kind)]
     if len(targets) != 1:
         known = sorted({".".join(w.text for w in d.words[:2]) for m in modules for d in m.decls})
         reason = "matches no declaration" if not targets else "is ambiguous: add the declaration's name"
         diags.report("bad-override", f"'{path}' {reason}", where, notes=suggest(".".join(parts[:-1]), known))
         return modules
+    spec = KINDS.get(kind)
+    if spec is not None and field not in spec.fields and not spec.open_fields:
+        diags.report("bad-override", f"'{path}': {kind} has no field '{field}'", where,
+                     notes=suggest(field, list(spec.fields)))
+        return modules
+    text_field = spec is not None and field in spec.fields and spec.fields[field].type in ("str", "regex")
+    value = _parse_value(raw.strip(), text, diags, where, text_field)
+    if value is None:
+        return modules
     return [_replace(m, targets[0], field, value, where) for m in modules]
 
 
-def _parse_value(raw: str, text: str, diags: Diagnostics, where: Span) -> ast.Value | None:
-    if raw and not raw[0] in '"[{(-0123456789' and not raw.replace("_", "").isalnum():
-        raw = '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'  # bare text: treat as a string
+def _parse_value(raw: str, text: str, diags: Diagnostics, where: Span, text_field: bool) -> ast.Value | None:
+    """A value in .dial syntax; for a text field bare text is the text itself (quote it for escapes)."""
+    if text_field and not raw.startswith('"'):  # --set sample.prompts.template={dialogue} Reply briefly.
+        return ast.Str(span=where, value=raw)
     try:
         tree = parser("value").parse(raw)
     except LarkError:
@@ -53,6 +61,8 @@ def _parse_value(raw: str, text: str, diags: Diagnostics, where: Span) -> ast.Va
         return None
     local = Diagnostics()
     value = to_value(tree, OVERRIDE_FILE, local)
+    for problem in local.items:
+        diags.report("bad-override", f"'{text}': {problem.message}", where)
     return value if not local.has_errors() else None
 
 

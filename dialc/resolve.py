@@ -7,7 +7,7 @@ from typing import Any
 
 from dialc import ast
 from dialc.diagnostics import Diagnostics, Note
-from dialc.ir import IR, DeclIR, EntryIR
+from dialc.ir import IR, DeclIR, EntryIR, RefIR
 from dialc.outputs import output_from_block, output_from_call
 from dialc.schema import DIMENSION_FIELDS, KINDS, FieldSpec, KindSpec
 from dialc.values import INVALID, Coercer, suggest
@@ -147,6 +147,7 @@ def _assign(ir: DeclIR, member: ast.Assign, spec: KindSpec, fields: dict[str, Fi
 def _check_method(method: dict[str, Any], node: ast.Value, coercer: Coercer, diags: Diagnostics) -> Any:
     if not isinstance(node, ast.BlockV):
         return method
+    valid = True  # check every member, so one pass reports all of the block's problems
     for member in node.body:
         if not isinstance(member, ast.Assign):
             continue
@@ -154,10 +155,10 @@ def _check_method(method: dict[str, Any], node: ast.Value, coercer: Coercer, dia
         if spec is None:
             diags.report("unknown-field", f"{node.kind} has no field '{member.name}'", member.name_span,
                          notes=suggest(member.name, list(METHOD_FIELDS)))
-            return INVALID
-        if coercer.coerce(member.name, spec, member.value) is INVALID:
-            return INVALID
-    return method
+            valid = False
+        elif coercer.coerce(member.name, spec, member.value) is INVALID:
+            valid = False
+    return method if valid else INVALID
 
 
 def _child(ir: DeclIR, member: ast.Decl, diags: Diagnostics) -> None:
@@ -190,5 +191,7 @@ def _fill_defaults(ir: DeclIR, fields: dict[str, FieldSpec], diags: Diagnostics)
         if spec.required:
             diags.report("missing-field", f"{ir.kind} '{ir.name}' needs field '{name}' ({spec.doc})",
                          ir.name_span)
+        elif spec.type == "ref" and spec.default is not None:  # `from = tasks` by default: a real reference
+            ir.fields[name] = RefIR(name=spec.default, span=ir.name_span)
         elif spec.default is not None:
             ir.fields[name] = spec.default

@@ -10,7 +10,7 @@ from typing import Any
 class FieldSpec:
     """One field of a declaration: its type tag, allowed values/range, default and meaning."""
 
-    type: str  # int, float, str, bool, choice, ref, refs, names, weights, range, product, model_method,
+    type: str  # int, float, weight, str, bool, choice, ref, refs, names, weights, range, product, model_method,
     #            source_field, holdout, suites, output, roles, any_axis
     doc: str
     required: bool = False
@@ -36,7 +36,7 @@ class KindSpec:
 
 F = FieldSpec
 MODEL_REF = ("model",)
-WEIGHT = F("float", "relative weight (≥ 0) of this item in sampling / aggregation", default=1.0, lo=0)
+WEIGHT = F("weight", "relative weight (≥ 0) of this item in sampling / aggregation", default=1.0, lo=0)
 GATE = F("bool", "a hard gate: a record failing this dimension is rejected whatever its score", default=False)
 SEED = F("int", "random seed (defaults to the pipeline seed)", lo=0, hi=2**32 - 1)
 
@@ -243,4 +243,8 @@ DIMENSION_FIELDS: dict[str, dict[str, FieldSpec]] = {
 TEMPLATE_PLACEHOLDERS = ("dialogue", "instruction", "scenario", "scenario_description", "category",
                          "output_format", "task_id")
 # metrics an `expect` test may name (dimension-specific ones are `mean(dim)` / `pass_rate(dim)`)
-EXPECT_METRICS = ("kept_rate", "kept", "duplicate_rate", "mean", "pass_rate", "balance_p")
+EXPECT_METRICS = ("kept_rate", "rejected_rate", "kept", "rejected", "records", "duplicate_rate", "distinct_1",
+                  "distinct_2")
+EXPECT_FUNCTIONS = ("mean", "pass_rate", "balance_p")  # mean(DIM or score), pass_rate(DIM), balance_p(KEY)
+# record fields a keep rule may name, besides 'score', the dimensions and the expression axes
+KEEP_FIELDS = ("category", "scenario", "task_id", "dialogue_id")

@@ -22,9 +22,10 @@ def suggest(word: str, candidates: list[str] | tuple[str, ...]) -> list[Note]:
 
 
 def describe(value: ast.Value) -> str:
-    return {"str": "a string", "num": "a number", "name": f"name '{getattr(value, 'name', '')}'",
-            "range": "a range", "list": "a list", "dict": "a {key: value} map", "call": "a call",
-            "product": "a product (a * b)", "block": "a block"}.get(value.type, value.type)
+    return {"str": "a string", "num": f"number {getattr(value, 'text', '')}",
+            "name": f"name '{getattr(value, 'name', '')}'", "range": "a range", "list": "a list",
+            "dict": "a {key: value} map", "call": "a call", "product": "a product (a * b)",
+            "block": "a block"}.get(value.type, value.type)
 
 
 class Coercer:
@@ -59,6 +60,13 @@ class Coercer:
             return self._mismatch(field, "a number", value)
         result = self._bounds(field, spec, value)
         return float(result) if result is not _INVALID else result
+
+    def _weight(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
+        if isinstance(value, ast.Num) and value.value < 0:
+            self.diags.report("bad-weight", f"field '{field}' = {value.text} is negative: weights are >= 0",
+                              value.span)
+            return _INVALID
+        return self._float(field, spec, value)
 
     def _str(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
         if not isinstance(value, ast.Str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,9 @@ class HFModel:
         if adapter_dir is not None:
             from peft import PeftModel
 
-            lm = PeftModel.from_pretrained(lm, adapter_dir).to(device).eval()
+            with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in 5.x
+                warnings.simplefilter("ignore", FutureWarning)
+                lm = PeftModel.from_pretrained(lm, adapter_dir).to(device).eval()
         return cls(lm, tokenizer, **kw)
 
     def encode(self, text: str) -> list[int]:

@@ -86,10 +86,11 @@ def draw_prompts(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], a
     combos = math.prod(len(v) for v in axes.values()) if axes else 1
     capacity = {c: len(by_scenario[c[0]]) * _applicable(tasks, *c) * combos for c in weights}
     alloc = allocate(weights, capacity, int(params["count"]), int(params.get("min_per", 0)))
+    fixed = _balanced_axis_values(axes, [a for a in balance if a in axes], sum(alloc.values()), seed)
     draws: list[Draw] = []
     for cell in sorted(alloc):
-        draws.extend(_draw_cell(cell, alloc[cell], by_scenario[cell[0]], tasks, axes, seed))
-    draws = _balance_axes(draws, axes, [a for a in balance if a in axes], seed)
+        slots, fixed = fixed[:alloc[cell]], fixed[alloc[cell]:]
+        draws.extend(_draw_cell(cell, slots, by_scenario[cell[0]], tasks, axes, seed))
     order = rng(seed, "order")
     order.shuffle(draws)
     return draws
@@ -99,34 +100,40 @@ def _applicable(tasks: list[dict[str, Any]], scenario: str, category: str) -> in
     return sum(1 for t in tasks if t["category"] == category and (not t.get("scenarios") or scenario in t["scenarios"]))
 
 
-def _draw_cell(cell: tuple[str, str], n: int, dialogue_ids: list[str], tasks: list[dict[str, Any]],
-               axes: dict[str, dict[str, float]], seed: int) -> list[Draw]:
+def _draw_cell(cell: tuple[str, str], slots: list[dict[str, str]], dialogue_ids: list[str],
+               tasks: list[dict[str, Any]], axes: dict[str, dict[str, float]], seed: int) -> list[Draw]:
+    """len(slots) distinct draws; a slot fixes the values of the balanced axes for its draw."""
     scenario, category = cell
     pool = [t for t in tasks if t["category"] == category and (not t.get("scenarios") or scenario in t["scenarios"])]
     task_weights = [float(t.get("weight", 1.0)) or 1e-9 for t in pool]
     r = rng(seed, "cell", scenario, category)
     seen: set[Draw] = set()
     out: list[Draw] = []
-    while len(out) < n:
+    for slot in slots:
+        draw: Draw | None = None
         for _ in range(MAX_TRIES):
             task = r.choices(pool, weights=task_weights)[0]
-            expression = tuple((axis, r.choices(list(v), weights=list(v.values()))[0]) for axis, v in axes.items())
+            expression = tuple((axis, slot[axis] if axis in slot else r.choices(list(v), weights=list(v.values()))[0])
+                               for axis, v in axes.items())
             draw = Draw(r.choice(dialogue_ids), scenario, task["id"], category, expression)
             if draw not in seen:
                 break
         else:
-            draw = _first_unseen(seen, dialogue_ids, pool, axes, scenario, category)
-            if draw is None:
-                break
+            draw = _first_unseen(seen, dialogue_ids, pool, axes, slot, scenario, category)
+            if draw is None:  # this slot's fixed axis values are used up here: relax them
+                draw = _first_unseen(seen, dialogue_ids, pool, axes, {}, scenario, category)
+        if draw is None:
+            break  # the cell is exhausted
         seen.add(draw)
         out.append(draw)
     return out
 
 
 def _first_unseen(seen: set[Draw], dialogue_ids: list[str], pool: list[dict[str, Any]],
-                  axes: dict[str, dict[str, float]], scenario: str, category: str) -> Draw | None:
+                  axes: dict[str, dict[str, float]], slot: dict[str, str], scenario: str,
+                  category: str) -> Draw | None:
     """Exhaustive fallback when random redraws keep colliding (a nearly full cell)."""
-    values = [[(a, v) for v in vals] for a, vals in axes.items()]
+    values = [[(a, slot[a])] if a in slot else [(a, v) for v in vals] for a, vals in axes.items()]
     for d, t in itertools.product(dialogue_ids, pool):
         for expr in itertools.product(*values):
             draw = Draw(d, scenario, t["id"], category, tuple(expr))
@@ -135,17 +142,17 @@ def _first_unseen(seen: set[Draw], dialogue_ids: list[str], pool: list[dict[str,
     return None
 
 
-def _balance_axes(draws: list[Draw], axes: dict[str, dict[str, float]], balanced: list[str],
-                  seed: int) -> list[Draw]:
-    """For axes named in `balance`, reassign values so their counts follow the weights exactly."""
+def _balanced_axis_values(axes: dict[str, dict[str, float]], balanced: list[str], total: int,
+                          seed: int) -> list[dict[str, str]]:
+    """One slot per draw fixing each balanced axis, counts exactly proportional to the weights."""
+    slots: list[dict[str, str]] = [{} for _ in range(total)]
     for axis in balanced:
-        counts = largest_remainder(axes[axis], len(draws))
+        counts = largest_remainder(axes[axis], total)
         values = [v for v, n in sorted(counts.items()) for _ in range(n)]
         rng(seed, "axis", axis).shuffle(values)
-        draws = [Draw(d.dialogue, d.scenario, d.task, d.category,
-                      tuple((a, values[i] if a == axis else v) for a, v in d.expression))
-                 for i, d in enumerate(draws)]
-    return draws
+        for slot, value in zip(slots, values, strict=True):
+            slot[axis] = value
+    return slots
 
 
 def balance_report(draws: list[Draw], weights: dict[str, float], key: str) -> dict[str, Any]:

@@ -6,10 +6,13 @@ import json
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from runtime.models import resolve_model
 
 IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss ignore_index)
 Progress = Callable[[dict[str, Any]], None]  # called once per logged step with loss, tokens/s, ETA
@@ -55,16 +58,16 @@ class TrainResult:
     """Where the outputs are and how the run went."""
 
     out_dir: Path
-    adapter_dir: Path | None  # PEFT adapter (method == "lora")
-    model_dir: Path | None  # full weights: merged LoRA or full fine-tuning; None if not written
     steps: int  # optimizer steps completed in total (including resumed ones)
     final_loss: float | None  # loss of the last logged step
     log: list[dict[str, Any]]  # one entry per step: step, loss, learning_rate, grad_norm, epoch
-    tokens: int  # non-padding tokens processed in this session
+    tokens: int  # non-padding tokens trained on in this session
     seconds: float  # wall time of this session's training loop
     resumed_from: int | None  # checkpoint step this session resumed from
     examples: int  # training sequences after tokenization (before packing)
     dropped: int  # records dropped: no assistant token left within max_len
+    adapter_dir: Path | None = None  # PEFT adapter (method == "lora")
+    model_dir: Path | None = None  # full weights: merged LoRA or full fine-tuning
 
     @property
     def tokens_per_s(self) -> float:
@@ -162,43 +165,37 @@ def pack(examples: list[dict], max_len: int, seed: int) -> list[dict]:
 
 
 class Collator:
-    """Right-pads a batch to its longest row; counts the real tokens it hands out (for tokens/s)."""
+    """Right-pads a batch to its longest row; `num_tokens` = its real (non-padding) tokens."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
-        self.tokens = 0  # real (non-padding) tokens collated so far
 
     def __call__(self, rows: list[dict]) -> dict[str, Any]:
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
-        batch: dict[str, Any] = {}
-        batch["input_ids"] = torch.tensor(
-            [r["input_ids"] + [self.pad_id] * (width - len(r["input_ids"])) for r in rows]
-        )
-        batch["labels"] = torch.tensor(
-            [r["labels"] + [IGNORE] * (width - len(r["labels"])) for r in rows]
-        )
+        fill = [width - len(r["input_ids"]) for r in rows]
+        batch: dict[str, Any] = {
+            "input_ids": torch.tensor(
+                [r["input_ids"] + [self.pad_id] * n for r, n in zip(rows, fill, strict=True)]
+            ),
+            "labels": torch.tensor(
+                [r["labels"] + [IGNORE] * n for r, n in zip(rows, fill, strict=True)]
+            ),
+            "num_tokens": sum(len(r["input_ids"]) for r in rows),  # popped before the forward
+        }
         if "position_ids" in rows[0]:  # packed: no attention mask, positions mark the examples
             batch["position_ids"] = torch.tensor(
-                [r["position_ids"] + list(range(width - len(r["position_ids"]))) for r in rows]
+                [r["position_ids"] + list(range(n)) for r, n in zip(rows, fill, strict=True)]
             )
         else:
             batch["attention_mask"] = torch.tensor(
-                [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
+                [[1] * len(r["input_ids"]) + [0] * n for r, n in zip(rows, fill, strict=True)]
             )
-        self.tokens += sum(len(r["input_ids"]) for r in rows)
         return batch
 
 
 # ---------------------------------------------------------------- model
-
-
-def resolve_base(path: str | Path) -> Path:
-    """A model location (`builtin:` name, HF directory, GGUF file) → a loadable HF directory."""
-    from runtime.models import resolve_model
-
-    return resolve_model(str(path))
 
 
 def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
@@ -210,7 +207,7 @@ def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(
         base_dir, dtype=torch.bfloat16 if cuda else torch.float32
     )
     model.config.use_cache = False  # no KV cache while training (also enables packed masks)
@@ -228,7 +225,9 @@ def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
             target_modules=targets,
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(model, lora)
+        with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in 5.x
+            warnings.simplefilter("ignore", FutureWarning)
+            model = get_peft_model(model, lora)
     return model, tokenizer
 
 
@@ -272,11 +271,13 @@ def training_args(cfg: TrainConfig, ckpt_dir: Path) -> Any:
     )
 
 
-def make_reporter(progress: Progress, collator: Collator) -> Any:
+def make_reporter(progress: Progress) -> Any:
     """A TrainerCallback that turns each log line into progress({step, total_steps, loss, ...})."""
     from transformers import TrainerCallback
 
     class Reporter(TrainerCallback):
+        trainer: Any = None  # set once the trainer exists; it counts the tokens
+
         def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             self.start, self.first_step = time.perf_counter(), state.global_step
 
@@ -290,10 +291,8 @@ def make_reporter(progress: Progress, collator: Collator) -> Any:
                 {
                     "step": state.global_step,
                     "total_steps": state.max_steps,
-                    "loss": logs["loss"],
-                    "learning_rate": logs.get("learning_rate"),
-                    "epoch": logs.get("epoch"),
-                    "tokens_per_s": collator.tokens / elapsed if elapsed > 0 else 0.0,
+                    **{k: logs.get(k) for k in ("loss", "learning_rate", "epoch")},
+                    "tokens_per_s": self.trainer.tokens / elapsed if elapsed > 0 else 0.0,
                     "eta_s": elapsed / done * left if done > 0 else None,
                 }
             )
@@ -331,28 +330,25 @@ def train(
     Writes out_dir/adapter (PEFT, LoRA) or out_dir/model (full), out_dir/merged (LoRA + merge),
     out_dir/train_log.json (loss per step) and out_dir/train_meta.json.
     """
-    out_dir = Path(out_dir)
-    model, tokenizer = load_for_training(resolve_base(base_dir), cfg)
+    out_dir, ckpt_dir = Path(out_dir), Path(out_dir) / "checkpoints"
+    model, tokenizer = load_for_training(resolve_model(str(base_dir)), cfg)
     mixed = mix_replay(records, cfg.replay, cfg.replay_ratio, cfg.seed)
     examples, dropped = build_examples(tokenizer, mixed, cfg.max_len)
     if not examples:
         raise ValueError("no training example has an assistant token within max_len")
     rows = pack(examples, cfg.max_len, cfg.seed) if cfg.packing else examples
-    ckpt_dir = out_dir / "checkpoints"
     resume = prepare_checkpoints(ckpt_dir, cfg)
-    collator = Collator(tokenizer.pad_token_id)
-    trainer = make_trainer(model, rows, collator, training_args(cfg, ckpt_dir), progress)
+    args = training_args(cfg, ckpt_dir)
+    trainer = make_trainer(model, rows, tokenizer.pad_token_id, args, progress)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     log = step_log(trainer.state.log_history)
     result = TrainResult(
         out_dir=out_dir,
-        adapter_dir=None,
-        model_dir=None,
         steps=trainer.state.global_step,
         final_loss=log[-1]["loss"] if log else None,
         log=log,
-        tokens=collator.tokens,
+        tokens=trainer.tokens,
         seconds=time.perf_counter() - start,
         resumed_from=int(resume.rsplit("-", 1)[1]) if resume else None,
         examples=len(examples),
@@ -366,19 +362,31 @@ def train(
 
 
 def make_trainer(
-    model: Any, rows: list[dict], collator: Collator, args: Any, progress: Progress | None
+    model: Any, rows: list[dict], pad_id: int, args: Any, progress: Progress | None
 ) -> Any:
     """A transformers Trainer over pre-tokenized rows, reporting through `progress`, not stdout."""
     from transformers import PrinterCallback, Trainer
 
-    trainer = Trainer(
+    class CountingTrainer(Trainer):
+        """Counts the real tokens of every trained batch (the collator's `num_tokens`)."""
+
+        tokens = 0
+
+        def training_step(self, model, inputs, num_items_in_batch=None):  # type: ignore[no-untyped-def]
+            self.tokens += int(inputs.pop("num_tokens"))
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    reporter = make_reporter(progress) if progress else None
+    trainer = CountingTrainer(
         model=model,
         args=args,
         train_dataset=rows,  # type: ignore[arg-type]  # a list is a map-style dataset
-        data_collator=collator,
-        callbacks=[make_reporter(progress, collator)] if progress else None,
+        data_collator=Collator(pad_id),
+        callbacks=[reporter] if reporter else None,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict (disable_tqdm=True adds it)
+    if reporter:
+        reporter.trainer = trainer
     return trainer
 
 
@@ -407,20 +415,15 @@ def write_reports(base: Any, cfg: TrainConfig, res: TrainResult, n: int, replaye
     (res.out_dir / "train_log.json").write_text(json.dumps(res.log, indent=1))
     settings = asdict(cfg)
     settings["replay"] = len(cfg.replay)  # the count, not the samples
+    outcome = {k: v for k, v in asdict(res).items() if k not in ("log", "out_dir")}
     meta = {
         "base": str(base),
         "config": settings,
         "records": n,
         "replayed": replayed,
-        "examples": res.examples,
-        "dropped": res.dropped,
-        "steps": res.steps,
-        "final_loss": res.final_loss,
-        "resumed_from": res.resumed_from,
-        "tokens": res.tokens,
-        "seconds": round(res.seconds, 3),
+        **outcome,
         "tokens_per_s": round(res.tokens_per_s, 1),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    (res.out_dir / "train_meta.json").write_text(json.dumps(meta, indent=1))
+    (res.out_dir / "train_meta.json").write_text(json.dumps(meta, indent=1, default=str))

@@ -218,6 +218,41 @@ def test_unconstrained_greedy_matches_hf_generate(sharp: TransformersBackend) ->
         assert result.text == tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
+def forward_passes(backend: TransformersBackend, requests: list[GenRequest]) -> tuple[int, list]:
+    calls = []
+    hook = backend.loaded.model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        results = backend.generate(requests)
+    finally:
+        hook.remove()
+    return len(calls), results
+
+
+def test_fast_forward_feeds_forced_tokens_in_one_pass(sharp_dir: Path) -> None:
+    requests = [json_request(0, RICH)]
+    slow = TransformersBackend({"path": str(sharp_dir), "fast_forward": False})
+    passes, [plain] = forward_passes(slow, requests)
+    assert plain.ok and passes == plain.completion_tokens  # prefill + one per token but the last
+    fast = TransformersBackend({"path": str(sharp_dir)})
+    passes, [forwarded] = forward_passes(fast, requests)
+    assert forwarded.ok and json.loads(forwarded.text) == forwarded.value
+    assert passes < forwarded.completion_tokens * 0.7  # the keys of RICH are forced text
+
+
+def test_sample_follows_the_distribution() -> None:
+    import torch
+
+    from runtime.backends.decoding import sample
+
+    logits = torch.log(torch.tensor([0.5, 0.0, 0.3, 0.2]))  # token 1 is masked out (-inf)
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.tensor([sample(logits, 1.0, 1.0, gen) for _ in range(4000)]))
+    assert counts[1] == 0
+    assert counts[[0, 2, 3]].tolist() == pytest.approx([2000, 1200, 800], rel=0.1)
+    nucleus = {sample(logits, 1.0, 0.7, gen) for _ in range(200)}
+    assert nucleus == {0, 2}  # top-p 0.7 keeps the tokens holding the first 70% of the mass
+
+
 # -- retries and failures --------------------------------------------------------------------------
 
 
@@ -373,3 +408,44 @@ def test_schema_errors_refs_and_combinators() -> None:
 )
 def test_validate_output(text: str, constraint: Constraint, ok: bool) -> None:
     assert validate_output(text, constraint)[0] is ok
+
+
+# -- the real embedded model -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_model_extracts_json_and_reuses_its_conversion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime import models
+
+    converted = models.resolve_model(tb.DEFAULT_MODEL)  # converts on the very first run only
+
+    def fail(gguf: Path, out: Path) -> None:
+        raise AssertionError("the builtin model was converted a second time")
+
+    monkeypatch.setattr(models, "_convert", fail)
+    assert models.resolve_model(tb.DEFAULT_MODEL) == converted
+    backend = TransformersBackend({"path": tb.DEFAULT_MODEL})
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 30},
+            "city": {"type": "string", "maxLength": 30},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        },
+        "required": ["name", "city", "age"],
+        "additionalProperties": False,
+    }
+    text = "My name is Alice, I am 30 years old and I live in Paris."
+    [result] = backend.generate(
+        [
+            ask(
+                f"Extract the person's name, city and age as JSON.\nText: {text}",
+                constraint=Constraint("json", schema),
+                max_tokens=64,
+            ),
+        ]
+    )
+    assert result.ok, result.error
+    assert result.value["name"] == "Alice" and result.value["city"] == "Paris"

@@ -245,7 +245,7 @@ def test_gate_fails_for_a_damaged_model(tiny_model_dir: Path, tmp_path: Path) ->
         ]
         for it in items
     ]
-    cfg = TrainConfig(method="full", max_steps=30, batch_size=8, lr=3e-3, warmup=0, save_steps=1000)
+    cfg = TrainConfig(method="full", max_steps=8, batch_size=8, lr=1e-2, warmup=0, max_len=64)
     good_dir = train(tiny_model_dir, [{"messages": c} for c in chats], tmp_path, cfg).model_dir
     good = HFModel.load(good_dir)
     scored = [
@@ -256,11 +256,11 @@ def test_gate_fails_for_a_damaged_model(tiny_model_dir: Path, tmp_path: Path) ->
     damaged = HFModel.load(good_dir)
     with torch.no_grad():
         for parameter in damaged.model.parameters():
-            parameter.mul_(0.0)  # every logit 0: all options tie, the first one is picked
+            parameter.mul_(0.0)  # every logit 0: options score by token count alone
     after = evaluate_choice(damaged, scored, "toy")
-    assert before.score >= 0.75 and after.score == 0.0
+    assert before.score == 1.0 and after.score <= 0.25
     ok, rows = check_retention({"toy": before}, {"toy": after}, max_drop=1.0)
-    assert not ok and rows[0]["delta"] <= -75
+    assert not ok and rows[0]["delta"] <= -75.0
     assert check_retention({"toy": before}, {"toy": before}, max_drop=1.0)[0]
 
 
@@ -361,3 +361,76 @@ def test_unknown_suites_are_reported() -> None:
 
 def test_math_isclose_sanity() -> None:
     assert math.isclose(rouge_l("a b", "a b"), 1.0)
+
+
+# ---------------------------------------------------------------- the evaluate step
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A finetune step's output directory, its filter records and its params."""
+    from test_training import FakeContext, labelled
+
+    from runtime.steps import finetune
+
+    root = tmp_path_factory.mktemp("steps")
+    params = {"base": {"path": str(tiny_model_dir), "max_tokens": 4}, "max_steps": 2, "lr": 1e-3,
+              "holdout": {"fraction": 0.3}}  # fmt: skip
+    data = labelled(20)
+    ctx = FakeContext(params, {"filter.quality": data}, root / "finetune.domain")
+    ctx.out_dir.mkdir()
+    finetune.run(ctx)  # type: ignore[arg-type]
+    return root, data, params
+
+
+def evaluate_context(finetuned: tuple, tmp_path: Path, **params: Any) -> Any:
+    from test_training import FakeContext
+
+    root, data, ft_params = finetuned
+    probe = write(tmp_path / "probe.jsonl", [dict(PROBE, id=f"p{i}") for i in range(3)])
+    settings = {"base": ft_params["base"], "domain": {"fraction": 0.3},
+                "general": [{"path": str(probe)}], "max_drop": 100.0, **params}  # fmt: skip
+    inputs = {"finetune.domain": [], "filter.quality": data}
+    ctx = FakeContext(settings, inputs, root / "evaluate.after")
+    ctx.out_dir.mkdir(exist_ok=True)
+    return ctx
+
+
+def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path) -> None:
+    from runtime.split import is_holdout
+    from runtime.steps import evaluate
+
+    ctx = evaluate_context(finetuned, tmp_path)
+    output = evaluate.run(ctx)
+    held = [r for r in finetuned[1] if r["kept"] and is_holdout(r["dialogue_id"], 0.3, 7)]
+    probe = str(tmp_path / "probe.jsonl")
+    assert set(ctx.emitted) == {
+        f"{m}/{s}" for m in ("before", "after") for s in (probe, "domain")
+    } | {"table"}
+    assert ctx.emitted["after/domain"]["metrics"].keys() >= {"score", "f1", "exact_match"}
+    assert len(ctx.emitted["before/domain"]["items"]["score"]) == len(held)
+    assert output.metrics["retention_ok"] is True and output.metrics["holdout_records"] == len(held)
+    assert f"{probe}.delta" in output.metrics and "domain.before" in output.metrics
+    report = json.loads((ctx.out_dir / "eval.json").read_text())
+    assert [r["suite"] for r in report["rows"]] == [probe, "domain"]
+    assert "domain" in (ctx.out_dir / "eval.txt").read_text() and ctx.advanced == 2
+
+
+def test_evaluate_step_fails_the_gate_with_the_table(
+    finetuned: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime.evaluation
+    from runtime.errors import StepFailed
+    from runtime.steps import evaluate
+
+    ctx = evaluate_context(finetuned, tmp_path, max_drop=0.5, domain=None)
+
+    def collapsed(before: Any, after: Any, max_drop: float) -> tuple[bool, list]:
+        rows = [dict(suite=n, before=50.0, after=20.0, delta=-30.0, max_drop=max_drop, ok=False)
+                for n in before]  # fmt: skip
+        return False, rows
+
+    monkeypatch.setattr(runtime.evaluation, "check_retention", collapsed)
+    with pytest.raises(StepFailed, match=r"(?s)retention gate failed.*FAIL \(max drop 0.5\)"):
+        evaluate.run(ctx)
+    assert (ctx.out_dir / "eval.txt").is_file()  # the table is kept for the report

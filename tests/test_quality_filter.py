@@ -51,7 +51,7 @@ def test_keep_rule_reasons() -> None:
     assert evaluate(either, {"score": 0.1, "category": "qa"}).ok
     miss = evaluate(either, {"score": 0.1, "category": "x"})
     assert miss.reason == "score 0.1 < 0.6 and category 'x' != 'qa'"
-    assert not evaluate({"op": "not", "arg": AT_LEAST}, {"score": 0.9}).ok
+    assert not evaluate({"op": "not", "operand": AT_LEAST}, {"score": 0.9}).ok
     assert evaluate(AT_LEAST, {"score": None}).reason == "score has no value"
     assert refs(rule) == {"score", "helpful"}
 
@@ -104,6 +104,7 @@ def test_top_k_per_category() -> None:
     best_only = apply_top_k(records, decisions, {"k": 1, "by": "category"})
     assert [d.kept for d in best_only] == [False, True, False, True]
     assert apply_top_k(records, decisions, None) == decisions
+    assert apply_top_k(records, decisions, 0) == decisions  # the compiler's "no limit"
 
 
 def rows() -> list[dict[str, Any]]:
@@ -112,7 +113,10 @@ def rows() -> list[dict[str, Any]]:
     for i in range(10):
         kept = i < 6
         scenario = "rental" if i % 2 == 0 or i == 1 else "purchase"
-        quality = {"helpful": {"score": 0.5 + i / 20, "passed": i != 0}, "novel": {"passed": True}}
+        quality: dict[str, dict[str, Any]] = {
+            "helpful": {"score": 0.5 + i / 20, "passed": i != 0},
+            "novel": {"passed": True},
+        }
         if i == 9:
             quality["novel"] = {"passed": False, "duplicate_of": "r0"}
         out.append({"id": f"r{i}", "scenario": scenario, "category": "qa", "answer": f"answer {i}",
@@ -152,3 +156,11 @@ def test_expectations_name_their_spec_location() -> None:
     nothing_kept = [{**r, "kept": False} for r in rows()]
     (empty,) = check_all([{"metric": "mean:helpful", "op": ">=", "value": 0.1}], nothing_kept)
     assert not empty["ok"] and "has no value" in empty["message"]
+
+
+def test_diversity_of_labels_without_words_uses_the_raw_answer() -> None:
+    data = [
+        {"id": "a", "kept": True, "value": {"n": 1}, "answer": '{"n": 1}'},
+        {"id": "b", "kept": True, "value": {"n": 2}, "answer": '{"n": 2}'},
+    ]
+    assert metric("distinct_1", data) == 0.75  # n, 1, n, 2

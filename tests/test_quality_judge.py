@@ -10,8 +10,11 @@ import pytest
 from runtime.backends.base import GenRequest, GenResult, ScoreRequest
 from runtime.quality.judge import JudgeSpec, expected_score, judge_messages, judge_records
 
-DIALOGUE = {"id": "d1", "turns": [{"role": "customer", "text": "I need a flat near the subway."}]}
-SPEC = JudgeSpec(rubric="Is the answer helpful and faithful?", lo=1, hi=5)
+DIALOGUE: dict[str, Any] = {
+    "id": "d1",
+    "turns": [{"role": "customer", "text": "I need a flat near the subway."}],
+}
+SPEC = JudgeSpec(rubric="Is the answer helpful and faithful?", lo=1, hi=5, method="choice")
 
 
 def record(answer: str, rid: str = "r1") -> dict[str, Any]:
@@ -30,7 +33,7 @@ class FakeJudge:
 
     @staticmethod
     def _grade(content: str) -> int:
-        answer = content.split("Answer:\n", 1)[1]
+        answer = content.split("Answer: ", 1)[1]
         return 5 if "subway" in answer else 1
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
@@ -62,6 +65,7 @@ def test_spec_from_params() -> None:
     spec = JudgeSpec.from_params(params)
     assert (spec.lo, spec.hi, spec.method, spec.minimum) == (0, 10, "expected", 0.6)
     assert JudgeSpec.from_params({"scale": {"lo": 1, "hi": 3}}).values == [1, 2, 3]
+    assert JudgeSpec.from_params({}).method == "expected"  # the compiler's default too
     with pytest.raises(ValueError):
         JudgeSpec.from_params({"scale": [3, 3]})
     with pytest.raises(ValueError):
@@ -69,19 +73,22 @@ def test_spec_from_params() -> None:
 
 
 def test_prompt_shows_rubric_dialogue_instruction_and_answer() -> None:
-    system, user = judge_messages(SPEC, record("Near the subway."), DIALOGUE)
-    assert system["role"] == "system" and user["role"] == "user"
+    (user,) = judge_messages(SPEC, record("Near the subway."), DIALOGUE)
+    assert user["role"] == "user"
     text = user["content"]
     parts = ("Is the answer helpful", "I need a flat", "Summarise the customer", "Near the subway.")
     assert all(part in text for part in parts)
-    assert "1 to 5" in text
+    assert text.endswith(
+        "Is the answer helpful and faithful? Rate from 1 (not at all) to 5 (perfectly). "
+        "Reply with the number only."
+    )
 
 
 def test_dialogue_is_not_repeated_when_the_instruction_quotes_it() -> None:
     quoted = record("x")
     prompt = "customer: I need a flat near the subway.\n\nSummarise the customer's needs."
     quoted["messages"] = [{"role": "user", "content": prompt}]
-    text = judge_messages(SPEC, quoted, DIALOGUE)[1]["content"]
+    text = judge_messages(SPEC, quoted, DIALOGUE)[0]["content"]
     assert text.count("I need a flat near the subway.") == 1
 
 
@@ -147,3 +154,53 @@ def test_off_scale_output_is_a_failure() -> None:
 
     (verdict,), _ = judge_records(Chatty(), SPEC, [(record("a"), DIALOGUE)])
     assert verdict.failed_to_score and "not on the scale" in verdict.detail
+
+
+REAL_CASES = [
+    (
+        [
+            "Hello, I am looking for a two-bedroom apartment to rent near the subway.",
+            "Sure. What is your monthly budget?",
+            "At most 3000 yuan per month, and I want to move in next month.",
+        ],
+        "The customer wants to rent a two-bedroom apartment near the subway, with a budget of "
+        "at most 3000 yuan per month, moving in next month.",
+    ),
+    (
+        [
+            "We want to buy a three-bedroom house with a garden in a quiet neighbourhood.",
+            "What price range are you considering?",
+            "Up to 4.5 million, and we need a good school nearby for our kids.",
+        ],
+        "The customer wants to buy a three-bedroom house with a garden in a quiet neighbourhood, "
+        "up to 4.5 million, with a good school nearby.",
+    ),
+]
+
+
+@pytest.mark.slow
+def test_real_model_judge_scores_an_off_topic_answer_lower() -> None:
+    """SmolLM2-135M is a weak judge; the expected score still separates a faithful summary from
+    an off-topic one (constrained choice picks "1" for both: argmax is too coarse at this size)."""
+    from runtime.backends import get_backend
+
+    backend = get_backend({"backend": "transformers", "path": "builtin:smollm2-135m-instruct"})
+    spec = JudgeSpec.from_params(
+        {"rubric": "Does the answer state the customer's requirements correctly and completely?",
+         "scale": [1, 5], "method": "expected"}
+    )  # fmt: skip
+    off_topic = "Bananas are yellow fruits that grow in tropical countries."
+    ask = [{"role": "user", "content": "Summarise the customer's housing requirements."}]
+    items: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for n, (texts, good) in enumerate(REAL_CASES):
+        roles = ["customer", "agent", "customer"]
+        turns = [{"role": r, "text": t} for r, t in zip(roles, texts, strict=True)]
+        dialogue: dict[str, Any] = {"id": f"d{n}", "turns": turns}
+        for answer in (good, off_topic):
+            items.append(({"id": "x", "messages": ask, "answer": answer, "ok": True}, dialogue))
+    verdicts, cost = judge_records(backend, spec, items)
+    scores = [v.score for v in verdicts]
+    assert all(s is not None and 0.0 <= s <= 1.0 for s in scores)
+    for better, worse in zip(scores[::2], scores[1::2], strict=True):
+        assert better > worse  # type: ignore[operator]
+    assert cost.model_calls == 5 * len(items)

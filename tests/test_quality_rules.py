@@ -57,12 +57,12 @@ def test_schema_violations_are_named(value: Any, expected: str) -> None:
 
 def test_schema_rule_on_records() -> None:
     output = {"kind": "json", "schema": SCHEMA}
-    assert score_rule(labelled(value=GOOD, output=output), {"rule": "schema"}).passed
-    bad = score_rule(labelled(value={**GOOD, "rooms": 2}, output=output), {"rule": "schema"})
+    assert score_rule(labelled(value=GOOD, output=output), {"check": "schema"}).passed
+    bad = score_rule(labelled(value={**GOOD, "rooms": 2}, output=output), {"check": "schema"})
     assert (bad.score, bad.passed) == (0.0, False)
     assert "unexpected field 'rooms'" in bad.detail
     failed = labelled(value=None, output=output, ok=False, error="invalid JSON")
-    assert "invalid JSON" in score_rule(failed, {"rule": "schema"}).detail
+    assert "invalid JSON" in score_rule(failed, {"check": "schema"}).detail
 
 
 def test_schema_follows_refs_and_any_of() -> None:
@@ -92,7 +92,7 @@ def test_tokens_count_cjk_characters_and_words() -> None:
 
 
 def test_length_rule_bounds() -> None:
-    params = {"rule": "length", "min": 3, "max": 8}
+    params = {"check": "length", "min": 3, "max": 8}
     assert score_rule(labelled("one two three four"), params).passed
     assert score_rule(labelled("too short"), params).detail == "2 tokens, fewer than 3"
     assert not score_rule(labelled("一二三四五六七八九十"), params).passed  # 10 CJK tokens
@@ -103,7 +103,7 @@ def test_length_rule_with_a_tokenizer() -> None:
         def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
             return [ord(c) for c in text]
 
-    params = {"rule": "length", "max": 5, "tokenizer": Chars()}
+    params = {"check": "length", "max": 5, "tokenizer": Chars()}
     assert not score_rule(labelled("abcdefg"), params).passed
 
 
@@ -111,28 +111,30 @@ def test_language_mismatch_is_caught() -> None:
     zh = {"language": "zh", "tone": "formal"}
     english = "The customer wants a two-bedroom flat near the subway."
     chinese = "客户想在地铁附近租一套两居室。"
-    assert not score_rule(labelled(english, expression=zh), {"rule": "language"}).passed
-    assert score_rule(labelled(chinese, expression=zh), {"rule": "language"}).passed
+    assert not score_rule(labelled(english, expression=zh), {"check": "language"}).passed
+    assert score_rule(labelled(chinese, expression=zh), {"check": "language"}).passed
     en = {"language": "en"}
-    assert not score_rule(labelled(chinese, expression=en), {"rule": "language"}).passed
-    assert score_rule(labelled(english, expression=en), {"rule": "language"}).passed
+    assert not score_rule(labelled(chinese, expression=en), {"check": "language"}).passed
+    assert score_rule(labelled(english, expression=en), {"check": "language"}).passed
 
 
 def test_language_checks_json_string_values_not_keys() -> None:
     output = {"kind": "json"}
     record = labelled('{"district": "朝阳区"}', {"district": "朝阳区"}, output=output,
                       expression={"language": "zh"})  # fmt: skip
-    assert score_rule(record, {"rule": "language"}).passed
+    assert score_rule(record, {"check": "language"}).passed
     record["expression"] = {"language": "en"}
-    assert not score_rule(record, {"rule": "language"}).passed
+    assert not score_rule(record, {"check": "language"}).passed
 
 
 def test_language_knows_other_scripts() -> None:
     assert script_shares("Привет, как дела")["cyrillic"] == 1.0
     record = labelled("Привет, как дела", expression={"language": "ru"})
-    assert score_rule(record, {"rule": "language"}).passed
-    assert not score_rule({**record, "expression": {"language": "fr"}}, {"rule": "language"}).passed
-    assert score_rule(labelled("no language asked"), {"rule": "language"}).passed  # n/a
+    assert score_rule(record, {"check": "language"}).passed
+    assert not score_rule(
+        {**record, "expression": {"language": "fr"}}, {"check": "language"}
+    ).passed
+    assert score_rule(labelled("no language asked"), {"check": "language"}).passed  # n/a
 
 
 def test_repetition_is_caught() -> None:
@@ -140,10 +142,10 @@ def test_repetition_is_caught() -> None:
     loop = "the flat is nice " * 12
     assert repetition_ratio(fresh) == 0.0
     assert repetition_ratio(loop) > 0.7
-    assert score_rule(labelled(fresh), {"rule": "repetition"}).passed
-    verdict = score_rule(labelled(loop), {"rule": "repetition", "max": 0.3})
+    assert score_rule(labelled(fresh), {"check": "repetition"}).passed
+    verdict = score_rule(labelled(loop), {"check": "repetition", "max": 0.3})
     assert not verdict.passed and verdict.score is not None and verdict.score < 0.3
-    assert not score_rule(labelled("好的" * 8), {"rule": "repetition"}).passed
+    assert not score_rule(labelled("好的" * 8), {"check": "repetition"}).passed
 
 
 @pytest.mark.parametrize(
@@ -160,7 +162,7 @@ def test_repetition_is_caught() -> None:
 )
 def test_pii_is_caught(text: str, kind: str) -> None:
     assert kind in [k for k, _ in find_pii(text)]
-    verdict = score_rule(labelled(text), {"rule": "pii"})
+    verdict = score_rule(labelled(text), {"check": "pii"})
     assert not verdict.passed and kind in verdict.detail
 
 
@@ -170,7 +172,7 @@ def test_pii_is_caught(text: str, kind: str) -> None:
      "Order 12345678901234567 is not an ID"],
 )  # fmt: skip
 def test_prices_and_dates_are_not_pii(text: str) -> None:
-    assert score_rule(labelled(text), {"rule": "pii"}).passed
+    assert score_rule(labelled(text), {"check": "pii"}).passed
 
 
 @pytest.mark.parametrize(
@@ -179,25 +181,36 @@ def test_prices_and_dates_are_not_pii(text: str) -> None:
      "作为一个人工智能，我无法回答这个问题。", "抱歉，我无法提供这些信息。"],
 )  # fmt: skip
 def test_refusals_are_caught(text: str) -> None:
-    assert not score_rule(labelled(text), {"rule": "refusal"}).passed
+    assert not score_rule(labelled(text), {"check": "refusal"}).passed
 
 
 def test_plain_answers_are_not_refusals() -> None:
     text = "The customer cannot afford more than 3000 and wants to move in May."
-    assert score_rule(labelled(text), {"rule": "refusal"}).passed
-    custom = {"rule": "refusal", "phrases": ["Sure thing"]}
+    assert score_rule(labelled(text), {"check": "refusal"}).passed
+    custom = {"check": "refusal", "phrases": ["Sure thing"]}
     assert not score_rule(labelled("sure thing!"), custom).passed
 
 
 def test_regex_must_and_must_not_match() -> None:
-    must = {"rule": "regex", "pattern": r"\d+ ?(yuan|元)"}
+    must = {"check": "regex", "pattern": r"\d+ ?(yuan|元)"}
     assert score_rule(labelled("about 2800 yuan"), must).passed
     assert not score_rule(labelled("about 2800"), must).passed
-    forbid = {"rule": "regex", "pattern": r"(?i)lorem", "must": "not_match"}
+    forbid = {"check": "regex", "pattern": r"(?i)lorem", "must": "not_match"}
     assert not score_rule(labelled("Lorem ipsum"), forbid).passed
     assert score_rule(labelled("fine"), forbid).passed
 
 
+def test_the_rule_may_be_named_rule_or_check() -> None:
+    assert not score_rule(labelled("x@y.com"), {"rule": "pii"}).passed
+    assert not score_rule(labelled("x@y.com"), {"check": "pii"}).passed
+
+
 def test_unknown_rule_is_a_failure_not_a_zero() -> None:
-    verdict = score_rule(labelled("x"), {"rule": "vibes"})
+    verdict = score_rule(labelled("x"), {"check": "vibes"})
     assert verdict.failed_to_score and "unknown rule" in verdict.detail
+
+
+def test_refusal_phrases_match_whole_words() -> None:
+    assert score_rule(
+        labelled("Our goal, as an aim, is a quick sale."), {"check": "refusal"}
+    ).passed

@@ -27,6 +27,7 @@ class Row:
     temperature: float  # 0 = greedy
     top_p: float
     seed: int
+    fast_forward: bool = True  # feed grammar-forced tokens without sampling them
 
 
 @dataclass
@@ -70,17 +71,18 @@ def decode_batch(
     step = model(
         input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1
     )
-    next_pos = pos[:, -1] + 1
+    logits, next_pos = step.logits[:, -1], pos[:, -1] + 1
     live = list(range(len(rows)))  # row index of each batch position in the cache
     while live:
         allowed = masks.allowed([rows[i].matcher for i in live])
         tokens = choose(
-            step.logits[:, -1].float().cpu(),
+            logits.float().cpu(),
             [rows[i] for i in live],
             [generators[i] for i in live],
             allowed,
         )
-        keep = [j for j, i in enumerate(live) if advance(rows[i], out[i], tokens[j], eos_ids)]
+        feeds = [advance(rows[i], out[i], tokens[j], eos_ids) for j, i in enumerate(live)]
+        keep = [j for j, feed in enumerate(feeds) if feed is not None]
         if not keep:
             break
         if len(keep) < len(live):
@@ -88,13 +90,42 @@ def decode_batch(
             cache.batch_select_indices(index)
             attn, next_pos = attn[index], next_pos[index]
         live = [live[j] for j in keep]
-        attn = torch.cat([attn, attn.new_ones((len(live), 1))], dim=1)
-        step_ids = torch.tensor([[tokens[j]] for j in keep], device=device)
-        step = model(
-            input_ids=step_ids, attention_mask=attn, position_ids=next_pos[:, None], cache=cache
+        logits, attn, next_pos = forward_step(
+            model, cache, [feeds[j] or [] for j in keep], attn, next_pos, pad_id
         )
-        next_pos = next_pos + 1
     return out
+
+
+def forward_step(
+    model: Any,
+    cache: DynamicCache,
+    feeds: list[list[int]],
+    attn: torch.Tensor,
+    next_pos: torch.Tensor,
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Feed each row its new tokens (1 + fast-forwarded ones) in one pass; (logits, attn, pos).
+
+    Rows with fewer tokens are padded on the right; the padding stays masked out of the cache.
+    """
+    device, width = attn.device, max(len(f) for f in feeds)
+    ids = torch.full((len(feeds), width), pad_id, dtype=torch.long)
+    new = torch.zeros((len(feeds), width), dtype=attn.dtype)
+    for b, feed in enumerate(feeds):
+        ids[b, : len(feed)] = torch.tensor(feed, dtype=torch.long)
+        new[b, : len(feed)] = 1
+    attn = torch.cat([attn, new.to(device)], dim=1)
+    step_pos = next_pos[:, None] + torch.arange(width, device=device)[None, :]
+    out = model(
+        input_ids=ids.to(device),
+        attention_mask=attn,
+        position_ids=step_pos,
+        cache=cache,
+        logits_to_keep=width,
+    )
+    count = torch.tensor([len(f) for f in feeds], device=device)
+    logits = out.logits[torch.arange(len(feeds), device=device), count - 1]
+    return logits, attn, next_pos + count
 
 
 def choose(
@@ -118,27 +149,55 @@ def choose(
 def sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> int:
     """Sample one token id from `logits` (1-D) with temperature and nucleus (top-p) filtering."""
     probs = torch.softmax(logits / temperature, dim=-1)
+    order = None
     if top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
+        probs, order = probs.sort(descending=True)
         # keep the smallest prefix whose mass reaches top_p (always at least the top token)
-        outside = sorted_probs.cumsum(0) - sorted_probs >= top_p
-        sorted_probs[outside] = 0.0
-        return int(order[torch.multinomial(sorted_probs, 1, generator=gen)])
-    return int(torch.multinomial(probs, 1, generator=gen))
+        probs[probs.cumsum(0) - probs >= top_p] = 0.0
+    # Inverse CDF with one uniform draw: far cheaper than torch.multinomial on a large vocabulary,
+    # and never lands on a zero-probability (masked) token.
+    cdf = probs.cumsum(0)
+    u = torch.rand((), generator=gen) * cdf[-1]
+    index = min(int(torch.searchsorted(cdf, u, right=True)), len(cdf) - 1)
+    return index if order is None else int(order[index])
 
 
-def advance(row: Row, out: Decoded, token: int, eos_ids: set[int]) -> bool:
-    """Record `token` for the row; False when the row is finished."""
+def advance(row: Row, out: Decoded, token: int, eos_ids: set[int]) -> list[int] | None:
+    """Record the sampled token and any tokens the grammar forces after it.
+
+    Returns the tokens to feed the model next, or None when the row is finished.
+    """
     out.tokens.append(token)
     matcher = row.matcher
     if matcher is not None and not matcher.consume_token(token):
         out.finish, out.error = "error", f"grammar rejected a token: {matcher.get_error()}"
-        return False
-    if token in eos_ids or (matcher is not None and matcher.is_stopped()):
+        return None
+    if finished(row, out, eos_ids):
+        return None
+    feed = [token]
+    if matcher is not None and row.fast_forward:
+        # Tokens the grammar forces (JSON keys, punctuation) skip sampling: one forward pass
+        # feeds them all, instead of one pass each.
+        forced = matcher.compute_ff_tokens()[: row.max_tokens - len(out.tokens)]
+        if forced:
+            if not matcher.consume_tokens(forced):
+                out.finish, out.error = "error", f"grammar rejected its own tokens: {forced}"
+                return None
+            out.tokens.extend(forced)
+            feed.extend(forced)
+            if finished(row, out, eos_ids):
+                return None
+    return feed
+
+
+def finished(row: Row, out: Decoded, eos_ids: set[int]) -> bool:
+    """Whether the row is done after its latest token; sets `finish` and `complete` if so."""
+    matcher = row.matcher
+    if out.tokens[-1] in eos_ids or (matcher is not None and matcher.is_stopped()):
         out.finish, out.complete = "stop", True
-        return False
+        return True
     if len(out.tokens) >= row.max_tokens:
         out.finish = "length"
         out.complete = matcher is None or matcher.is_accepting()
-        return False
-    return True
+        return True
+    return False

@@ -7,6 +7,8 @@ Model settings (the model config dict; request-level decoding settings travel in
   retries           extra decoding attempts for an invalid or truncated output (default 2)
   retry_temperature temperature of retries of a greedy request, which would otherwise repeat
                     the same output (default 0.7)
+  fast_forward      feed the tokens a grammar forces (JSON keys …) without sampling them, several
+                    per forward pass (default true)
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class TransformersBackend:
         self.batch_size = max(1, int(model_cfg.get("batch_size", 8)))
         self.retries = max(0, int(model_cfg.get("retries", 2)))
         self.retry_temperature = float(model_cfg.get("retry_temperature", 0.7))
+        self.fast_forward = bool(model_cfg.get("fast_forward", True))
         self.loaded = shared_model(self.path, model_cfg.get("device"))
         self.tokenizer = self.loaded.tokenizer
 
@@ -122,6 +125,7 @@ class TransformersBackend:
             temperature=temperature,
             top_p=request.top_p,
             seed=retry_seed(request.seed, attempt),
+            fast_forward=self.fast_forward,
         )
 
     def _decode_all(self, rows: list[Row]) -> list[Decoded]:

@@ -105,12 +105,13 @@ def decide(
 
 
 def parse_top_k(top_k: Any) -> tuple[int, str] | None:
-    """`5` (per category) or `{"k": 5, "by": "scenario"}` → (k, key); None = no limit."""
-    if top_k is None:
-        return None
-    if isinstance(top_k, dict):
-        return int(top_k["k"]), str(top_k.get("by", "category"))
-    return int(top_k), "category"
+    """`5` (per category) or `{"k": 5, "by": "scenario"}` → (k, key); None or 0 = no limit."""
+    k, key = (
+        (top_k.get("k"), top_k.get("by", "category"))
+        if isinstance(top_k, dict)
+        else (top_k, "category")
+    )
+    return (int(k), str(key)) if k else None
 
 
 def _rank_score(decision: Decision) -> float:

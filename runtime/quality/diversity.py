@@ -27,7 +27,10 @@ def mean_pairwise_similarity(texts: list[str], seed: int = 0, max_pairs: int = M
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     else:
         rng = random.Random(seed)
-        pairs = [tuple(sorted(rng.sample(range(n), 2))) for _ in range(max_pairs)]
+        pairs = []
+        for _ in range(max_pairs):
+            i, j = sorted(rng.sample(range(n), 2))
+            pairs.append((i, j))
     cache: dict[int, set[str]] = {}
 
     def grams(i: int) -> set[str]:

@@ -20,6 +20,12 @@ _OPS = {
 }
 
 
+def said(record: dict[str, Any]) -> str:
+    """The text diversity is measured on: a label's words, or its raw answer when it has none
+    (a JSON label of numbers only)."""
+    return content_text(record).strip() or str(record.get("answer") or "")
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
@@ -68,7 +74,7 @@ def metric(name: str, rows: list[dict[str, Any]]) -> float | None:
     if name == "duplicate_rate":
         return duplicate_rate(rows)
     if name in ("distinct_1", "distinct_2"):
-        return round(distinct_n([content_text(r) for r in kept], int(name[-1])), 4)
+        return round(distinct_n([said(r) for r in kept], int(name[-1])), 4)
     if head == "mean" and arg == "score":
         return _mean([r["aggregate"] for r in kept if r.get("aggregate") is not None])
     if head == "mean":
@@ -161,5 +167,5 @@ def summary(rows: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict
             key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
             for key in ("scenario", "category")
         },
-        "diversity": diversity([content_text(r) for r in kept], seed),
+        "diversity": diversity([said(r) for r in kept], seed),
     }

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.backends.base import Backend, Constraint, GenRequest, Message, ScoreRequest
 from runtime.quality.verdict import Verdict
 
-SYSTEM = (
-    "You are a strict and fair evaluator. You read a dialogue, an instruction about it and an "
-    "answer, and rate the answer against the rubric. Reply with the score only."
-)
 MAX_DIALOGUE_CHARS = 4000  # keeps the judge prompt inside a small model's context
 MAX_ANSWER_CHARS = 2000
 
@@ -24,9 +21,11 @@ class JudgeSpec:
     rubric: str
     lo: int = 1
     hi: int = 5
-    method: str = "choice"  # "choice": constrained decoding of one number; "expected": E[score]
+    method: str = "expected"  # "expected": E[score] from scale-token probabilities; "choice":
+    # constrained decoding of one number (coarse on small models: argmax is nearly constant)
     minimum: float | None = None  # pass mark on the normalised 0..1 score; None = no mark
     max_tokens: int = 4  # a scale number is one or two tokens
+    anchors: tuple[str, str] = ("not at all", "perfectly")  # what the ends of the scale mean
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> JudgeSpec:
@@ -34,16 +33,18 @@ class JudgeSpec:
         lo, hi = (scale["lo"], scale["hi"]) if isinstance(scale, dict) else scale
         if int(hi) <= int(lo):
             raise ValueError(f"judge scale {lo}..{hi} is empty")
-        method = str(params.get("method", "choice"))
+        method = str(params.get("method", "expected"))
         if method not in ("choice", "expected"):
             raise ValueError(f"judge method {method!r} is not 'choice' or 'expected'")
         minimum = params.get("min")
+        low, high = params.get("anchors") or cls.anchors
         return cls(
             rubric=str(params.get("rubric", "")),
             lo=int(lo),
             hi=int(hi),
             method=method,
             minimum=None if minimum is None else float(minimum),
+            anchors=(str(low), str(high)),
         )
 
     @property
@@ -82,18 +83,21 @@ def instruction_of(record: dict[str, Any]) -> str:
 def judge_messages(
     spec: JudgeSpec, record: dict[str, Any], dialogue: dict[str, Any] | None
 ) -> tuple[Message, ...]:
-    """The judge prompt: rubric, dialogue (unless the instruction already quotes it), answer."""
+    """The judge prompt: dialogue (unless the instruction quotes it), instruction, answer, then
+    the rubric and the anchored scale last, where even a small model attends (tried on SmolLM2)."""
     instruction = instruction_of(record)
     turns = (dialogue or {}).get("turns", [])
     quoted = bool(turns) and str(turns[0].get("text", "")) in instruction
-    parts = [f"Rate the answer on a scale from {spec.lo} to {spec.hi}.", f"Rubric: {spec.rubric}"]
+    parts = []
     if turns and not quoted:
         lines = "\n".join(f"{t.get('role', '?')}: {t.get('text', '')}" for t in turns)
         parts.append("Dialogue:\n" + _clip(lines, MAX_DIALOGUE_CHARS))
-    parts.append("Instruction:\n" + _clip(instruction, MAX_DIALOGUE_CHARS + 1000))
-    parts.append("Answer:\n" + _clip(str(record.get("answer") or ""), MAX_ANSWER_CHARS))
-    parts.append(f"Score ({spec.lo}-{spec.hi}), a single number:")
-    return ({"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)})
+    parts.append("Instruction: " + _clip(instruction, MAX_DIALOGUE_CHARS + 1000))
+    parts.append("Answer: " + _clip(str(record.get("answer") or ""), MAX_ANSWER_CHARS))
+    (low, high), rubric = spec.anchors, spec.rubric.strip()
+    scale = f"Rate from {spec.lo} ({low}) to {spec.hi} ({high}). Reply with the number only."
+    parts.append(f"{rubric} {scale}" if rubric else scale)
+    return ({"role": "user", "content": "\n\n".join(parts)},)
 
 
 def judge_choice(
@@ -108,7 +112,7 @@ def judge_choice(
     ]  # fmt: skip
     try:
         results = backend.generate(requests)
-    except Exception as exc:  # noqa: BLE001 — a broken judge is recorded per record, not fatal
+    except Exception as exc:  # a broken judge is recorded per record, not fatal to the step
         return [Verdict.failure(f"judge error: {exc}") for _ in prompts], Cost(len(prompts))
     if len(results) != len(requests):
         why = f"judge error: {len(results)} results for {len(requests)} requests"
@@ -148,7 +152,7 @@ def judge_expected(
     cost = Cost(len(requests))
     try:
         scores = backend.loglikelihood(requests)
-    except Exception as exc:  # noqa: BLE001 — recorded as a failure of each record
+    except Exception as exc:  # recorded as a failure of each record
         return [Verdict.failure(f"judge error: {exc}") for _ in prompts], cost
     verdicts = []
     for i in range(len(prompts)):
@@ -168,7 +172,7 @@ def judge_expected(
 def judge_records(
     backend: Backend,
     spec: JudgeSpec,
-    items: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    items: Sequence[tuple[dict[str, Any], dict[str, Any] | None]],
     seeds: list[int] | None = None,
 ) -> tuple[list[Verdict], Cost]:
     """Judge a batch of (labelled record, its dialogue) pairs with the spec's method."""

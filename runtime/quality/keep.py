@@ -52,7 +52,7 @@ def _operand(node: Any, env: dict[str, Any]) -> tuple[Any, str]:
 def _children(node: dict[str, Any]) -> list[Any]:
     if "args" in node:
         return list(node["args"])
-    return [node[k] for k in ("left", "right", "arg") if k in node]
+    return [node[k] for k in ("left", "right", "arg", "operand") if k in node]
 
 
 def _compare(op: str, node: dict[str, Any], env: dict[str, Any]) -> Outcome:

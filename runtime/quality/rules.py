@@ -159,7 +159,11 @@ def _plain(text: str) -> str:
 def rule_refusal(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
     """No refusal or assistant boilerplate ("As an AI language model", "我无法回答")."""
     text = _plain(str(record.get("answer") or ""))
-    hits = [p for p in [*REFUSALS, *params.get("phrases", [])] if _plain(p) in text]
+    hits = [
+        p
+        for p in [*REFUSALS, *params.get("phrases", [])]
+        if re.search(rf"(?<![a-z]){re.escape(_plain(p))}(?![a-z])", text)  # "as an ai", not "aim"
+    ]
     return Verdict.check(not hits, f"refusal/boilerplate: {hits[0]!r}" if hits else "no refusal")
 
 
@@ -182,9 +186,14 @@ RULES: dict[str, Rule] = {
 }
 
 
+def rule_name(params: dict[str, Any]) -> Any:
+    """The compiler names the rule `check` (`rule` is accepted too)."""
+    return params.get("check", params.get("rule"))
+
+
 def score_rule(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
-    """Apply the dimension's rule (`params["rule"]`) to one labelled record."""
-    name = params.get("rule")
+    """Apply the dimension's rule (`params["check"]`) to one labelled record."""
+    name = rule_name(params)
     if name not in RULES:
         return Verdict.failure(f"unknown rule {name!r} (known: {', '.join(RULES)})")
     return RULES[name](record, params)

@@ -101,3 +101,12 @@ def failure_reason(task: dict[str, Any], known: list[str]) -> str | None:
     if OUTSIDE_WORLD.search(text):
         return "unanswerable: needs information outside the dialogue"
     return None
+
+
+def estimate(step: Any, plan: Any) -> dict[str, int]:
+    """At most per_round (or every task) rewrites per round."""
+    from runtime.estimates import generation
+
+    declared = sum(len(s.params.get("declared", [])) for s in plan.steps if s.kind == "tasks")
+    per_round = step.params["per_round"] or max(declared, 1)
+    return generation(per_round * step.params["rounds"], step.params["model"], prompt_tokens=120)

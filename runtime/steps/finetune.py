@@ -90,8 +90,8 @@ def train_config(params: dict[str, Any], seed: int, replay: list[dict], count: i
     method = params.get("method") or {"kind": "lora"}
     if isinstance(method, str):
         method = {"kind": method}
-    plain = ("epochs", "max_steps", "lr", "schedule", "warmup", "batch_size", "grad_accum")
-    plain += ("max_len", "packing", "merge", "save_steps")
+    plain = ["epochs", "max_steps", "lr", "schedule", "warmup", "batch_size", "grad_accum"]
+    plain += ["max_len", "packing", "merge", "save_steps"]
     settings = {key: params[key] for key in plain if params.get(key) is not None}
     lora = {key: method[key] for key in ("r", "alpha", "dropout") if method.get(key) is not None}
     if method.get("targets"):

@@ -59,3 +59,10 @@ def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
             "invalid_quarantined": sum(1 for r in records if not r.get("ok")),
             "retried": retried, "retry_rate": round(retried / n, 4),
             "valid_rate": round(sum(1 for r in records if r.get("ok")) / n, 4)}
+
+
+def estimate(step: Any, plan: Any) -> dict[str, int]:
+    """One generation per production prompt (retries not counted)."""
+    from runtime.estimates import generation, upstream_count
+
+    return generation(upstream_count(step, plan), step.params["model"])

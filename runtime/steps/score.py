@@ -13,7 +13,7 @@ from runtime.quality.dedup import Item, find_duplicates
 from runtime.quality.diversity import diversity
 from runtime.quality.grounding import score_grounding
 from runtime.quality.judge import JudgeSpec, judge_records
-from runtime.quality.rules import RULES, score_rule
+from runtime.quality.rules import RULES, rule_name, score_rule
 from runtime.quality.text import compact_json
 from runtime.quality.verdict import Verdict
 
@@ -47,7 +47,7 @@ def record_seed(seed: int, key: str) -> int:
 def load_tokenizer(dim: dict[str, Any]) -> dict[str, Any]:
     """A `length` rule may count a model's tokens: turn its tokenizer path into a tokenizer."""
     path = dim.get("tokenizer")
-    if dim.get("rule") != "length" or not isinstance(path, str):
+    if rule_name(dim) != "length" or not isinstance(path, str):
         return dim
     from transformers import AutoTokenizer
 
@@ -63,8 +63,8 @@ def score_each(
     ctx: Any, labels: list[dict[str, Any]], dim: dict[str, Any]
 ) -> Iterator[tuple[str, Verdict]]:
     """Rule and grounding dimensions: record by record, no model."""
-    if dim["kind"] == "rule" and dim.get("rule") not in RULES:
-        raise StepFailed(f"unknown rule {dim.get('rule')!r} (known: {', '.join(RULES)})")
+    if dim["kind"] == "rule" and rule_name(dim) not in RULES:
+        raise StepFailed(f"unknown rule {rule_name(dim)!r} (known: {', '.join(RULES)})")
     params = load_tokenizer(dim) if dim["kind"] == "rule" else dim
     by_id = dialogues(ctx) if dim["kind"] == "grounding" else {}
     for record in labels:
@@ -199,3 +199,19 @@ def finish(
     if metrics["records"] and metrics["failures"] > metrics["records"] / 2:
         ctx.warn(f"{dim.get('name')}: {metrics['failures']} of {metrics['records']} not assessed")
     return StepOutput(metrics=metrics)
+
+
+JUDGE_PROMPT_TOKENS = 400  # a typical judge prompt: dialogue, instruction, answer, rubric
+
+
+def estimate(step: Any, plan: Any) -> dict[str, int]:
+    """Dry-run estimate: judges make one call per record (choice) or one per scale value."""
+    dim = step.params.get("dimension") or {}
+    if dim.get("kind") != "judge":
+        return {"model_calls": 0, "tokens": 0}
+    labels = [plan.step(s) for s in step.inputs if s.startswith("label.")]
+    samples = [plan.step(s) for label in labels for s in label.inputs if s.startswith("sample.")]
+    records = sum(int(s.params.get("count", 0)) for s in samples)
+    per_record = len(JudgeSpec.from_params(dim).values) if dim.get("method") == "expected" else 1
+    calls = records * per_record
+    return {"model_calls": calls, "tokens": calls * JUDGE_PROMPT_TOKENS}

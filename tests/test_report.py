@@ -1,0 +1,293 @@
+"""runtime.report on small runs (real score/filter steps, fake model steps): sections, numbers,
+escaping, valid SVG, and graceful pages for failed, blocked and partial runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rich.console import Console
+from runtime_fakes import make_plan
+
+from runtime.context import StepContext, StepOutput
+from runtime.errors import StepFailed
+from runtime.evaluation import SuiteResult, check_retention, compare_row, format_table
+from runtime.executor import execute
+from runtime.registry import DictRegistry
+from runtime.report import summary_table, write_report
+from runtime.steps import evaluate as evaluate_step
+from runtime.steps import filter as filter_step
+from runtime.steps import score as score_step
+from runtime.steps.label import _metrics as label_metrics
+
+EVIL = '<script>alert("x")</script> & <b>bold</b>'
+SCENARIOS = ["rental", "purchase"]
+CATEGORIES = ["summarization", "analysis"]
+
+
+def _sample(ctx: StepContext) -> StepOutput:
+    n = int(ctx.params["count"])
+    for i in range(n):
+        ctx.emit(f"{i:06d}", {
+            "id": f"prompts-{i:06d}", "dialogue_id": f"d{i % 4}",
+            "scenario": SCENARIOS[i % 2], "category": CATEGORIES[(i // 2) % 2],
+            "task_id": "t", "instruction": f"Summarise dialogue {i}.",
+            "expression": {"tone": "formal"}, "output": {"kind": "text", "max_chars": 400},
+            "messages": [{"role": "user", "content": f"prompt {i}"}],
+        })  # fmt: skip
+    balance = {
+        "scenario": {"declared": {"purchase": 0.4, "rental": 0.6},
+                     "achieved": {"purchase": 0.5, "rental": 0.5}, "p_value": 0.5271},
+        "category": {"declared": {"analysis": 0.5, "summarization": 0.5},
+                     "achieved": {"analysis": 0.5, "summarization": 0.5}, "p_value": 1.0},
+    }  # fmt: skip
+    return StepOutput(metrics={"prompts": n, "balance": balance})
+
+
+def _answer(i: int) -> str:
+    if i == 0:  # the worst by the judge: shown among the examples
+        return EVIL
+    if i == 5:
+        return "The customer wants a flat near the river."  # copied by record 6
+    if i == 6:
+        return "The customer wants a flat near the river."
+    return f"Record {i}: customer {i} asks about item {i * 7} and viewing slot {i * 13} today."
+
+
+def _label(ctx: StepContext) -> StepOutput:
+    out = []
+    for key, r in ctx.items(ctx.step.inputs[0]):
+        i = int(key)
+        ok = i != 7
+        rec = {**r, "answer": _answer(i) if ok else "", "value": None, "ok": ok,
+               "error": None if ok else "output is not valid: too long", "attempts": 2 if i == 2
+               else 1}  # fmt: skip
+        ctx.emit(key, rec)
+        out.append(rec)
+    return StepOutput(metrics=label_metrics(out))
+
+
+def _score(ctx: StepContext) -> StepOutput:
+    """The real score step, except judges: their verdict is a fixed function of the record."""
+    dim = ctx.params["dimension"]
+    if dim["kind"] != "judge":
+        return score_step.run(ctx)
+    records = []
+    for r in ctx.records(ctx.step.inputs[0]):
+        i = int(r["id"].rsplit("-", 1)[1])
+        cost = {"model_calls": 5, "prompt_tokens": 100, "completion_tokens": 0}
+        verdict = {"id": r["id"], "score": round(i / 10, 4), "passed": i >= 3,
+                   "detail": f"raw {1 + 4 * i / 10:.1f}", "raw": 1 + 4 * i / 10, "cost": cost}
+        if not r["ok"]:
+            verdict = {"id": r["id"], "score": None, "passed": None,
+                       "detail": "skipped: label failed", "skipped": True}  # fmt: skip
+        ctx.emit(r["id"], verdict)
+        records.append(verdict)
+    ctx.account(model_calls=35, prompt_tokens=700)
+    return StepOutput(metrics={**score_step.summarise(records), "seconds": 1.5})
+
+
+def _finetune(ctx: StepContext) -> StepOutput:
+    summary = {"records": 5, "held_out": 1, "replayed": 0, "steps": 2, "final_loss": 1.25,
+               "tokens_per_s": 99.0, "adapter": "adapter"}  # fmt: skip
+    ctx.emit("result", summary)
+    return StepOutput(metrics=summary)
+
+
+def _evaluate(ctx: StepContext) -> StepOutput:
+    """Real before/after rows from fixed per-item scores; `after_general` moves the probe suite."""
+    after_general = float(ctx.params.get("after_general", 0.5))
+    general = [1.0, 0.0] * 10
+    before = {"probe": SuiteResult("probe", "acc", {"acc": 0.5}, {"acc": general}),
+              "domain": SuiteResult("domain", "score", {"score": 0.2}, {"score": [0.2] * 4})}
+    moved = [1.0] * round(20 * after_general) + [0.0] * (20 - round(20 * after_general))
+    after = {"probe": SuiteResult("probe", "acc", {"acc": after_general}, {"acc": moved}),
+             "domain": SuiteResult("domain", "score", {"score": 0.6}, {"score": [0.6] * 4})}
+    ok, rows = check_retention({"probe": before["probe"]}, {"probe": after["probe"]}, 5.0)
+    rows.append(compare_row("domain", before["domain"], after["domain"]))
+    table = format_table(rows)
+    evaluate_step.write_report(ctx, {"before": before, "after": after}, rows, table)
+    if not ok:
+        raise StepFailed(f"retention gate failed (max_drop 5.0 points):\n{table}")
+    return StepOutput(metrics=evaluate_step.metrics(rows, 4), message=table)
+
+
+def registry() -> DictRegistry:
+    kinds = {"sample": _sample, "label": _label, "score": _score, "filter": filter_step.run,
+             "finetune": _finetune, "evaluate": _evaluate}  # fmt: skip
+    return DictRegistry({k: SimpleNamespace(VERSION="1", run=fn) for k, fn in kinds.items()})
+
+
+DIMS = {
+    "sane_len": {"kind": "rule", "check": "length", "min": 3, "max": 40, "name": "sane_len"},
+    "helpful": {"kind": "judge", "scale": [1, 5], "name": "helpful"},
+    "novel": {"kind": "dedup", "method": "minhash", "threshold": 0.8, "name": "novel"},
+}
+GATES = {"sane_len": {"weight": 1.0, "kind": "rule"}, "helpful": {"weight": 2.0, "kind": "judge"},
+         "novel": {"gate": True, "kind": "dedup"}}  # fmt: skip
+
+
+def pipeline(expect: float = 0.2, after_general: float = 0.5, label: str = "label") -> Any:
+    scores = [f"score.{n}" for n in DIMS]
+    filt = {"dimensions": GATES, "keep": {"left": {"ref": "score"}, "op": ">=", "right": 0.3},
+            "expects": [{"metric": "kept_rate", "op": ">=", "value": expect,
+                         "span": "specs/fake.dial:30:3"}]}  # fmt: skip
+    return make_plan([
+        ("sample.prompts", {"count": 8}, []),
+        (f"{label}.labels", {}, ["sample.prompts"]),
+        *[(s, {"dimension": DIMS[s[6:]]}, [f"{label}.labels"]) for s in scores],
+        ("filter.quality", filt, [f"{label}.labels", *scores]),
+        ("finetune.domain", {}, ["filter.quality"]),
+        ("evaluate.after", {"after_general": after_general}, ["finetune.domain", "filter.quality"]),
+    ])  # fmt: skip
+
+
+def run(tmp: Path, **kw: Any) -> str:
+    reg = registry()
+    if kw.get("label") == "broken":
+        reg.modules["broken"] = SimpleNamespace(VERSION="1", run=_broken)
+    execute(pipeline(**kw), tmp, registry=reg, quiet=True)
+    path = write_report(tmp)
+    assert path == tmp / "report.html"
+    return path.read_text(encoding="utf-8")
+
+
+def _broken(ctx: StepContext) -> StepOutput:
+    raise StepFailed("the labelling model is unreachable")
+
+
+def section(html: str, anchor: str) -> str:
+    found = re.search(rf'<section id="{anchor}">(.*?)</section>', html, re.S)
+    assert found, f"no section {anchor}"
+    return found.group(1)
+
+
+def check_svgs(html: str) -> int:
+    svgs = re.findall(r"<svg .*?</svg>", html, re.S)
+    for svg in svgs:
+        root = ET.fromstring(svg)  # well-formed XML
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return len(svgs)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    tmp = tmp_path_factory.mktemp("full")
+    return tmp, run(tmp)
+
+
+def test_full_report_has_every_section(full: tuple[Path, str]) -> None:
+    _, html = full
+    for anchor in ("summary", "overview", "labels", "balance", "dimensions", "filter",
+                   "diversity", "cost", "examples", "expectations", "evaluation"):  # fmt: skip
+        assert "not run" not in section(html, anchor), anchor
+    assert "<script" not in html and "http" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )  # offline: no scripts, no external resources
+
+
+def test_numbers_reach_the_page(full: tuple[Path, str]) -> None:
+    _, html = full
+    labels = section(html, "labels")
+    assert "87.5%" in labels and "12.5%" in labels  # 7/8 valid, 1/8 retried
+    assert "output is not valid: too long" in labels
+    balance = section(html, "balance")
+    assert "0.5271" in balance and "60.0%" in balance and "consistent with" in balance
+    dims = section(html, "dimensions")
+    assert "helpful (judge · weight 2.0)" in dims and "novel (dedup · gate)" in dims
+    cost = section(html, "cost")
+    assert "35" in cost and "700" in cost  # judge: 7 records × 5 calls, 7 × 100 tokens
+    expects = section(html, "expectations")
+    assert "expect kept_rate &gt;= 0.2" in expects and "specs/fake.dial:30:3" in expects
+    assert "pass" in expects
+    kept = section(html, "filter")
+    assert "gate:novel" in kept and "label" in kept
+
+
+def test_evaluation_table(full: tuple[Path, str]) -> None:
+    _, html = full
+    ev = section(html, "evaluation")
+    assert "passed" in ev and "probe" in ev and "domain" in ev and "not gated" in ev
+    assert "20.0" in ev and "60.0" in ev and "+40.0" in ev  # domain before/after/change
+    assert re.search(r"\[[-+]?\d+\.\d, [-+]?\d+\.\d\]", ev)  # confidence intervals
+    assert "final loss" in ev and "1.25" in ev
+
+
+def test_answers_are_escaped(full: tuple[Path, str]) -> None:
+    _, html = full
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold" in html
+
+
+def test_svg_charts_are_valid_xml(full: tuple[Path, str]) -> None:
+    _, html = full
+    # a histogram per dimension + the aggregate, a bar chart per balance key
+    assert check_svgs(html) >= 3 + 1 + 2
+
+
+def test_examples_show_best_and_worst(full: tuple[Path, str]) -> None:
+    _, html = full
+    ex = section(html, "examples")
+    assert "best · prompts-000006 · score 0.6" in ex
+    assert "worst · prompts-000000 · score 0.0" in ex
+
+
+def test_summary_table(full: tuple[Path, str]) -> None:
+    tmp, _ = full
+    console = Console(file=io.StringIO(), width=140)
+    console.print(summary_table(tmp))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    for expected in ("kept / rejected", "87.5%", "helpful: mean / pass rate", "retention gate",
+                     "passed", "expectations passed", "1 / 1"):  # fmt: skip
+        assert expected in text, expected
+
+
+def test_failed_step_degrades_every_section(tmp_path: Path) -> None:
+    html = run(tmp_path, label="broken")
+    assert "the labelling model is unreachable" in section(html, "overview")
+    for anchor in ("labels", "dimensions", "filter", "diversity", "cost", "examples",
+                   "expectations", "evaluation"):  # fmt: skip
+        assert "not run" in section(html, anchor), anchor
+    assert "consistent with" in section(html, "balance")  # the sample step did run
+    check_svgs(html)
+    assert "failed" in section(html, "summary")
+
+
+def test_blocked_filter_and_failed_retention(tmp_path: Path) -> None:
+    html = run(tmp_path, expect=0.99)
+    expects = section(html, "expectations")
+    assert "FAIL" in expects and "kept_rate is" in expects
+    assert "not run" in section(html, "evaluation")  # blocked upstream: nothing evaluated
+    assert "blocked" in section(html, "overview")
+
+    html = run(tmp_path / "gate", after_general=0.2)
+    ev = section(html, "evaluation")
+    assert "FAILED" in ev and "FAIL" in ev and "-30.0" in ev
+
+
+def test_no_results_and_unreadable_results(tmp_path: Path) -> None:
+    assert write_report(tmp_path) is None
+    (tmp_path / "run_results.json").write_text("{not json", encoding="utf-8")
+    page = write_report(tmp_path)
+    assert page is not None and "Error" in page.read_text(encoding="utf-8")
+    (tmp_path / "run_results.json").write_text(json.dumps({"format": 99}), encoding="utf-8")
+    assert "format 99" in (write_report(tmp_path) or tmp_path).read_text(encoding="utf-8")
+    console = Console(file=io.StringIO(), width=120)
+    console.print(summary_table(tmp_path))
+    assert "unreadable" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_selected_part_of_a_run(tmp_path: Path) -> None:
+    """Only some steps selected: the rest say "not run" (the store may hold them from before)."""
+    reg = registry()
+    execute(pipeline(), tmp_path, registry=reg, quiet=True, select=["+label.labels"])
+    html = write_report(tmp_path).read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert "87.5%" in section(html, "labels")
+    assert "not run (no filter step in this run)" in section(html, "filter")
+    assert "not run" in section(html, "evaluation")
