@@ -221,7 +221,8 @@ DIMENSION_FIELDS: dict[str, dict[str, FieldSpec]] = {
         "weight": WEIGHT, "gate": GATE,
     },
     "grounding": {
-        "min": F("float", "share of values / overlap needed to pass", default=0.5, lo=0, hi=1),
+        "min": F("float", "free text: content overlap with the dialogue needed to pass (JSON labels: every "
+                    "extracted value must be found in the dialogue)", default=0.5, lo=0, hi=1),
         "weight": WEIGHT, "gate": GATE,
     },
     "judge": {

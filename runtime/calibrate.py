@@ -144,6 +144,18 @@ def read_human(path: Path, dims: set[str]) -> tuple[list[HumanRow], set[str]]:
     return rows, columns - dims
 
 
+def parse_scale(text: str) -> Scale:
+    """`--scale 1..5` → (1.0, 5.0); ValueError with a usage message otherwise."""
+    lo, sep, hi = text.partition("..")
+    try:
+        scale = (float(lo), float(hi))
+    except ValueError:
+        scale = None
+    if not sep or scale is None or scale[0] >= scale[1]:
+        raise ValueError(f"scale must look like LO..HI with LO < HI (e.g. 1..5), got {text!r}")
+    return scale
+
+
 def human_scale(values: list[float], config: dict[str, Any], given: Scale | None) -> Scale:
     """The human scale: given, else the judge's scale, else 0..1 if it fits, else min..max."""
     if given is not None:
@@ -182,9 +194,11 @@ def agree(
     rho, p = spearman([m for m, _ in pairs], [h for _, h in pairs])
     diffs = [abs(m - (h - lo) / width) for m, h in pairs]
     midpoint = (lo + hi) / 2
-    matches = [bool(verdicts[i]["passed"]) == (human[i] >= midpoint)
-               for i in ids if verdicts[i].get("passed") is not None]  # fmt: skip
-    note = "" if rho is not None else "rank correlation undefined (fewer than 3 pairs or constant)"
+    judged = [i for i in ids if verdicts[i].get("passed") is not None]
+    matches = [bool(verdicts[i]["passed"]) == (human[i] >= midpoint) for i in judged]
+    notes = [] if rho is not None else ["rank correlation undefined (< 3 pairs or constant)"]
+    if len(judged) > 1 and all(verdicts[i]["passed"] for i in judged):
+        notes.append("the machine passes every record (no pass mark?)")
     return Agreement(
         dimension=name,
         n=len(pairs),
@@ -194,7 +208,7 @@ def agree(
         agreement_n=len(matches),
         mean_abs_diff=round(sum(diffs) / len(diffs), 4) if diffs else None,
         scale=scale,
-        note=note,
+        note="; ".join(notes),
     )
 
 

@@ -69,26 +69,37 @@ def overview(view: RunView) -> Raw:
     return section("overview", "Run", head, steps, *(extra if warnings else []), *problems)
 
 
+def label_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The label step's metrics, recomputed from its records (for a step that did not finish)."""
+    n = len(records) or 1
+    valid = sum(1 for r in records if r.get("ok"))
+    retried = sum(1 for r in records if (r.get("attempts") or 1) > 1)
+    return {"labelled": len(records), "valid": valid, "valid_rate": valid / n,
+            "invalid_quarantined": len(records) - valid, "retried": retried,
+            "retry_rate": retried / n}  # fmt: skip
+
+
+def _label_part(view: RunView, step: StepResult) -> list[Any]:
+    records = view.dicts(step)
+    m = step.metrics or (label_figures(records) if records else {})
+    if not m:
+        return [tag("h3", step.id), not_run(why_missing(view, "label"))]
+    note = f"partial ({step.status}): from the {len(records)} records written so far"
+    partial = [] if step.metrics else [not_run(note)]
+    figures = pairs([
+        ("labelled", m.get("labelled")), ("valid", m.get("valid")),
+        ("valid rate", pct(m.get("valid_rate"))),
+        ("invalid (quarantined)", m.get("invalid_quarantined")),
+        ("retried", m.get("retried")), ("retry rate", pct(m.get("retry_rate"))),
+    ])  # fmt: skip
+    errors = Counter(str(r.get("error") or "no answer")[:160] for r in records if not r.get("ok"))
+    out = [tag("h3", step.id), *partial, figures]
+    return out + ([table(["error", "records"], errors.most_common(10))] if errors else [])
+
+
 def labels(view: RunView) -> Raw:
     """Validity and retry rate of every label step, and the commonest errors."""
-    parts: list[Any] = []
-    for step in view.steps("label"):
-        m = step.metrics
-        if not m:
-            parts += [tag("h3", step.id), not_run(why_missing(view, "label"))]
-            continue
-        figures = pairs([
-            ("labelled", m.get("labelled")), ("valid", m.get("valid")),
-            ("valid rate", pct(m.get("valid_rate"))),
-            ("invalid (quarantined)", m.get("invalid_quarantined")),
-            ("retried", m.get("retried")), ("retry rate", pct(m.get("retry_rate"))),
-        ])  # fmt: skip
-        errors = Counter(
-            str(r.get("error") or "no answer")[:160] for r in view.dicts(step) if not r.get("ok")
-        )
-        parts += [tag("h3", step.id), figures]
-        if errors:
-            parts.append(table(["error", "records"], errors.most_common(10)))
+    parts = [part for step in view.steps("label") for part in _label_part(view, step)]
     return section("labels", "Labels", *(parts or [not_run(why_missing(view, "label"))]))
 
 
@@ -123,17 +134,18 @@ def _balance_key(key: str, report: dict[str, Any], kept: dict[str, float] | None
 
 def balance(view: RunView) -> Raw:
     """Declared vs sampled (vs kept) proportions per balance key, with the chi-square p-value."""
+    title = "Scenario and category balance"
     sample = first_with_metrics(view, "sample")
-    reports = (sample.metrics.get("balance") or {}) if sample else {}
-    if not reports:
-        return section("balance", "Balance", not_run(why_missing(view, "sample")))
+    if sample is None or not sample.metrics.get("balance"):
+        return section("balance", title, not_run(why_missing(view, "sample")))
+    reports = sample.metrics["balance"]
     filt = first_with_metrics(view, "filter")
     kept_counts = (filt.metrics.get("balance") or {}) if filt else {}
     parts: list[Any] = [tag("p", f"{sample.id}: {sample.metrics.get('prompts', '–')} prompts")]
     for key, report in reports.items():
         kept = _shares(kept_counts[key]) if key in kept_counts else None
         parts += _balance_key(key, report or {}, kept)
-    return section("balance", "Scenario and category balance", *parts)
+    return section("balance", title, *parts)
 
 
 def _ci(value: Any, ci: Any, signed: bool = False) -> str:

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from runtime_fakes import make_plan
 
-from runtime.calibrate import CalibrationError, calibrate, render
+from runtime.calibrate import CalibrationError, calibrate, parse_scale, render
 from runtime.context import StepContext, StepOutput
 from runtime.executor import execute
 from runtime.registry import DictRegistry
@@ -27,6 +27,9 @@ def _score(ctx: StepContext) -> StepOutput:
     for v in ctx.params["verdicts"]:
         ctx.emit(v["id"], v)
     return StepOutput(metrics={"records": len(ctx.params["verdicts"])})
+
+
+REGISTRY = DictRegistry({"score": SimpleNamespace(VERSION="1", run=_score)})
 
 
 def verdicts(scores: list[float], mark: float) -> list[dict[str, Any]]:
@@ -45,9 +48,13 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("score.helpful", {"dimension": helpful, "verdicts": verdicts(HELPFUL, 0.5)}, []),
         ("score.valid", {"dimension": valid, "verdicts": verdicts(VALID, 1.0)}, []),
     ])  # fmt: skip
-    registry = DictRegistry({"score": SimpleNamespace(VERSION="1", run=_score)})
-    execute(plan, tmp, registry=registry, quiet=True)
+    execute(plan, tmp, registry=REGISTRY, quiet=True)
     return tmp
+
+
+def ratings(values: list[float], **extra: Any) -> list[dict[str, Any]]:
+    """Human rows {id, helpful, …} for IDS in order."""
+    return [{"id": i, "helpful": v, **extra} for i, v in zip(IDS, values, strict=True)]
 
 
 def jsonl(path: Path, rows: list[Any]) -> Path:
@@ -56,7 +63,7 @@ def jsonl(path: Path, rows: list[Any]) -> Path:
 
 
 def test_perfect_correlation(run_dir: Path, tmp_path: Path) -> None:
-    human = jsonl(tmp_path / "h.jsonl", [{"id": i, "helpful": s} for i, s in zip(IDS, range(1, 6))])
+    human = jsonl(tmp_path / "h.jsonl", ratings([1, 2, 3, 4, 5]))
     (a,) = calibrate(run_dir, human).dimensions
     assert a.dimension == "helpful" and a.n == 5 and a.scale == (1.0, 5.0)
     assert a.rho == pytest.approx(1.0) and a.p_value is not None and a.p_value < 0.01
@@ -65,8 +72,7 @@ def test_perfect_correlation(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_reversed_ratings(run_dir: Path, tmp_path: Path) -> None:
-    human = jsonl(tmp_path / "h.jsonl", [{"id": i, "helpful": 6 - s} for i, s in
-                                         zip(IDS, range(1, 6))])  # fmt: skip
+    human = jsonl(tmp_path / "h.jsonl", ratings([5, 4, 3, 2, 1]))
     (a,) = calibrate(run_dir, human).dimensions
     assert a.rho == pytest.approx(-1.0)
     assert a.agreement == pytest.approx(0.2)  # only r3 (machine 0.5 pass, human 3 pass) agrees
@@ -76,8 +82,7 @@ def test_reversed_ratings(run_dir: Path, tmp_path: Path) -> None:
 def test_csv_with_blanks_and_extra_columns(run_dir: Path, tmp_path: Path) -> None:
     human = tmp_path / "h.csv"
     human.write_text(
-        "id,helpful,valid,comment\n"
-        "r1,1,1,fine\nr2,2,1,\nr3,3,,unsure\nr4,4,1,\nr5,5,0,bad\n",
+        "id,helpful,valid,comment\nr1,1,1,fine\nr2,2,1,\nr3,3,,unsure\nr4,4,1,\nr5,5,0,bad\n",
         encoding="utf-8",
     )
     result = calibrate(run_dir, human)
@@ -90,15 +95,23 @@ def test_csv_with_blanks_and_extra_columns(run_dir: Path, tmp_path: Path) -> Non
 
 
 def test_constant_ratings_have_no_rank_correlation(run_dir: Path, tmp_path: Path) -> None:
-    human = jsonl(tmp_path / "h.jsonl", [{"id": i, "helpful": 4} for i in IDS])
+    human = jsonl(tmp_path / "h.jsonl", ratings([4] * 5))
     (a,) = calibrate(run_dir, human).dimensions
     assert a.rho is None and a.p_value is None and "undefined" in a.note
     assert a.agreement == pytest.approx(0.6)  # human says pass for all; machine passes r3..r5
 
 
+def test_a_judge_without_pass_mark_is_flagged(tmp_path: Path) -> None:
+    plan = make_plan([("score.helpful", {"dimension": {"kind": "judge", "scale": [1, 5]},
+                                         "verdicts": verdicts(HELPFUL, 0.0)}, [])])  # fmt: skip
+    execute(plan, tmp_path, registry=REGISTRY, quiet=True)
+    human = jsonl(tmp_path / "h.jsonl", ratings([1, 2, 3, 4, 5]))
+    (a,) = calibrate(tmp_path, human).dimensions
+    assert a.agreement == pytest.approx(0.6) and "passes every record" in a.note
+
+
 def test_explicit_scale(run_dir: Path, tmp_path: Path) -> None:
-    human = jsonl(tmp_path / "h.jsonl", [{"id": i, "helpful": v} for i, v in
-                                         zip(IDS, [0, 2.5, 5, 7.5, 10])])  # fmt: skip
+    human = jsonl(tmp_path / "h.jsonl", ratings([0, 2.5, 5, 7.5, 10]))
     (a,) = calibrate(run_dir, human, scale=(0, 10)).dimensions
     assert a.scale == (0, 10) and a.mean_abs_diff == 0.0 and a.agreement == 1.0
 
@@ -143,10 +156,16 @@ def test_no_dimension_column_and_no_run(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_render(run_dir: Path, tmp_path: Path) -> None:
-    human = jsonl(tmp_path / "h.jsonl", [{"id": i, "helpful": s, "note": "x"} for i, s in
-                                         zip(IDS, range(1, 6))])  # fmt: skip
+    human = jsonl(tmp_path / "h.jsonl", ratings([1, 2, 3, 4, 5], note="x"))
     console = Console(file=io.StringIO(), width=160)
     console.print(render(calibrate(run_dir, human)))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "helpful" in text and "1.000" in text and "100.0% of 5" in text and "1..5" in text
     assert "ignored columns" in text and "note" in text
+
+
+def test_parse_scale() -> None:
+    assert parse_scale("1..5") == (1.0, 5.0) and parse_scale("0..1") == (0.0, 1.0)
+    for bad in ("5..1", "1-5", "a..b", "3..3"):
+        with pytest.raises(ValueError, match="LO..HI"):
+            parse_scale(bad)

@@ -284,6 +284,9 @@ def test_probe_reader_and_formats(tmp_path: Path) -> None:
     generated = read_suite(str(path), kind="generate")
     assert generated.kind == "generate" and generated.items[0].answer == "4"
     assert read_suite(str(path)).kind == "choice" and len(read_suite(str(path), limit=1).items) == 1
+    assert read_suite(str(path), kind="probe").kind == "choice"
+    with pytest.raises(SuiteFormatError, match="expected a gsm8k suite, the file looks like probe"):
+        read_suite(str(path), kind="gsm8k")
 
 
 @pytest.mark.parametrize(

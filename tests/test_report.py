@@ -82,8 +82,14 @@ def _score(ctx: StepContext) -> StepOutput:
     for r in ctx.records(ctx.step.inputs[0]):
         i = int(r["id"].rsplit("-", 1)[1])
         cost = {"model_calls": 5, "prompt_tokens": 100, "completion_tokens": 0}
-        verdict = {"id": r["id"], "score": round(i / 10, 4), "passed": i >= 3,
-                   "detail": f"raw {1 + 4 * i / 10:.1f}", "raw": 1 + 4 * i / 10, "cost": cost}
+        verdict = {
+            "id": r["id"],
+            "score": round(i / 10, 4),
+            "passed": i >= 3,
+            "detail": f"raw {1 + 4 * i / 10:.1f}",
+            "raw": 1 + 4 * i / 10,
+            "cost": cost,
+        }
         if not r["ok"]:
             verdict = {"id": r["id"], "score": None, "passed": None,
                        "detail": "skipped: label failed", "skipped": True}  # fmt: skip
@@ -104,11 +110,15 @@ def _evaluate(ctx: StepContext) -> StepOutput:
     """Real before/after rows from fixed per-item scores; `after_general` moves the probe suite."""
     after_general = float(ctx.params.get("after_general", 0.5))
     general = [1.0, 0.0] * 10
-    before = {"probe": SuiteResult("probe", "acc", {"acc": 0.5}, {"acc": general}),
-              "domain": SuiteResult("domain", "score", {"score": 0.2}, {"score": [0.2] * 4})}
+    before = {
+        "probe": SuiteResult("probe", "acc", {"acc": 0.5}, {"acc": general}),
+        "domain": SuiteResult("domain", "score", {"score": 0.2}, {"score": [0.2] * 4}),
+    }
     moved = [1.0] * round(20 * after_general) + [0.0] * (20 - round(20 * after_general))
-    after = {"probe": SuiteResult("probe", "acc", {"acc": after_general}, {"acc": moved}),
-             "domain": SuiteResult("domain", "score", {"score": 0.6}, {"score": [0.6] * 4})}
+    after = {
+        "probe": SuiteResult("probe", "acc", {"acc": after_general}, {"acc": moved}),
+        "domain": SuiteResult("domain", "score", {"score": 0.6}, {"score": [0.6] * 4}),
+    }
     ok, rows = check_retention({"probe": before["probe"]}, {"probe": after["probe"]}, 5.0)
     rows.append(compare_row("domain", before["domain"], after["domain"]))
     table = format_table(rows)
@@ -133,25 +143,25 @@ GATES = {"sane_len": {"weight": 1.0, "kind": "rule"}, "helpful": {"weight": 2.0,
          "novel": {"gate": True, "kind": "dedup"}}  # fmt: skip
 
 
-def pipeline(expect: float = 0.2, after_general: float = 0.5, label: str = "label") -> Any:
+def pipeline(expect: float = 0.2, after_general: float = 0.5) -> Any:
     scores = [f"score.{n}" for n in DIMS]
     filt = {"dimensions": GATES, "keep": {"left": {"ref": "score"}, "op": ">=", "right": 0.3},
             "expects": [{"metric": "kept_rate", "op": ">=", "value": expect,
                          "span": "specs/fake.dial:30:3"}]}  # fmt: skip
     return make_plan([
         ("sample.prompts", {"count": 8}, []),
-        (f"{label}.labels", {}, ["sample.prompts"]),
-        *[(s, {"dimension": DIMS[s[6:]]}, [f"{label}.labels"]) for s in scores],
-        ("filter.quality", filt, [f"{label}.labels", *scores]),
+        ("label.labels", {}, ["sample.prompts"]),
+        *[(s, {"dimension": DIMS[s[6:]]}, ["label.labels"]) for s in scores],
+        ("filter.quality", filt, ["label.labels", *scores]),
         ("finetune.domain", {}, ["filter.quality"]),
         ("evaluate.after", {"after_general": after_general}, ["finetune.domain", "filter.quality"]),
     ])  # fmt: skip
 
 
-def run(tmp: Path, **kw: Any) -> str:
+def run(tmp: Path, broken: bool = False, **kw: Any) -> str:
     reg = registry()
-    if kw.get("label") == "broken":
-        reg.modules["broken"] = SimpleNamespace(VERSION="1", run=_broken)
+    if broken:
+        reg.modules["label"] = SimpleNamespace(VERSION="1", run=_broken)
     execute(pipeline(**kw), tmp, registry=reg, quiet=True)
     path = write_report(tmp)
     assert path == tmp / "report.html"
@@ -159,6 +169,10 @@ def run(tmp: Path, **kw: Any) -> str:
 
 
 def _broken(ctx: StepContext) -> StepOutput:
+    """Labels three records, then fails (a crash mid-step keeps what was written)."""
+    for key, r in list(ctx.items(ctx.step.inputs[0]))[:3]:
+        ctx.emit(key, {**r, "answer": "x", "value": None, "ok": key != "000001", "attempts": 1,
+                       "error": None if key != "000001" else "truncated JSON"})  # fmt: skip
     raise StepFailed("the labelling model is unreachable")
 
 
@@ -249,9 +263,12 @@ def test_summary_table(full: tuple[Path, str]) -> None:
 
 
 def test_failed_step_degrades_every_section(tmp_path: Path) -> None:
-    html = run(tmp_path, label="broken")
+    html = run(tmp_path, broken=True)
     assert "the labelling model is unreachable" in section(html, "overview")
-    for anchor in ("labels", "dimensions", "filter", "diversity", "cost", "examples",
+    labels = section(html, "labels")  # what the failed step wrote is still shown, as partial
+    assert "partial (failed): from the 3 records" in labels and "66.7%" in labels
+    assert "truncated JSON" in labels
+    for anchor in ("dimensions", "filter", "diversity", "cost", "examples",
                    "expectations", "evaluation"):  # fmt: skip
         assert "not run" in section(html, anchor), anchor
     assert "consistent with" in section(html, "balance")  # the sample step did run

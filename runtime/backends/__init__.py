@@ -22,9 +22,16 @@ def _transformers(model_cfg: dict[str, Any]) -> Backend:
     return TransformersBackend(model_cfg)
 
 
+def _openai(model_cfg: dict[str, Any]) -> Backend:
+    from runtime.backends.openai_backend import OpenAIBackend  # an HTTP client, no torch
+
+    return OpenAIBackend(model_cfg)
+
+
 # backend name (the `backend =` of a model declaration) → constructor taking the model config
 BACKENDS: dict[str, Callable[[dict[str, Any]], Backend]] = {
     "transformers": _transformers,
+    "openai": _openai,
 }
 
 _INSTANCES: dict[tuple[str, str], Backend] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 # Scripts whose characters are words on their own (no spaces between words): one token per char.
@@ -151,10 +151,6 @@ def content_text(record: dict[str, Any]) -> str:
 def dialogue_text(dialogue: dict[str, Any]) -> str:
     """The dialogue's turns as one text, a turn per line."""
     return "\n".join(str(t.get("text", "")) for t in dialogue.get("turns", []))
-
-
-def join_nonempty(parts: Iterable[str], sep: str = "; ") -> str:
-    return sep.join(p for p in parts if p)
 
 
 def compact_json(value: Any) -> str:

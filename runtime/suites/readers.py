@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 LETTERS = "ABCD"
+FORMATS = ("probe", "gsm8k", "cmmlu")  # file formats read_suite knows
 BUILTIN_DIR = Path(__file__).resolve().parent  # builtin:<name> → <name with _>.jsonl here
 
 
@@ -225,9 +226,14 @@ def read_suite(
     limit: int | None = None,
     subjects: list[str] | None = None,
 ) -> Suite:
-    """A suite by name or path; `kind` (choice/generate) defaults to the format's usual scoring."""
+    """A suite by name or path. `kind` is the scoring (choice/generate; default: the format's
+    usual one) or the expected format (probe/gsm8k/cmmlu), checked against the file."""
     path = resolve_suite(name)
     fmt = sniff_format(path)
+    if kind in FORMATS:
+        if kind != fmt:
+            raise SuiteFormatError(f"{name}: expected a {kind} suite, the file looks like {fmt}")
+        kind = None
     kind = kind or ("generate" if fmt == "gsm8k" else "choice")
     if kind == "choice" and fmt == "probe":
         return Suite(name, "choice", read_probe(path, limit))

@@ -1,0 +1,185 @@
+"""A real OpenAI-compatible test server: scripted chat replies, fault injection, real logprobs.
+
+Run as a process: `python tests/openai_server.py --port 0 [options]`; it prints `PORT <n>` once
+it listens. Chat completions answer from `--reply` scripts (the k-th request with the same messages
+gets the k-th reply, the last one repeating), so tests of validation, retries and error handling
+are deterministic; `structured_outputs.choice` / `guided_choice` are enforced (the first option).
+With `--model DIR`, `/v1/completions` with echo=true and logprobs scores the prompt with that
+transformers model, as vLLM does. `GET /stats` tells what the server received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class State:
+    """What the server was told to do and what it has seen (shared by the handler threads)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.lock = threading.Lock()
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.seen: Counter[str] = Counter()
+        self.in_flight = self.peak = self.failed = 0
+        self.scorer = Scorer(args.model) if args.model else None
+
+
+class Scorer:
+    """Prompt log-probabilities from a local causal LM, in the legacy completions format."""
+
+    def __init__(self, path: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        self.lock = threading.Lock()
+
+    def logprobs(self, prompt: str) -> tuple[str, dict[str, Any]]:
+        """(generated text, logprobs{tokens, token_logprobs, text_offset}) of prompt + 1 token."""
+        enc = self.tokenizer(prompt, return_offsets_mapping=True)
+        ids, spans = list(enc["input_ids"]), [tuple(s) for s in enc["offset_mapping"]]
+        with self.lock, self.torch.inference_mode():
+            logits = self.model(input_ids=self.torch.tensor([ids])).logits[0].float()
+        logp = self.torch.log_softmax(logits, dim=-1)
+        values: list[float | None] = [None]
+        values += [float(logp[i - 1, ids[i]]) for i in range(1, len(ids))]
+        nxt = int(logp[-1].argmax())
+        generated = self.tokenizer.decode([nxt])
+        tokens = [prompt[a:b] for a, b in spans] + [generated]
+        return generated, {
+            "tokens": tokens,
+            "token_logprobs": values + [float(logp[-1, nxt])],
+            "text_offset": [a for a, _ in spans] + [len(prompt)],
+            "top_logprobs": None,
+        }
+
+
+def chat_answer(state: State, body: dict[str, Any]) -> dict[str, Any]:
+    """The scripted chat completion for one request body."""
+    key = json.dumps(body.get("messages"), sort_keys=True)
+    with state.lock:
+        k = state.seen[key]
+        state.seen[key] += 1
+    replies = state.args.reply or ["ok"]
+    text = replies[min(k, len(replies) - 1)]
+    options = (body.get("structured_outputs") or {}).get("choice") or body.get("guided_choice")
+    if options:
+        text = options[0]
+    words, limit = text.split(" "), int(body.get("max_tokens") or 16)
+    finish = "length" if len(words) > limit else "stop"
+    prompt_words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    return {
+        "id": f"chatcmpl-{k}",
+        "object": "chat.completion",
+        "model": body.get("model"),
+        "choices": [{"index": 0, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": " ".join(words[:limit])}}],
+        "usage": {"prompt_tokens": prompt_words, "completion_tokens": min(len(words), limit)},
+    }
+
+
+def completion_answer(state: State, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """Legacy completions: only prompt scoring (echo + logprobs) is implemented."""
+    if state.scorer is None or not body.get("echo") or body.get("logprobs") is None:
+        return 400, {"error": {"message": "this test server only scores prompts (echo+logprobs)"}}
+    generated, logprobs = state.scorer.logprobs(str(body["prompt"]))
+    choice = {"index": 0, "text": str(body["prompt"]) + generated, "logprobs": logprobs,
+              "finish_reason": "length"}
+    return 200, {"object": "text_completion", "model": body.get("model"), "choices": [choice]}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes: GET /health, /v1/models, /stats; POST /v1/chat/completions, /v1/completions."""
+
+    state: State
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        s = self.state
+        if self.path == "/health":
+            self.send_json(200, {"status": "ok"})
+        elif self.path == "/v1/models":
+            models = [{"id": s.args.name, "object": "model"}]
+            self.send_json(200, {"object": "list", "data": models})
+        elif self.path == "/stats":
+            with s.lock:
+                self.send_json(200, {"bodies": s.bodies, "headers": s.headers, "peak": s.peak})
+        else:
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        s = self.state
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with s.lock:
+            s.bodies.append(body)
+            s.headers.append({k.lower(): v for k, v in self.headers.items()})
+            s.in_flight += 1
+            s.peak = max(s.peak, s.in_flight)
+        try:
+            status, payload = self.answer(body)
+        finally:
+            with s.lock:
+                s.in_flight -= 1
+        self.send_json(status, payload)
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        s = self.state
+        time.sleep(s.args.latency)
+        if s.args.api_key and self.headers.get("Authorization") != f"Bearer {s.args.api_key}":
+            return 401, {"error": {"message": "invalid API key"}}
+        refused = set(body) & set(s.args.reject_fields.split(",")) - {""}
+        if refused:
+            return 422, {"detail": f"Unexpected fields in the request: {sorted(refused)}"}
+        if self.path == "/v1/completions":
+            return completion_answer(s, body)
+        if self.path != "/v1/chat/completions":
+            return 404, {"error": {"message": f"no route {self.path}"}}
+        with s.lock:
+            fail = s.failed < s.args.fail_first
+            s.failed += fail
+        if fail:
+            return 500, {"error": {"message": "injected failure", "code": 500}}
+        return 200, chat_answer(s, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--name", default="test-model", help="the served model name")
+    parser.add_argument("--model", help="a local HF directory for /v1/completions scoring")
+    parser.add_argument("--reply", action="append", help="scripted chat replies, in order")
+    parser.add_argument("--fail-first", type=int, default=0, help="answer HTTP 500 to N chats")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
+    parser.add_argument("--reject-fields", default="", help="comma-separated fields → HTTP 422")
+    parser.add_argument("--api-key", default="", help="require this bearer token")
+    args = parser.parse_args()
+    Handler.state = State(args)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
