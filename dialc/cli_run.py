@@ -81,6 +81,9 @@ def _write_report(run_dir: Path, console: Any) -> None:
         return
     path = write_report(run_dir)
     if path is not None:
+        from runtime.report import summary_table
+
+        console.print(summary_table(run_dir))
         console.print(f"report: {path}", markup=False, highlight=False)
 
 
@@ -134,3 +137,58 @@ def review(
     from dialc.review_ui import review_file
 
     raise typer.Exit(review_file(file, accept_all=accept_all, reject_all=reject_all, list_only=list_only))
+
+
+@app.command()
+def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
+    """Write the run's self-contained HTML report (scores, balance, cost, examples, before/after) and a summary."""
+    from rich.console import Console
+
+    from runtime.report import summary_table, write_report
+
+    plan = _plan(spec, overrides)
+    target = run_dir or Path(plan.settings["output"])
+    path = write_report(target)
+    if path is None:
+        typer.echo(f"dialc: error: no run results in {target}; run `dialc run {spec}` first", err=True)
+        raise typer.Exit(1)
+    console = Console()
+    console.print(summary_table(target))
+    console.print(f"report: {path}", markup=False, highlight=False)
+
+
+@app.command()
+def calibrate(
+    spec: SpecArg,
+    human: Annotated[Path, typer.Option("--human", help="Human ratings: JSONL or CSV rows of {id, DIMENSION: "
+                                        "score, …} for some record ids.")],
+    overrides: SetOption = None,
+    scale: Annotated[str | None, typer.Option("--scale", help="The human rating scale, e.g. 1..5 "
+                                              "(default: the judge's scale).")] = None,
+    run_dir: RunDirOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Compare each quality dimension with human ratings: Spearman rank correlation and agreement."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from runtime.calibrate import CalibrationError, parse_scale, render
+    from runtime.calibrate import calibrate as compare
+
+    plan = _plan(spec, overrides)
+    try:
+        bounds = parse_scale(scale) if scale else None
+    except ValueError as exc:
+        typer.echo(f"dialc: error: --scale: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        result = compare(run_dir or Path(plan.settings["output"]), human, bounds)
+    except CalibrationError as exc:
+        for line in exc.problems:
+            typer.echo(line, err=True)
+        raise typer.Exit(1) from exc
+    if json_out:
+        typer.echo(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False, default=str))
+    else:
+        Console().print(render(result))

@@ -199,7 +199,11 @@ class Collator:
 
 
 def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
-    """Base model (bf16 on CUDA, fp32 on CPU) wrapped with LoRA when asked, and its tokenizer."""
+    """Base model wrapped with LoRA when asked, and its tokenizer.
+
+    On CUDA a LoRA base is stored in bf16 (PEFT keeps the adapter in fp32); full fine-tuning keeps
+    fp32 master weights and trains under bf16 autocast, so small updates are not rounded away.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
@@ -207,8 +211,9 @@ def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    half = cuda and cfg.method == "lora"
     model: Any = AutoModelForCausalLM.from_pretrained(
-        base_dir, dtype=torch.bfloat16 if cuda else torch.float32
+        base_dir, dtype=torch.bfloat16 if half else torch.float32
     )
     model.config.use_cache = False  # no KV cache while training (also enables packed masks)
     if cfg.method == "lora":

@@ -54,7 +54,7 @@ class Scorer:
         values: list[float | None] = [None]
         values += [float(logp[i - 1, ids[i]]) for i in range(1, len(ids))]
         nxt = int(logp[-1].argmax())
-        generated = self.tokenizer.decode([nxt])
+        generated = str(self.tokenizer.decode([nxt]))
         tokens = [prompt[a:b] for a, b in spans] + [generated]
         return generated, {
             "tokens": tokens,

@@ -71,7 +71,8 @@ class Scripted:
     """A running tests/openai_server.py: its base URL and what it received."""
 
     def __init__(self, *args: str, timeout: float = 20) -> None:
-        self.log = tempfile.TemporaryFile()  # the server's stderr (model loading is chatty)
+        # the server's stderr (model loading is chatty); closed by close()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
         assert self.proc.stdout is not None
@@ -85,6 +86,10 @@ class Scripted:
         self.root = f"http://127.0.0.1:{int(line.split()[1])}"
         self.url = f"{self.root}/v1"
         wait_ready(f"{self.root}/health", self.proc, timeout)
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.log.close()
 
     def stats(self) -> dict[str, Any]:
         return dict(httpx.get(f"{self.root}/stats", trust_env=False).json())
@@ -104,8 +109,7 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
 
     yield start
     for server in started:
-        stop(server.proc)
-        server.log.close()
+        server.close()
 
 
 # -- scripted server: validation, retries, constraints, batching, errors ----------------------
@@ -263,8 +267,7 @@ def test_scoring_unsupported_is_a_clear_error(scripted: Callable[..., Scripted])
 def scoring_server(tiny_model_dir: Path) -> Iterator[Scripted]:
     server = Scripted("--model", str(tiny_model_dir), "--name", str(tiny_model_dir), timeout=120)
     yield server
-    stop(server.proc)
-    server.log.close()
+    server.close()
 
 
 @pytest.mark.slow

@@ -127,11 +127,15 @@ class OpenAIBackend:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST JSON; unreachable → BackendUnavailable, HTTP error or timeout → HTTPFailure."""
+    def post(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST JSON (GET when body is None); unreachable → BackendUnavailable, HTTP error or
+        timeout → HTTPFailure."""
         url = f"{self.base_url}{path}"
         try:
-            response = self._client.post(path, json=body)
+            if body is None:
+                response = self._client.get(path)
+            else:
+                response = self._client.post(path, json=body)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise BackendUnavailable(f"cannot reach {self.base_url}: connection timed out "
@@ -168,18 +172,18 @@ class OpenAIBackend:
         """The model name to send: `path`, or else the first model the server lists."""
         if not self.model:
             try:
-                response = self._client.get("/models")
-                response.raise_for_status()
-                self.model = str(response.json()["data"][0]["id"])
-            except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+                self.model = str(self.post("/models", None)["data"][0]["id"])
+            except (HTTPFailure, KeyError, IndexError, TypeError) as exc:
                 raise BackendUnavailable(f"no model `path` given and {self.base_url}/models "
-                                         f"names none ({type(exc).__name__}: {exc})") from None
+                                         f"names none ({exc})") from None
         return self.model
 
     # -- generation --------------------------------------------------------------------------
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         """Send the requests concurrently (batch_size at a time); results in request order."""
+        if not requests:
+            return []
         self.served_model()
         futures = [self._pool.submit(self.generate_one, r) for r in requests]
         try:
@@ -200,7 +204,8 @@ class OpenAIBackend:
                 result.text, result.value, result.error = "", None, exc.message
                 if not exc.transient:
                     break
-                time.sleep(min(0.25 * 2**attempt, 4.0))
+                if attempt < self.retries:
+                    time.sleep(min(0.25 * 2**attempt, 4.0))
                 continue
             result.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             result.completion_tokens += int(usage.get("completion_tokens") or 0)
@@ -274,6 +279,8 @@ class OpenAIBackend:
         """Sum of log-probs of each continuation's tokens, from the server's echoed prompt."""
         if self.scoring_error is not None:
             raise ScoringUnsupported(self.scoring_error)
+        if not requests:
+            return []
         self.served_model()
         texts = [(self.context_text(r), r.continuation) for r in requests]
         futures = [self._pool.submit(self.score_one, c, x) for c, x in texts]
