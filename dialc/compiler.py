@@ -14,7 +14,7 @@ from dialc.plan import Plan, Step, fingerprint
 from dialc.schema import KINDS
 
 MODEL_FIELDS = ("backend", "path", "base_url", "api_key_env", "temperature", "top_p", "max_tokens", "retries",
-                "batch_size")
+                "batch_size", "timeout", "tokenizer")
 
 
 class Lowering:

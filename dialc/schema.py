@@ -66,6 +66,8 @@ KINDS: dict[str, KindSpec] = {
             "max_tokens": F("int", "new tokens per generation at most", default=256, lo=1, hi=32768),
             "retries": F("int", "extra attempts for an invalid constrained output", default=2, lo=0, hi=10),
             "batch_size": F("int", "requests decoded together", default=8, lo=1, hi=1024),
+            "timeout": F("float", "seconds to wait for a server answer (backend = openai)", lo=1, hi=3600),
+            "tokenizer": F("str", "local tokenizer directory for chat templates (backend = openai scoring)"),
         },
     ),
     "source": KindSpec(

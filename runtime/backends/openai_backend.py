@@ -28,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
@@ -77,6 +78,11 @@ def _api_key(env_name: str | None) -> str:
     return key
 
 
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _detail(response: httpx.Response) -> str:
     """The server's own error message: OpenAI/vLLM `error.message`, FastAPI `detail`, or text."""
     try:
@@ -116,7 +122,7 @@ class OpenAIBackend:
             headers={"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             limits=httpx.Limits(max_connections=self.batch_size, max_keepalive_connections=None),
-            trust_env=False,  # a local server must not be sent through an HTTP proxy
+            trust_env=not _is_loopback(self.base_url),  # proxies only for remote servers
         )
         self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="openai-backend")
 
