@@ -17,7 +17,7 @@ from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, T
 from dialc.values import suggest
 
 BUILTIN_SUITES = ("builtin:general-probe",)
-TERMINAL_KINDS = ("pipeline", "scenarios", "task", "tasks", "evaluate", "export", "finetune", "quality")
+TERMINAL_KINDS = ("pipeline", "scenarios", "task", "tasks", "evaluate", "export", "finetune", "quality", "study")
 # fields whose default is "the only declaration of this kind", filled in by pass_defaults
 IMPLICIT_FROM = {("quality", "from"): "label", ("finetune", "data"): "quality", ("export", "from"): "quality"}
 

@@ -286,9 +286,25 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.name if isinstance(v, RefIR) else v) for k, v in fields.items()}
 
 
+def _lower_study(low: Lowering, decl: DeclIR) -> None:
+    """Each tier is trained like the target (same params) and scored like its evaluation."""
+    finetune = low.steps["finetune." + decl.fields["finetune"].name]
+    evaluations = [s for s in low.steps.values() if s.kind == "evaluate" and s.params["finetune"] == finetune.id]
+    general = [_suite(low, s) for s in decl.fields.get("general") or []]
+    if not general and evaluations:
+        general = evaluations[0].params["general"]
+    params = {**finetune.params, "tiers": decl.fields["tiers"], "general": general,
+              "limit": decl.fields["limit"] or (evaluations[0].params["limit"] if evaluations else 0),
+              "seed": low.seed(decl)}
+    params["files"] = sorted({*finetune.params["files"], *(s["path"] for s in general
+                                                          if not s["path"].startswith("builtin:")
+                                                          and Path(s["path"]).is_file())})
+    low.add("study", decl.name, params, list(finetune.inputs), decl)
+
+
 _LOWERERS = {
     "source": _lower_source, "tasks": _lower_tasks, "evolve": _lower_evolve, "expressions": _lower_expressions,
     "sample": _lower_sample, "label": _lower_label, "quality": _lower_quality, "export": _lower_export,
-    "finetune": _lower_finetune, "evaluate": _lower_evaluate,
+    "finetune": _lower_finetune, "evaluate": _lower_evaluate, "study": _lower_study,
 }
 assert set(_LOWERERS) <= set(KINDS)

@@ -210,6 +210,17 @@ KINDS: dict[str, KindSpec] = {
             "seed": SEED,
         },
     ),
+    "study": KindSpec(
+        "quality ⇄ performance study: the same fine-tune target trained on equal-size quality tiers",
+        fields={
+            "finetune": F("ref", "fine-tune target whose settings every tier reuses", required=True,
+                          ref_kinds=("finetune",)),
+            "tiers": F("int", "equal-size tiers by aggregate quality score (top … bottom)", default=3, lo=2, hi=10),
+            "general": F("suites", "general suites scored per tier (default: the target's evaluation's)"),
+            "limit": F("int", "items per suite at most (0 = all)", default=0, lo=0),
+            "seed": SEED,
+        },
+    ),
 }
 
 DIMENSION_FIELDS: dict[str, dict[str, FieldSpec]] = {
