@@ -32,7 +32,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "bad-weight": ("error", "a weight that is negative, or a set of weights that are all zero"),
     "empty-list": ("error", "a list that must not be empty is empty"),
     "bad-schema-type": ("error", "an output-schema field with an unknown type or inconsistent bounds"),
-    "unbounded-output": ("warning", "an output-schema string or integer without bounds: constrained generation runs away"),
+    "unbounded-output": ("warning", "an output-schema string or integer without bounds: "
+                         "constrained generation runs away"),
     "bad-regex": ("error", "a regular expression that does not compile"),
     "bad-template": ("error", "a template placeholder that no upstream step provides"),
     # references and graph

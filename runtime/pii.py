@@ -10,7 +10,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "id_number": re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])"),
     "card": re.compile(r"(?<!\d)(?:\d{4}[ -]){3}\d{4}(?!\d)"),
-    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{4}(?:[\s.-]\d{3,4})?(?!\d)"
+    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?"
+                        r"\d{3,4}[\s.-]\d{4}(?:[\s.-]\d{3,4})?(?!\d)"
                         r"|(?<!\d)1[3-9]\d{9}(?!\d)"),
 }
 MASKS = {"email": "[EMAIL]", "id_number": "[ID]", "card": "[CARD]", "phone": "[PHONE]"}

@@ -15,7 +15,8 @@ from runtime.store import Store
 
 DIALOGUES = [
     {"id": f"d{i:02d}", "scenario": "rental" if i % 3 else "purchase",
-     "turns": [{"role": "customer", "text": f"I need a {1 + i % 3}-bedroom flat in Riverside, budget {2000 + 100 * i}."},
+     "turns": [{"role": "customer",
+                "text": f"I need a {1 + i % 3}-bedroom flat in Riverside, budget {2000 + 100 * i}."},
                {"role": "agent", "text": f"Sure. Call me on 555-01{i:02d} and we can view it on Friday."}]}
     for i in range(12)
 ]

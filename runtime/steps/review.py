@@ -36,4 +36,5 @@ def run(ctx: StepContext) -> StepOutput:
     for index, task in enumerate([*originals, *accepted]):
         ctx.emit(f"{index:05d}", task)
     rejected = len(candidates) - len(accepted)
-    return StepOutput(metrics={"accepted": len(accepted), "rejected": rejected, "tasks": len(originals) + len(accepted)})
+    metrics = {"accepted": len(accepted), "rejected": rejected, "tasks": len(originals) + len(accepted)}
+    return StepOutput(metrics=metrics)
