@@ -293,7 +293,7 @@ def pass_training(ir: IR, diags: Diagnostics) -> None:
     for finetune in ir.of_kind("finetune"):
         data = finetune.fields.get("data")
         quality = lookup(ir, data.name, ("quality",)) if isinstance(data, RefIR) else None
-        if quality is not None and not quality.children:
+        if isinstance(data, RefIR) and quality is not None and not quality.children:
             diags.report("no-training-data", f"finetune '{finetune.name}' trains on quality '{quality.name}', "
                          "which keeps nothing (no dimensions)", data.span)
 
@@ -343,7 +343,7 @@ def pass_files(ir: IR, diags: Diagnostics) -> None:
         if isinstance(path, str) and not (base / path).is_file():
             diags.report("missing-file", f"source file not found: {path} (relative to {ir.spec_dir or '.'})",
                          source.span_of("path"))
-    for decl in ir.of_kind("evaluate") + ir.of_kind("finetune"):
+    for decl in ir.of_kind("evaluate") + ir.of_kind("finetune") + ir.of_kind("study"):
         for field in ("general", "replay"):
             for suite in decl.fields.get(field) or []:
                 _check_suite(suite["path"], base, decl.span_of(field), diags)

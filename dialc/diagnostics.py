@@ -40,6 +40,7 @@ class Diagnostics:
 
     items: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, Source] = field(default_factory=dict)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)  # O(1) de-duplication
 
     def add_source(self, source: Source) -> None:
         self.sources[source.name] = source
@@ -56,7 +57,8 @@ class Diagnostics:
         if code not in CODES:
             raise KeyError(f"diagnostic code {code!r} is not registered in dialc/codes.py")
         diag = Diagnostic(code, message, span, severity or severity_of(code), tuple(notes))
-        if diag not in self.items:
+        if diag not in self._seen:
+            self._seen.add(diag)
             self.items.append(diag)
 
     @property

@@ -100,7 +100,7 @@ def _fill_members(ir: DeclIR, decl: ast.Decl, spec: KindSpec, fields: dict[str, 
             _assign(ir, member, spec, fields, coercer, diags)
         elif isinstance(member, ast.Entry) and "entry" in spec.members:
             weight = member.weight.value if member.weight is not None else 1.0
-            if weight < 0:
+            if member.weight is not None and weight < 0:
                 diags.report("bad-weight", f"weight of scenario '{member.name}' is negative", member.weight.span)
             ir.entries.append(EntryIR(name=member.name, description=member.description.value,
                                       weight=float(weight), span=member.name_span))

@@ -58,7 +58,8 @@ KINDS: dict[str, KindSpec] = {
         "a model used for generation, judging or as a fine-tune base",
         fields={
             "backend": F("choice", "how the model is run", default="transformers", options=("transformers", "openai")),
-            "path": F("str", "builtin:NAME, a local HF directory or .gguf file, or the served model name", required=True),
+            "path": F("str", "builtin:NAME, a local HF directory or .gguf file, or the served model name",
+                      required=True),
             "base_url": F("str", "OpenAI-compatible server URL (backend = openai)"),
             "api_key_env": F("str", "environment variable holding the API key (backend = openai)"),
             "temperature": F("float", "sampling temperature; 0 = greedy", default=0.0, lo=0, hi=2),
@@ -167,7 +168,8 @@ KINDS: dict[str, KindSpec] = {
         },
         members=("decl:dimension", "keep", "expect"),
     ),
-    "dimension": KindSpec("one quality dimension, scored per record", qualifiers=("rule", "grounding", "judge", "dedup")),
+    "dimension": KindSpec("one quality dimension, scored per record",
+                          qualifiers=("rule", "grounding", "judge", "dedup")),
     "export": KindSpec(
         "exports of a quality-filtered set (chat JSONL for SFT trainers, Parquet / HF datasets)",
         fields={
@@ -204,8 +206,10 @@ KINDS: dict[str, KindSpec] = {
         fields={
             "model": F("ref", "fine-tune target to evaluate", required=True, ref_kinds=("finetune",)),
             "domain": F("holdout", "holdout(FRACTION): production prompts kept out of training", default=None),
-            "general": F("suites", "general-capability suites: suite(\"builtin:general-probe\"), suite(\"path\", kind = gsm8k)"),
-            "max_drop": F("float", "largest allowed drop per general suite, in accuracy points", default=1.0, lo=0, hi=100),
+            "general": F("suites", "general-capability suites: suite(\"builtin:general-probe\"), "
+                         "suite(\"path\", kind = gsm8k)"),
+            "max_drop": F("float", "largest allowed drop per general suite, in accuracy points", default=1.0,
+                          lo=0, hi=100),
             "limit": F("int", "items per suite at most (0 = all)", default=0, lo=0),
             "seed": SEED,
         },

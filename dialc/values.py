@@ -172,7 +172,8 @@ class Coercer:
         if not isinstance(value, ast.Range) or isinstance(value.lo.value, float) or isinstance(value.hi.value, float):
             return self._mismatch(field, "an integer range like 1..5", value)
         if value.lo.value >= value.hi.value:
-            self.diags.report("out-of-range", f"range {value.lo.text}..{value.hi.text} is empty or reversed", value.span)
+            self.diags.report("out-of-range", f"range {value.lo.text}..{value.hi.text} is empty or reversed",
+                              value.span)
             return _INVALID
         if self._bounds(field, spec, value.lo) is _INVALID or self._bounds(field, spec, value.hi) is _INVALID:
             return _INVALID

@@ -21,9 +21,7 @@ class LM(Protocol):
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[float]: ...
 
-    def generate(
-        self, prompts: list[Prompt], max_new_tokens: int, stop: Sequence[str] = ()
-    ) -> list[str]: ...
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]: ...
 
 
 @dataclass
@@ -98,13 +96,9 @@ class HFModel:
         """Model input text: raw prompts as they are, chat messages through the chat template."""
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(
-            prompt, tokenize=False, add_generation_prompt=True
-        )
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
-    def generate(
-        self, prompts: list[Prompt], max_new_tokens: int, stop: Sequence[str] = ()
-    ) -> list[str]:
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, stop: Sequence[str] = ()) -> list[str]:
         """Greedy completions, batched with left padding, cut at the first `stop` string."""
         import torch
 
@@ -240,9 +234,7 @@ def evaluate_generation(
     stop = () if chat else ("\nQuestion:", "\n\n\n")
     outputs = lm.generate(prompts, max_new_tokens, stop)
     em = [float(exact_match(o, i.answer)) for o, i in zip(outputs, scored, strict=True)]
-    details = [
-        {"id": i.id, "answer": i.answer, "output": o} for i, o in zip(scored, outputs, strict=True)
-    ]
+    details = [{"id": i.id, "answer": i.answer, "output": o} for i, o in zip(scored, outputs, strict=True)]
     setting = f"{fewshot}-shot, {'chat' if chat else 'text'}, greedy"
     return summarize(name, "exact_match", {"exact_match": em}, details=details, setting=setting)
 

@@ -176,12 +176,8 @@ class Collator:
         width = max(len(r["input_ids"]) for r in rows)
         fill = [width - len(r["input_ids"]) for r in rows]
         batch: dict[str, Any] = {
-            "input_ids": torch.tensor(
-                [r["input_ids"] + [self.pad_id] * n for r, n in zip(rows, fill, strict=True)]
-            ),
-            "labels": torch.tensor(
-                [r["labels"] + [IGNORE] * n for r, n in zip(rows, fill, strict=True)]
-            ),
+            "input_ids": torch.tensor([r["input_ids"] + [self.pad_id] * n for r, n in zip(rows, fill, strict=True)]),
+            "labels": torch.tensor([r["labels"] + [IGNORE] * n for r, n in zip(rows, fill, strict=True)]),
             "num_tokens": sum(len(r["input_ids"]) for r in rows),  # popped before the forward
         }
         if "position_ids" in rows[0]:  # packed: no attention mask, positions mark the examples
@@ -212,9 +208,7 @@ def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     half = cuda and cfg.method == "lora"
-    model: Any = AutoModelForCausalLM.from_pretrained(
-        base_dir, dtype=torch.bfloat16 if half else torch.float32
-    )
+    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16 if half else torch.float32)
     model.config.use_cache = False  # no KV cache while training (also enables packed masks)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
@@ -366,9 +360,7 @@ def train(
     return result
 
 
-def make_trainer(
-    model: Any, rows: list[dict], pad_id: int, args: Any, progress: Progress | None
-) -> Any:
+def make_trainer(model: Any, rows: list[dict], pad_id: int, args: Any, progress: Progress | None) -> Any:
     """A transformers Trainer over pre-tokenized rows, reporting through `progress`, not stdout."""
     from transformers import PrinterCallback, Trainer
 

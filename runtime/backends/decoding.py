@@ -58,9 +58,7 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def decode_batch(
-    model: Any, rows: list[Row], masks: MaskBuilder, eos_ids: set[int], pad_id: int
-) -> list[Decoded]:
+def decode_batch(model: Any, rows: list[Row], masks: MaskBuilder, eos_ids: set[int], pad_id: int) -> list[Decoded]:
     """Decode all rows together; results in the order of `rows`."""
     device = model.device
     generators = [torch.Generator().manual_seed(r.seed % 2**63) for r in rows]
@@ -68,9 +66,7 @@ def decode_batch(
     ids, attn = left_pad([r.prompt_ids for r in rows], pad_id, device)
     pos = positions(attn)
     cache = DynamicCache(config=model.config)
-    step = model(
-        input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1
-    )
+    step = model(input_ids=ids, attention_mask=attn, position_ids=pos, cache=cache, logits_to_keep=1)
     logits, next_pos = step.logits[:, -1], pos[:, -1] + 1
     live = list(range(len(rows)))  # row index of each batch position in the cache
     while live:
@@ -90,9 +86,7 @@ def decode_batch(
             cache.batch_select_indices(index)
             attn, next_pos = attn[index], next_pos[index]
         live = [live[j] for j in keep]
-        logits, attn, next_pos = forward_step(
-            model, cache, [feeds[j] or [] for j in keep], attn, next_pos, pad_id
-        )
+        logits, attn, next_pos = forward_step(model, cache, [feeds[j] or [] for j in keep], attn, next_pos, pad_id)
     return out
 
 
@@ -106,26 +100,27 @@ def forward_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Feed each row its new tokens (1 + fast-forwarded ones) in one pass; (logits, attn, pos).
 
-    Rows with fewer tokens are padded on the right; the padding stays masked out of the cache.
+    Feeds are right-aligned, padded on the left with masked-out slots, so every row's last token
+    is in the last column and only that column's logits are computed.
     """
     device, width = attn.device, max(len(f) for f in feeds)
     ids = torch.full((len(feeds), width), pad_id, dtype=torch.long)
     new = torch.zeros((len(feeds), width), dtype=attn.dtype)
     for b, feed in enumerate(feeds):
-        ids[b, : len(feed)] = torch.tensor(feed, dtype=torch.long)
-        new[b, : len(feed)] = 1
+        ids[b, width - len(feed) :] = torch.tensor(feed, dtype=torch.long)
+        new[b, width - len(feed) :] = 1
+    count = new.sum(dim=1).to(device)
     attn = torch.cat([attn, new.to(device)], dim=1)
-    step_pos = next_pos[:, None] + torch.arange(width, device=device)[None, :]
+    offsets = torch.arange(width, device=device)[None, :] - (width - count)[:, None]
+    step_pos = (next_pos[:, None] + offsets).clamp(min=0)  # padding slots: any valid position
     out = model(
         input_ids=ids.to(device),
         attention_mask=attn,
         position_ids=step_pos,
         cache=cache,
-        logits_to_keep=width,
+        logits_to_keep=1,
     )
-    count = torch.tensor([len(f) for f in feeds], device=device)
-    logits = out.logits[torch.arange(len(feeds), device=device), count - 1]
-    return logits, attn, next_pos + count
+    return out.logits[:, -1], attn, next_pos + count
 
 
 def choose(

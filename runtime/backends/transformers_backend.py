@@ -45,11 +45,35 @@ class LoadedModel:
 def shared_model(path: str, device: str | None = None) -> LoadedModel:
     """Load a model once per process, whatever the number of backends using it."""
     model, tokenizer, dev, dtype = load_model(path, device)
+    if dev.type == "cpu":
+        use_tall_head(model)
     vocab = model.get_output_embeddings().weight.shape[0]
     eos = model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     eos_ids.add(tokenizer.eos_token_id)
     return LoadedModel(model, tokenizer, dev, dtype, MaskBuilder(tokenizer, vocab), eos_ids)
+
+
+class TallLinear(torch.nn.Linear):
+    """A Linear computed as `W @ x.T`: same numbers, 2-3x faster on CPU MKL for 2+ rows.
+
+    `linear(x, W)` with several rows makes MKL repack the whole (vocab x hidden) matrix on every
+    call; with a 49k vocabulary the output head then cost 4x a single row's.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        flat = input.reshape(-1, input.shape[-1])
+        out = (self.weight @ flat.T).T
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*input.shape[:-1], -1).contiguous()
+
+
+def use_tall_head(model: Any) -> None:
+    """Switch a plain Linear output head to TallLinear in place (weights, ties unchanged)."""
+    head = model.get_output_embeddings()
+    if type(head) is torch.nn.Linear:
+        head.__class__ = TallLinear
 
 
 def retry_seed(seed: int, attempt: int) -> int:
@@ -104,9 +128,7 @@ class TransformersBackend:
     def chat_text(self, messages: tuple[Message, ...] | list[Message]) -> str:
         """The prompt text: the tokenizer's chat template, or plain `role: content` lines."""
         if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
+            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
             return str(text)
         lines = [f"{m['role']}: {m['content']}" for m in messages]
         return "\n".join([*lines, "assistant: "])
@@ -192,9 +214,7 @@ class TransformersBackend:
         # Left padding puts every continuation at the end, so only the last positions'
         # logits are computed (a full (batch, length, vocab) tensor would be large).
         keep = max(len(cont) for _, cont in pairs) + 1
-        ids, attn = left_pad(
-            [ctx + cont for ctx, cont in pairs], self.tokenizer.pad_token_id, self.loaded.device
-        )
+        ids, attn = left_pad([ctx + cont for ctx, cont in pairs], self.tokenizer.pad_token_id, self.loaded.device)
         logits = self.loaded.model(
             input_ids=ids, attention_mask=attn, position_ids=positions(attn), logits_to_keep=keep
         ).logits

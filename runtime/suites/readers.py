@@ -178,9 +178,7 @@ def read_cmmlu_file(path: Path, subject: str) -> list[ChoiceItem]:
     return items
 
 
-def read_cmmlu(
-    path: Path, subjects: list[str] | None = None, limit: int | None = None
-) -> list[ChoiceItem]:
+def read_cmmlu(path: Path, subjects: list[str] | None = None, limit: int | None = None) -> list[ChoiceItem]:
     """CMMLU from one csv or a directory of `<subject>.csv`; `limit` takes items round-robin over
     subjects (sorted by name), so a small limit still spans the subjects."""
     files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
