@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,8 @@ def run(
     """Compile and execute a spec: cached, resumable (run it again after Ctrl-C), with a report at the end.
 
     Exit status: 0 done, 1 a step failed, 3 stopped at a gate (review pending or an expect failed)."""
+    # torch's OpenMP threads spin while waiting; on a shared CPU that costs 4x (bench/bench_backend.py)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
     from runtime.errors import SelectionError

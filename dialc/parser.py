@@ -109,7 +109,29 @@ def _report_token(source: Source, exc: UnexpectedToken, diags: Diagnostics) -> N
     span = _point(source.name, token.line, token.column, max(1, len(str(token))))
     previous = _previous_token(exc)
     got = _describe_token(token)
-    diags.report("syntax", _expectation(previous, expected, got), span)
+    closer = _innermost_closer(source, token)
+    if closer and closer != str(token) and token.type in ("RBRACE", "RSQB", "RPAR", "NUMBER", "STRING", "NAME"):
+        message = f"expected ',' or '{closer}', got {got}"
+    else:
+        message = _expectation(previous, expected, got)
+    diags.report("syntax", message, span)
+
+
+def _innermost_closer(source: Source, stop: Token) -> str | None:
+    """The bracket that would close the innermost open '[' or '(' before `stop`, if any."""
+    pairs = {"LSQB": "]", "LPAR": ")", "LBRACE": "}"}
+    stack: list[str] = []
+    try:
+        for tok in token_lexer().lex(source.text):
+            if tok.start_pos is not None and stop.start_pos is not None and tok.start_pos >= stop.start_pos:
+                break
+            if tok.type in pairs:
+                stack.append(pairs[tok.type])
+            elif tok.type in ("RSQB", "RPAR", "RBRACE") and stack:
+                stack.pop()
+    except LarkError:
+        return None
+    return stack[-1] if stack and stack[-1] != "}" else None
 
 
 def _previous_token(exc: UnexpectedToken) -> Token | None:
@@ -130,15 +152,20 @@ def _expectation(previous: Token | None, expected: set[str], got: str) -> str:
         return f"expected '=' after field name '{previous}', got {got}"
     if previous is not None and previous.type == "EQUAL" and "NUMBER" in expected:
         return f"expected a value after '=' (a string, number, name, list, or {{...}}), got {got}"
-    if got == "'}'" and "RBRACE" not in expected:
+    if got == "'}'" and "$END" in expected:
         return "unmatched '}': no block is open here"
-    if expected == {"LBRACE"} or (previous is not None and "LBRACE" in expected and "EQUAL" not in expected):
-        return f"expected '{{' to open the block, got {got}"
-    if "RBRACE" in expected and "NAME" in expected:
+    if "LBRACE" in expected and expected <= {"LBRACE", "NAME"} and got == "'='":
+        return f"'{previous} = …' is a field: fields go inside a declaration's {{ … }} block (expected '{{')"
+    if "LBRACE" in expected and expected <= {"LBRACE", "NAME"}:
+        return (f"expected '{{' after '{previous}' to start a block, got {got} "
+                "(a field is `name = value`, a schema field `name: type`)")
+    if "RBRACE" in expected and "NAME" in expected and "EQUAL" not in expected:
         return f"expected a field, a declaration or '}}', got {got}"
     if {"STRING", "NUMBER", "NAME"} <= expected:
         return f"expected a value (a string, number, name, list, or {{...}}), got {got}"
     words = sorted({_describe_terminal(t) for t in expected})
+    if len(words) > 1 and "'*'" in words:  # `a * b` products are rarely what a user is missing
+        words.remove("'*'")
     if len(words) > 6:
         return f"unexpected {got}"
     return f"expected {_join(words)}, got {got}"

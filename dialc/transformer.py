@@ -131,7 +131,7 @@ class _Builder(Transformer):
         return ast.TypeExpr(span=self._span(meta), base=str(items[0]))
 
     def enum_type(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
-        return ast.TypeExpr(span=self._span(meta), base=str(items[0]), options=items[1])
+        return ast.TypeExpr(span=self._span(meta), base="enum", options=items[-1])
 
     def list_type(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
         return ast.TypeExpr(span=self._span(meta), base="list", item=items[0])

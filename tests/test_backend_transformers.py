@@ -50,9 +50,7 @@ def ask(text: str, **kw: Any) -> GenRequest:
 
 
 def json_request(i: int, schema: dict[str, Any], **kw: Any) -> GenRequest:
-    return ask(
-        f"Dialogue {i}: extract the requirements.", constraint=Constraint("json", schema), **kw
-    )
+    return ask(f"Dialogue {i}: extract the requirements.", constraint=Constraint("json", schema), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +135,7 @@ def test_json_outputs_parse_and_validate(
 def test_regex_constraint_is_honoured(sharp: TransformersBackend) -> None:
     pattern = r"[A-Z]{2}-\d{3}( ok)?"
     requests = [
-        ask(f"code {i}", constraint=Constraint("regex", pattern=pattern), temperature=1.0, seed=i)
-        for i in range(6)
+        ask(f"code {i}", constraint=Constraint("regex", pattern=pattern), temperature=1.0, seed=i) for i in range(6)
     ]
     for result in sharp.generate(requests):
         assert result.ok and re.fullmatch(pattern, result.text), result
@@ -147,8 +144,7 @@ def test_regex_constraint_is_honoured(sharp: TransformersBackend) -> None:
 def test_choice_constraint_is_honoured(sharp: TransformersBackend) -> None:
     options = ("yes", 'no "way"', "peut-être\nnon", "中文")
     requests = [
-        ask(f"pick {i}", constraint=Constraint("choice", options=options), temperature=2.0, seed=i)
-        for i in range(8)
+        ask(f"pick {i}", constraint=Constraint("choice", options=options), temperature=2.0, seed=i) for i in range(8)
     ]
     results = sharp.generate(requests)
     assert all(r.ok and r.text in options and r.value == r.text for r in results)
@@ -193,9 +189,7 @@ def test_same_seed_same_output(sharp: TransformersBackend) -> None:
     requests = mixed_requests(1.0)
     first, second = sharp.generate(requests), sharp.generate(requests)
     assert [r.text for r in first] == [r.text for r in second]
-    reseeded = [
-        GenRequest(r.messages, r.constraint, r.max_tokens, 1.0, 1.0, r.seed + 100) for r in requests
-    ]
+    reseeded = [GenRequest(r.messages, r.constraint, r.max_tokens, 1.0, 1.0, r.seed + 100) for r in requests]
     assert [r.text for r in sharp.generate(reseeded)] != [r.text for r in first]
 
 
@@ -212,9 +206,7 @@ def test_unconstrained_greedy_matches_hf_generate(sharp: TransformersBackend) ->
     requests = [ask("word " * i + "go", max_tokens=15) for i in range(4)]
     for request, result in zip(requests, sharp.generate(requests), strict=True):
         ids = torch.tensor([sharp.prompt_ids(request.messages)])
-        out = model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=15, do_sample=False
-        )
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=15, do_sample=False)
         assert result.text == tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
@@ -251,6 +243,26 @@ def test_sample_follows_the_distribution() -> None:
     assert counts[[0, 2, 3]].tolist() == pytest.approx([2000, 1200, 800], rel=0.1)
     nucleus = {sample(logits, 1.0, 0.7, gen) for _ in range(200)}
     assert nucleus == {0, 2}  # top-p 0.7 keeps the tokens holding the first 70% of the mass
+
+
+def test_tall_head_computes_the_same_logits() -> None:
+    import torch
+
+    from runtime.backends.transformers_backend import TallLinear
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=True)
+    hidden = torch.randn(3, 4, 16)
+    expected = head(hidden)
+    head.__class__ = TallLinear
+    assert torch.allclose(head(hidden), expected, atol=1e-5)
+    assert head(hidden).shape == (3, 4, 50) and head(hidden).is_contiguous()
+
+
+def test_tall_head_keeps_tied_weights(backend: TransformersBackend) -> None:
+    model = backend.loaded.model
+    assert type(model.get_output_embeddings()).__name__ == "TallLinear"
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
 
 
 # -- retries and failures --------------------------------------------------------------------------
@@ -389,9 +401,7 @@ def test_schema_errors_refs_and_combinators() -> None:
         },
     }
     assert schema_errors({"rooms": [{"m2": 12.5}], "kind": "flat"}, schema) == []
-    assert schema_errors({"rooms": [{"m2": "big"}]}, schema) == [
-        '$.rooms[0].m2: expected number, got "big"'
-    ]
+    assert schema_errors({"rooms": [{"m2": "big"}]}, schema) == ['$.rooms[0].m2: expected number, got "big"']
     assert schema_errors({"kind": "house"}, schema) == ["$.kind: matches none of anyOf"]
 
 

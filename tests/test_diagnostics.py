@@ -333,7 +333,6 @@ MISLEADING = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="misleading syntax message: see MISLEADING")
 @pytest.mark.parametrize(("text", "wanted"), MISLEADING, ids=range(len(MISLEADING)))
 def test_misleading_syntax_messages(text: str, wanted: str, tmp_path: Path) -> None:
     messages = _syntax(text, tmp_path)
@@ -341,14 +340,11 @@ def test_misleading_syntax_messages(text: str, wanted: str, tmp_path: Path) -> N
     assert "to open the block" not in messages[0]
 
 
-# Valid-looking output schemas the grammar rejects today (grammar/dial.lark owner): a bound in
-# parentheses right after a bare type clashes with `enum(a, b)`, and list items take no bounds.
-@pytest.mark.xfail(strict=True, reason="grammar: `str (max 40)` parses only as `str? (max 40)`")
+# Output schemas: a bound right after a bare type, and bounds on list items.
 def test_bound_after_bare_type_parses(tmp_path: Path) -> None:
     assert _syntax('task t { output { a: str (max 40) } }\n', tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="grammar: list items cannot carry bounds, `[str]` warns")
 def test_list_item_bounds_parse(tmp_path: Path) -> None:
     assert _syntax('task t { output { a: [str? (max 20)] (max 3) } }\n', tmp_path) == []
 

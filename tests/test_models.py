@@ -73,9 +73,7 @@ def write_fake_conversion(gguf: Path, out: Path) -> None:
     (out / "config.json").write_text("{}")
 
 
-def test_conversion_is_atomic_and_cached(
-    tmp_path: Path, _private_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_conversion_is_atomic_and_cached(tmp_path: Path, _private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gguf = fake_gguf(tmp_path)
 
     def crash(gguf: Path, out: Path) -> None:
@@ -96,9 +94,7 @@ def test_conversion_is_atomic_and_cached(
     assert resolve_model(str(gguf)) == target
 
 
-def test_changed_gguf_gets_a_new_conversion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_changed_gguf_gets_a_new_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models, "_convert", write_fake_conversion)
     gguf = fake_gguf(tmp_path)
     first = resolve_model(str(gguf))
@@ -106,9 +102,7 @@ def test_changed_gguf_gets_a_new_conversion(
     assert resolve_model(str(gguf)) != first
 
 
-def test_stale_temp_dirs_are_removed(
-    tmp_path: Path, _private_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stale_temp_dirs_are_removed(tmp_path: Path, _private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models, "_convert", write_fake_conversion)
     gguf = fake_gguf(tmp_path)
     name = f"tiny-model-{models.gguf_digest(gguf)}"
@@ -171,9 +165,7 @@ def write_tiny_gguf(target: Path) -> Path:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
     width, ffn, kv = 64, 128, 32
-    writer.add_tensor(
-        "token_embd.weight", weight(reader.fields["llama.vocab_size"].contents(), width)
-    )
+    writer.add_tensor("token_embd.weight", weight(reader.fields["llama.vocab_size"].contents(), width))
     writer.add_tensor("output_norm.weight", np.ones(width, np.float32))
     for block in range(2):
         for name, tensor in [

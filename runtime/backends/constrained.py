@@ -30,9 +30,7 @@ def grammar_for(constraint: Constraint) -> str | None:
     if constraint.kind == "json":
         if not constraint.schema:
             raise GrammarError("json constraint without a schema")
-        return llguidance.LLMatcher.grammar_from_json_schema(
-            constraint.schema, overrides=JSON_OPTIONS
-        )
+        return llguidance.LLMatcher.grammar_from_json_schema(constraint.schema, overrides=JSON_OPTIONS)
     if constraint.kind == "regex":
         if not constraint.pattern:
             raise GrammarError("regex constraint without a pattern")
@@ -44,9 +42,7 @@ def grammar_for(constraint: Constraint) -> str | None:
         alternatives = " | ".join(json.dumps(option) for option in constraint.options)
         return llguidance.LLMatcher.grammar_from_lark(f"start: {alternatives}")
     if constraint.max_chars is not None:
-        return llguidance.LLMatcher.grammar_from_lark(
-            f"start: /(?s:.{{0,{int(constraint.max_chars)}}})/"
-        )
+        return llguidance.LLMatcher.grammar_from_lark(f"start: /(?s:.{{0,{int(constraint.max_chars)}}})/")
     return None
 
 

@@ -153,7 +153,9 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Ge
     # and never lands on a zero-probability (masked) token.
     cdf = probs.cumsum(0)
     u = torch.rand((), generator=gen) * cdf[-1]
-    index = min(int(torch.searchsorted(cdf, u, right=True)), len(cdf) - 1)
+    index = int(torch.searchsorted(cdf, u, right=True))
+    if index >= len(cdf):  # u rounded up to the total mass: take the last possible token
+        index = int(probs.nonzero()[-1])
     return index if order is None else int(order[index])
 
 

@@ -128,9 +128,7 @@ def _type_errors(value: Any, schema: dict[str, Any], path: str) -> list[str]:
     return errors
 
 
-def _combinator_errors(
-    value: Any, schema: dict[str, Any], path: str, root: dict[str, Any]
-) -> list[str]:
+def _combinator_errors(value: Any, schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
     errors = []
     for sub in schema.get("allOf", []):
         errors += _errors(value, sub, path, root)
@@ -143,9 +141,7 @@ def _combinator_errors(
     return errors
 
 
-def _object_errors(
-    value: dict[str, Any], schema: dict[str, Any], path: str, root: dict[str, Any]
-) -> list[str]:
+def _object_errors(value: dict[str, Any], schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
     props: dict[str, Any] = schema.get("properties", {})
     required = schema.get("required", [])
     errors = [f"{path}: missing required '{k}'" for k in required if k not in value]
@@ -164,9 +160,7 @@ def _object_errors(
     return errors
 
 
-def _array_errors(
-    value: list[Any], schema: dict[str, Any], path: str, root: dict[str, Any]
-) -> list[str]:
+def _array_errors(value: list[Any], schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
     errors = []
     if len(value) < schema.get("minItems", 0):
         errors.append(f"{path}: fewer than {schema['minItems']} items")
@@ -176,9 +170,7 @@ def _array_errors(
     for i, item in enumerate(value):
         sub = prefix[i] if i < len(prefix) else schema.get("items", True)
         errors += _errors(item, sub, f"{path}[{i}]", root)
-    if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(
-        value
-    ):
+    if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
         errors.append(f"{path}: items are not unique")
     return errors
 
