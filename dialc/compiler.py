@@ -26,11 +26,12 @@ class Lowering:
         self.order: dict[str, int] = {}
 
     # ---- small utilities
-    def add(self, kind: str, name: str, params: dict[str, Any], inputs: list[str], decl: DeclIR) -> str:
+    def add(self, kind: str, name: str, params: dict[str, Any], inputs: list[str], decl: DeclIR,
+            locations: dict[str, list[str]] | None = None) -> str:
         step_id = f"{kind}.{name}"
         self.order[step_id] = len(self.order)
         self.steps[step_id] = Step(id=step_id, kind=kind, name=name, params=params, inputs=inputs,
-                                   span=decl.name_span)
+                                   span=decl.name_span, locations=locations or {})
         return step_id
 
     def seed(self, decl: DeclIR) -> int:
@@ -204,7 +205,8 @@ def _lower_quality(low: Lowering, decl: DeclIR) -> None:
     keep = [expr_json(k.expr) for k in decl.keep]
     params = {"dimensions": dims, "keep": _conjunction(keep), "top_k": decl.fields["top_k"],
               "expects": [_expect_json(e) for e in decl.expects]}
-    low.add("filter", decl.name, params, [label.id, *score_ids], decl)
+    locations = {"expects": [e.span.location() for e in decl.expects]}
+    low.add("filter", decl.name, params, [label.id, *score_ids], decl, locations)
 
 
 def _conjunction(exprs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -235,7 +237,7 @@ def _expect_json(expect: ast.Expect) -> dict[str, Any]:
     assert isinstance(expr, ast.BinOp)
     left = expr_json(expr.left)
     metric = left["ref"] if "ref" in left else f"{left['call']}:{left['args'][0] if left['args'] else ''}"
-    return {"metric": metric, "op": expr.op, "value": expr_json(expr.right), "span": expect.span.location()}
+    return {"metric": metric, "op": expr.op, "value": expr_json(expr.right)}
 
 
 def _lower_export(low: Lowering, decl: DeclIR) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -20,13 +22,15 @@ TOKEN_WORDS = {
     "OPTIONAL": "'?'",
 }
 MAX_DEPTH = 200  # deeper nesting than this is refused before Lark's recursion would overflow
+MAX_OPERATORS = 200  # and/or/not in one file: each nests the expression tree one level deeper
+_OPERATOR_WORD = re.compile(r"\b(and|or|not)\b")
 
 
 def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tuple[Tree | None, list[Token]]:
     """Parse one file; on a syntax error report it and return (None, comments)."""
     diags.add_source(source)
     comments: list[Token] = []
-    if _too_deep(source, diags):
+    if _too_deep(source, diags) or _too_many_operators(source, diags):
         return None, comments
     lark = parser(start)
     try:
@@ -70,6 +74,24 @@ def _too_deep(source: Source, diags: Diagnostics) -> bool:
                 return True
         elif char in "}])":
             depth = max(0, depth - 1)
+    return False
+
+
+def _too_many_operators(source: Source, diags: Diagnostics) -> bool:
+    """Refuse absurd keep/expect expressions (each operator is a level of recursion downstream)."""
+    if len(_OPERATOR_WORD.findall(source.text)) <= MAX_OPERATORS:
+        return False  # cheap pre-check: words inside strings and comments may count, never too few
+    count = 0
+    try:
+        for tok in token_lexer().lex(source.text):
+            if tok.type in ("AND", "OR", "NOT"):
+                count += 1
+                if count > MAX_OPERATORS:
+                    diags.report("syntax", f"more than {MAX_OPERATORS} and/or/not operators: split the rule",
+                                 _point(source.name, tok.line or 1, tok.column or 1, len(tok)))
+                    return True
+    except LarkError:
+        return False  # the parser will report the real problem
     return False
 
 

@@ -24,6 +24,9 @@ class Step(BaseModel):
     params: dict[str, Any]
     inputs: list[str] = Field(default_factory=list)  # ids of the steps this one reads, in order
     span: Span | None = None
+    # where parts of the step were declared (e.g. each expect test): for messages only, so not part
+    # of the fingerprint or the cache key — moving lines in a spec must not invalidate a run
+    locations: dict[str, list[str]] = Field(default_factory=dict)
     fingerprint: str = ""  # sha256 of kind, name, params and the inputs' fingerprints
 
 

@@ -33,7 +33,8 @@ class Source:
 
     @property
     def lines(self) -> list[str]:
-        return self.text.splitlines()
+        # only "\n" ends a line, as for the parser (splitlines would also split at \f, U+2028 …)
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
 
     def line(self, number: int) -> str:
         """The 1-based line `number`, or '' past the end."""

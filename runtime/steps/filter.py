@@ -85,7 +85,10 @@ def run(ctx: StepContext) -> StepOutput:
         if str(record["id"]) not in ctx.done:
             ctx.emit(str(record["id"]), record)
     metrics = summary(rows, list(dims), ctx.seed)
-    metrics["expects"] = check_all(ctx.params.get("expects") or [], rows)
+    where = (getattr(ctx.step, "locations", None) or {}).get("expects", [])  # kept out of the cache key
+    expects = [{**e, "span": e.get("span") or (where[i] if i < len(where) else "")}
+               for i, e in enumerate(ctx.params.get("expects") or [])]
+    metrics["expects"] = check_all(expects, rows)
     failed = [e["message"] for e in metrics["expects"] if not e["ok"]]
     if failed:
         return StepOutput(metrics=metrics, status="blocked", message="\n".join(failed))
