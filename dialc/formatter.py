@@ -108,7 +108,7 @@ def _flat(v: ast.Value, in_expr: bool = False) -> str | None:
     if isinstance(v, ast.Range):
         return f"{v.lo.text}..{v.hi.text}"
     if isinstance(v, ast.BlockV):
-        body = _flat_body(v.body)
+        body = _flat_body(v.body, in_expr)
         return None if body is None else f"{v.kind} {body}"
     if isinstance(v, ast.Product):
         return _join([_flat(i, in_expr) for i in v.items], " * ")
@@ -117,8 +117,7 @@ def _flat(v: ast.Value, in_expr: bool = False) -> str | None:
     if isinstance(v, ast.DictV):
         pairs = [_pair(p, ": ", in_expr) for p in v.pairs]
         return _wrap("{", _join(pairs, ", "), "}")
-    args = [_pair(a, " = ", in_expr) if isinstance(a, ast.Pair) else _flat(a, in_expr)
-            for a in _args(v)]
+    args = [_pair(a, " = ", in_expr) if isinstance(a, ast.Pair) else _flat(a, in_expr) for a in _args(v)]
     return _wrap(f"{v.func}(", _join(args, ", "), ")")
 
 
@@ -140,26 +139,21 @@ def _wrap(opener: str, inner: str | None, closer: str) -> str | None:
 
 
 def _is_empty(v: ast.Value) -> bool:
-    if isinstance(v, ast.BlockV):
-        return not v.body
-    if isinstance(v, ast.Call):
-        return not (v.args or v.kwargs)
-    if isinstance(v, ast.DictV):
-        return not v.pairs
-    return isinstance(v, ast.ListV) and not v.items
+    parts = {ast.BlockV: "body", ast.DictV: "pairs", ast.ListV: "items", ast.Call: "args"}.get(type(v))
+    return parts is not None and not getattr(v, parts) and not (isinstance(v, ast.Call) and v.kwargs)
 
 
-def _flat_body(members: list[ast.Member]) -> str | None:
-    inner = _join([_flat_member(m) for m in members], "  ")
+def _flat_body(members: list[ast.Member], in_expr: bool = False) -> str | None:
+    inner = _join([_flat_member(m, in_expr) for m in members], "  ")
     return None if inner is None else ("{ " + inner + " }" if inner else "{}")
 
 
-def _flat_member(m: ast.Member) -> str | None:
+def _flat_member(m: ast.Member, in_expr: bool = False) -> str | None:
     if isinstance(m, ast.Assign):
-        value = _flat(m.value)
+        value = _flat(m.value, in_expr)
         return None if value is None else f"{m.name} = {value}"
     if isinstance(m, ast.Entry):
-        desc = _flat(m.description)
+        desc = _flat(m.description, in_expr)
         weight = f" weight {m.weight.text}" if m.weight is not None else ""
         return None if desc is None else f"{m.name} {desc}{weight}"
     if isinstance(m, ast.SchemaField):
@@ -168,7 +162,7 @@ def _flat_member(m: ast.Member) -> str | None:
         return "keep when " + expr_text(m.expr)
     if isinstance(m, ast.Expect):
         return "expect " + expr_text(m.expr)
-    body = _flat_body(m.body)
+    body = _flat_body(m.body, in_expr)
     return None if body is None else " ".join(w.text for w in m.words) + " " + body
 
 
@@ -197,7 +191,7 @@ def expr_text(e: ast.Expr) -> str:
     if isinstance(e, ast.Ref):
         return ".".join(e.parts)
     if isinstance(e, ast.Not):
-        return "not " + _paren(e.operand, _prec(e.operand) < 3)
+        return "not " + _paren(e.operand, _prec(e.operand) != 3 and _prec(e.operand) < 5)  # not (a < b)
     if isinstance(e, ast.BinOp) and e.op in _PREC:  # walk and/or chains: they can be very long
         p, rights, left = _PREC[e.op], [], e
         while isinstance(left, ast.BinOp) and left.op == e.op:
@@ -300,7 +294,7 @@ class _Printer:
         if isinstance(item, ast.Include):
             self.emit(f"include {quote(item.path.value)}")
         else:
-            self.decl(item, 0, None, top=True)
+            self.decl(item, 0, None)
         self.last_line = item.span.end_line
         self.trail(END)
         self.leading(END, 0)
@@ -317,15 +311,14 @@ class _Printer:
             self.trail(limit)
         self.leading(end, indent)
 
-    def member(self, m: ast.Member, indent: int, widths: tuple[int, int],
-               header: str | None) -> None:
+    def member(self, m: ast.Member, indent: int, widths: tuple[int, int], header: str | None) -> None:
         pad = INDENT * indent
         if isinstance(m, ast.Assign):
             self.value(m.value, f"{pad}{m.name} = ", indent)
         elif isinstance(m, ast.Entry):
             self.entry(m, indent, widths)
         elif isinstance(m, ast.Decl):
-            self.decl(m, indent, header, top=False)
+            self.decl(m, indent, header)
         else:
             self.leading(_end(m), indent)
             self.emit(pad + (_flat_member(m) or ""))
@@ -341,13 +334,14 @@ class _Printer:
         if m.weight is not None:
             self.out[-1] += f"  weight {m.weight.text}"
 
-    def decl(self, d: ast.Decl, indent: int, header: str | None, top: bool) -> None:
+    def decl(self, d: ast.Decl, indent: int, header: str | None) -> None:
+        """A block written on one line stays so if it fits; otherwise one member per line."""
         pad = INDENT * indent
         header = header or " ".join(w.text for w in d.words)
         end = _end(d)
-        if not self.pending(end) and (not d.body or (not top and _one_line(d))):
+        if not self.pending(end) and (not d.body or _one_line(d)):
             flat = _flat_body(d.body)
-            if flat is not None and (top or _width(f"{pad}{header} {flat}") <= WIDTH):
+            if flat is not None and (not d.body or _width(f"{pad}{header} {flat}") <= WIDTH):
                 self.emit(f"{pad}{header} {flat}")
                 return
         self.block(f"{pad}{header} {{", d.body, indent, end)
@@ -424,19 +418,15 @@ class _Printer:
         self.leading(end, indent)
 
 
-def _group(items: list[ast.Include | ast.Decl],
-           comments: list[_Comment]) -> tuple[dict[int, list[_Comment]], list[_Comment]]:
-    """Comments of each top-level item (before, inside, ending its line); the rest end the file."""
+def _group(items: list[ast.Include | ast.Decl], comments: list[_Comment]) -> tuple[dict[int, list[_Comment]],
+                                                                                 list[_Comment]]:
+    """Comments of each top-level item (before it, inside it, ending its last line); the rest end the file."""
     groups: dict[int, list[_Comment]] = {id(item): [] for item in items}
     i = 0
     for k, item in enumerate(items):
         following = _start(items[k + 1]) if k + 1 < len(items) else END
-        while i < len(comments) and (comments[i].pos < _end(item)
-                                     or _trails(comments[i], item, following)):
+        while i < len(comments) and (comments[i].pos < _end(item) or (
+                comments[i].trailing and comments[i].pos < following and comments[i].pos[0] == item.span.end_line)):
             groups[id(item)].append(comments[i])
             i += 1
     return groups, comments[i:]
-
-
-def _trails(comment: _Comment, item: ast.Node, following: Pos) -> bool:
-    return comment.trailing and comment.pos < following and comment.pos[0] == item.span.end_line

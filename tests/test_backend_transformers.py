@@ -341,6 +341,16 @@ def test_loglikelihood_agrees_with_direct_computation(sharp: TransformersBackend
     assert batched[-1] == 0.0 and all(v < 0 for v in batched[:-1])
 
 
+def test_single_token_continuations_share_one_forward_pass(sharp: TransformersBackend) -> None:
+    messages = ({"role": "user", "content": "Rate the answer from 1 to 5."},)
+    scale = [ScoreRequest(continuation=str(v), messages=messages) for v in range(1, 6)]
+    mixed = [*scale, ScoreRequest(continuation="5 stars", messages=messages), scale[0]]
+    grouped = sharp.loglikelihood(mixed)  # the 1..5 group takes one pass, "5 stars" its own
+    direct = [direct_loglikelihood(sharp, r) for r in mixed]
+    assert grouped == pytest.approx(direct, abs=1e-3)
+    assert [sharp.loglikelihood([r])[0] for r in scale] == pytest.approx(grouped[:5], abs=1e-4)
+
+
 def test_loglikelihood_uses_the_chat_template(sharp: TransformersBackend) -> None:
     messages = ({"role": "user", "content": "Hi"},)
     context, continuation = sharp.score_ids(ScoreRequest(continuation="Hello", messages=messages))

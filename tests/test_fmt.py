@@ -136,13 +136,21 @@ def test_fingerprints_do_not_depend_on_layout() -> None:
 def test_canonical_layout() -> None:
     messy = ('include   "shared/x.dial"\n'
              'pipeline p {seed=42 description="d"}\n'
+             'model m {path="p" temperature=0.7 max_tokens=160 retries=2 batch_size=8 top_p=0.95 backend=openai}\n'
              'finetune domain { base = small\n'
              '  method = lora {r=8 alpha=16}   epochs = 1 }\n')
     assert fmt(messy) == ('include "shared/x.dial"\n'
                           "\n"
-                          "pipeline p {\n"
-                          "  seed = 42\n"
-                          '  description = "d"\n'
+                          'pipeline p { seed = 42  description = "d" }\n'
+                          "\n"
+                          "model m {\n"
+                          '  path = "p"\n'
+                          "  temperature = 0.7\n"
+                          "  max_tokens = 160\n"
+                          "  retries = 2\n"
+                          "  batch_size = 8\n"
+                          "  top_p = 0.95\n"
+                          "  backend = openai\n"
                           "}\n"
                           "\n"
                           "finetune domain {\n"
@@ -179,7 +187,7 @@ def test_numbers_as_written_and_blank_lines_collapsed() -> None:
     out = fmt("task t {\n  a = 100_000\n\n\n\n  b = 1e-3\n  c = -0.50\n}\n\n\n\n"
               'model m { path = "p" }\n')
     assert out == ('task t {\n  a = 100_000\n\n  b = 1e-3\n  c = -0.50\n}\n\n'
-                   'model m {\n  path = "p"\n}\n')
+                   'model m { path = "p" }\n')
 
 
 def test_long_strings_reindented_to_their_block() -> None:
@@ -193,16 +201,24 @@ def test_long_strings_reindented_to_their_block() -> None:
 
 def test_expressions_keep_their_grouping() -> None:
     text = ("quality {\n  keep when not (a >= 1 or b < 2) and (c == \"x\" and (d or e))\n"
-            "  expect (x and y) or not z\n}\n")
+            "  expect (x and y) or not z  expect not (x < 1) and not not y\n}\n")
     out = fmt(text)
     assert 'keep when not (a >= 1 or b < 2) and (c == "x" and (d or e))' in out
-    assert "expect x and y or not z" in out
+    assert "expect x and y or not z\n" in out
+    assert "expect not (x < 1) and not not y\n" in out
+    assert meaning(parse(out)) == meaning(parse(text))
+
+
+def test_long_string_inside_an_expression_becomes_one_line() -> None:
+    text = 'quality {\n  keep when f(m { x = """a\n      b""" }) >= 1\n}\n'
+    out = fmt(text)
+    assert '  keep when f(m { x = "a\\nb" }) >= 1\n' in out
     assert meaning(parse(out)) == meaning(parse(text))
 
 
 def test_output_schema_types() -> None:
-    text = "task t { output { a : int?[0..10]  b: enum( x,y )?  c: [ str ](max 5) (min 1) } }\n"
-    assert "  output { a: int? [0..10]  b: enum(x, y)?  c: [str] (max 5) (min 1) }\n" in fmt(text)
+    text = "task t {\n output { a : int?[0..10]  b: enum( x,y )?  c: [ str? (max 3)](max 5) (min 1) } }\n"
+    assert "  output { a: int? [0..10]  b: enum(x, y)?  c: [str? (max 3)] (max 5) (min 1) }\n" in fmt(text)
 
 
 # ---- comments ------------------------------------------------------------------------------------
@@ -239,7 +255,7 @@ def test_every_comment_kept_in_order() -> None:
 def test_comments_placed_where_they_belong() -> None:
     out = fmt(COMMENTED)
     assert out.startswith('// header\n\n# second header\ninclude "a.dial"  # why a\n\n')
-    assert "}  // after the pipeline\n" in out
+    assert "\npipeline p { seed = 1 }  // after the pipeline\n" in out
     assert "task t {  # on the header\n  # before x\n\n  x = [\n    a,  # first item\n" in out
     assert "    # before c\n    c,\n  ]  # after the list\n" in out
     assert "  # inside an expression\n  keep when a >= 1 and b < 2\n" in out
@@ -256,7 +272,7 @@ def test_comment_only_and_empty_files() -> None:
 
 def test_includes_first_with_their_comments() -> None:
     text = 'model m { path = "p" }\n# shared taxonomy\ninclude "t.dial"\n'
-    assert fmt(text) == '# shared taxonomy\ninclude "t.dial"\n\nmodel m {\n  path = "p"\n}\n'
+    assert fmt(text) == '# shared taxonomy\ninclude "t.dial"\n\nmodel m { path = "p" }\n'
 
 
 # ---- strings -------------------------------------------------------------------------------------
@@ -315,7 +331,7 @@ def test_fmt_write_and_print(tmp_path: Path, runner: CliRunner) -> None:
     spec = tmp_path / "x.dial"
     spec.write_text("pipeline p {seed=1}  # s\n", encoding="utf-8")
     printed = runner.invoke(app, ["fmt", str(spec)])
-    assert printed.exit_code == 0 and printed.stdout == "pipeline p {\n  seed = 1\n}  # s\n"
+    assert printed.exit_code == 0 and printed.stdout == "pipeline p { seed = 1 }  # s\n"
     assert runner.invoke(app, ["fmt", "--write", str(spec)]).exit_code == 0
     assert spec.read_text(encoding="utf-8") == printed.stdout
     assert runner.invoke(app, ["fmt", "--check", str(spec)]).exit_code == 0

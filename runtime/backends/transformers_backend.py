@@ -201,13 +201,40 @@ class TransformersBackend:
     def loglikelihood(self, requests: list[ScoreRequest]) -> list[float]:
         """Sum of log-probs of each continuation's tokens given its context, batched."""
         pairs = [self.score_ids(r) for r in requests]
-        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         out = [0.0] * len(pairs)
+        rest = self._score_shared_contexts(pairs, out)
+        order = sorted(rest, key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             for i, value in zip(chunk, self._score_batch([pairs[i] for i in chunk]), strict=True):
                 out[i] = value
         return out
+
+    def _score_shared_contexts(self, pairs: list[tuple[list[int], list[int]]], out: list[float]) -> list[int]:
+        """Single-token continuations of one context (a judge's 1..5 scale, option letters) cost one
+        forward pass for the whole group; returns the indices still to score one by one."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (context, cont) in enumerate(pairs):
+            if len(cont) == 1:
+                groups.setdefault(tuple(context), []).append(i)
+        shared = [(ctx, idx) for ctx, idx in groups.items() if len(idx) > 1]
+        for start in range(0, len(shared), self.batch_size):
+            chunk = shared[start : start + self.batch_size]
+            logprobs = self._next_token_logprobs([list(ctx) for ctx, _ in chunk])
+            for row, (_, indices) in enumerate(chunk):
+                for i in indices:
+                    out[i] = float(logprobs[row, pairs[i][1][0]])
+        done = {i for _, idx in shared for i in idx}
+        return [i for i in range(len(pairs)) if i not in done]
+
+    @torch.inference_mode()
+    def _next_token_logprobs(self, contexts: list[list[int]]) -> torch.Tensor:
+        """(batch, vocab) log-probabilities of the token after each context."""
+        ids, attn = left_pad(contexts, self.tokenizer.pad_token_id, self.loaded.device)
+        logits = self.loaded.model(
+            input_ids=ids, attention_mask=attn, position_ids=positions(attn), logits_to_keep=1
+        ).logits
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
 
     def score_ids(self, request: ScoreRequest) -> tuple[list[int], list[int]]:
         """(context ids, continuation ids), tokenised separately so the boundary is exact."""
