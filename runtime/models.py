@@ -162,7 +162,9 @@ def load_model(path: str, device: str | None = None) -> tuple[Any, Any, Any, Any
     The tokenizer pads on the left (batched generation) and always has a pad token.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # dialc draws its own progress; a bar per load is noise
     directory = resolve_model(path)
     dev, dtype = pick_device(device)
     try:

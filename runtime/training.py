@@ -202,7 +202,9 @@ def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the step's own progress bar is the one that matters
     cuda = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.pad_token_id is None:
