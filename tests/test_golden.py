@@ -128,7 +128,7 @@ def test_param_change_propagates_to_dependents_only() -> None:
     "model.small.temperature=0.1",
     "label.labels.seed=5",
     "quality.quality.top_k=3",
-    "finetune.domain.epochs=2",
+    "finetune.domain.epochs=3",
     "evaluate.after.max_drop=2.0",
     "expressions.style.tone={formal: 1}",
     "evolve.evolved.rounds=2",
@@ -143,7 +143,7 @@ def test_fingerprints_change_exactly_downstream(override: str) -> None:
 
 def test_unchanged_spec_keeps_every_fingerprint() -> None:
     base = compile_spec(REALESTATE)
-    same = compile_spec(REALESTATE, ["sample.prompts.count=24"])  # the value already in the spec
+    same = compile_spec(REALESTATE, ["sample.prompts.count=36"])  # the value already in the spec
     assert _changes(base, same) == (set(), set())
 
 
