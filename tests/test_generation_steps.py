@@ -92,3 +92,21 @@ def test_proposals_evolution_and_the_review_gate(tiny_model_dir: Path, tmp_path:
     edited = [t for t in final if t["origin"] == "evolved"]
     assert [t["instruction"] for t in edited] == ["Edited by a person: list the customer's needs."]
     assert edited[0]["reviewed"] == "edited" and edited[0]["chain"]
+
+
+def test_paraphrases_become_an_expression_of_the_instruction(tiny_model_dir: Path, tmp_path: Path) -> None:
+    spec_text = SPEC.replace("expressions style {{ tone = {{formal: 1, friendly: 3}} }}",
+                             "expressions style {{ tone = {{formal: 1, friendly: 3}}  paraphrase = tiny  "
+                             "paraphrases = 2 }}")
+    spec = write_project(tmp_path, model=tiny_model_dir, count=12, spec=spec_text)
+    res = run(spec, tmp_path / "run", select=["+sample.prompts"])
+    expressions = records(tmp_path / "run", res, "expressions.style")
+    made = [r for r in expressions if r["kind"] == "paraphrase"]
+    assert res.step("expressions.style").model_calls >= 6  # 3 tasks × 2 paraphrases (+ retries)
+    assert all(r["task_id"] in {"extract", "summary", "intent"} and r["instruction"] for r in made)
+    prompts = records(tmp_path / "run", res, "sample.prompts")
+    phrasings = {p["lineage"]["phrasing"] for p in prompts}
+    assert "original" in phrasings
+    if made:  # with paraphrases available, some prompts use them, and say so in their lineage
+        used = [p for p in prompts if p["lineage"]["phrasing"] != "original"]
+        assert used and all(p["instruction"] in {r["instruction"] for r in made} for p in used)
