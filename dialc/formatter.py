@@ -54,10 +54,6 @@ def _end(node: ast.Node) -> Pos:
     return (node.span.end_line, node.span.end_col)
 
 
-def _one_line(node: ast.Node) -> bool:
-    return node.span.line == node.span.end_line
-
-
 def _width(text: str) -> int:
     """Display columns: CJK characters take two."""
     wide = sum(1 for c in text if unicodedata.east_asian_width(c) in "WF")
@@ -101,10 +97,8 @@ def _flat(v: ast.Value, in_expr: bool = False) -> str | None:
     """`v` on one line, or None when it cannot be (a \"\"\" string outside an expression)."""
     if isinstance(v, ast.Str):
         return quote(v.value) if in_expr or not v.long else None
-    if isinstance(v, ast.Num):
-        return v.text
-    if isinstance(v, ast.Name):
-        return v.name
+    if isinstance(v, ast.Num | ast.Name):
+        return v.text if isinstance(v, ast.Num) else v.name
     if isinstance(v, ast.Range):
         return f"{v.lo.text}..{v.hi.text}"
     if isinstance(v, ast.BlockV):
@@ -193,7 +187,8 @@ def expr_text(e: ast.Expr) -> str:
     if isinstance(e, ast.Not):
         return "not " + _paren(e.operand, _prec(e.operand) != 3 and _prec(e.operand) < 5)  # not (a < b)
     if isinstance(e, ast.BinOp) and e.op in _PREC:  # walk and/or chains: they can be very long
-        p, rights, left = _PREC[e.op], [], e
+        p, rights = _PREC[e.op], []
+        left: ast.Expr = e
         while isinstance(left, ast.BinOp) and left.op == e.op:
             rights.append(left.right)
             left = left.left
@@ -257,14 +252,19 @@ class _Printer:
     def pending(self, limit: Pos) -> bool:
         return self.next < len(self.comments) and self.comments[self.next].pos < limit
 
-    def leading(self, limit: Pos, indent: int) -> None:
+    def leading(self, limit: Pos, indent: int, keep_blank: bool = True) -> None:
         """Every comment before `limit`, each on its own line."""
         while self.pending(limit):
             comment = self.comments[self.next]
             self.next += 1
-            self.sep(comment.pos[0])
+            if keep_blank:
+                self.sep(comment.pos[0])
             self.emit(INDENT * indent + comment.text)
             self.last_line = comment.pos[0]
+
+    def hoist(self, limit: Pos, indent: int) -> None:
+        """Comments inside what is about to be written on one line go on the lines above it."""
+        self.leading(limit, indent, keep_blank=False)
 
     def trail(self, limit: Pos) -> None:
         """A comment that ended the line of what was just written stays at the end of that line."""
@@ -320,7 +320,7 @@ class _Printer:
         elif isinstance(m, ast.Decl):
             self.decl(m, indent, header)
         else:
-            self.leading(_end(m), indent)
+            self.hoist(_end(m), indent)
             self.emit(pad + (_flat_member(m) or ""))
 
     def entry(self, m: ast.Entry, indent: int, widths: tuple[int, int]) -> None:
@@ -329,7 +329,7 @@ class _Printer:
         if desc is None:
             self.value(m.description, prefix, indent)
         else:
-            self.leading(_end(m), indent)
+            self.hoist(_end(m), indent)
             self.emit(prefix + (desc if m.weight is None else _pad(desc, widths[1])))
         if m.weight is not None:
             self.out[-1] += f"  weight {m.weight.text}"
@@ -339,7 +339,7 @@ class _Printer:
         pad = INDENT * indent
         header = header or " ".join(w.text for w in d.words)
         end = _end(d)
-        if not self.pending(end) and (not d.body or _one_line(d)):
+        if not self.pending(end) and (not d.body or d.span.line == d.span.end_line):
             flat = _flat_body(d.body)
             if flat is not None and (not d.body or _width(f"{pad}{header} {flat}") <= WIDTH):
                 self.emit(f"{pad}{header} {flat}")
@@ -359,24 +359,36 @@ class _Printer:
         flat = _flat(v)
         bracketed = isinstance(v, _BRACKETED) or (
             isinstance(v, ast.Product) and any(isinstance(i, _BRACKETED) for i in v.items))
-        fits = _is_empty(v) or (_one_line(v) and _width(prefix + (flat or "")) <= WIDTH)
+        fits = _is_empty(v) or (v.span.line == v.span.end_line and _width(prefix + (flat or "")) <= WIDTH)
         if flat is not None and bracketed and fits and not self.pending(_end(v)):
             self.emit(prefix + flat)
             return
         if flat is not None and not bracketed:
-            self.leading(_end(v), indent)
+            self.hoist(_end(v), indent)
             self.emit(prefix + flat)
         elif isinstance(v, ast.Str):
             self.long_string(v, prefix, indent)
         elif isinstance(v, ast.Product):
-            for i, item in enumerate(v.items):
-                self.value(item, self.out.pop() + " * " if i else prefix, indent)
+            self.product(v, prefix, indent)
         else:
-            self.leading(_start(v), indent)
+            self.hoist(_start(v), indent)
             self.container(v, prefix, indent)
 
+    def product(self, v: ast.Product, prefix: str, indent: int) -> None:
+        """Items joined by ` * ` on one line; after a comment, the next item starts a new line."""
+        self.value(v.items[0], prefix, indent)
+        for item in v.items[1:]:
+            if not self.pending(_start(item)):
+                self.value(item, self.out.pop() + " * ", indent)
+                continue
+            self.out[-1] += " *"
+            self.trail(_start(item))
+            indent += 1  # (once per comment) the rest of the product is a continuation
+            self.leading(_start(item), indent)
+            self.value(item, INDENT * indent, indent)
+
     def long_string(self, s: ast.Str, prefix: str, indent: int) -> None:
-        self.leading(_end(s), indent)
+        self.hoist(_end(s), indent)
         lines = s.value.split("\n")
         if not any(line.strip() for line in lines):  # nothing for the dedent to anchor on
             self.emit(prefix + (quote(s.value) if s.value else '""""""'))
@@ -390,13 +402,14 @@ class _Printer:
         if isinstance(v, ast.BlockV):
             self.block(f"{prefix}{v.kind} {{", v.body, indent, _end(v))
             return
+        items: list[ast.Value | ast.Pair]
         if isinstance(v, ast.ListV):
-            opener, closer, items = "[", "]", list(v.items)
+            opener, closer, items = "[", "]", [*v.items]
         elif isinstance(v, ast.DictV):
-            opener, closer, items = "{", "}", list(v.pairs)
+            opener, closer, items = "{", "}", [*v.pairs]
         else:
             assert isinstance(v, ast.Call)
-            opener, closer, items = f"{v.func}(", ")", list(_args(v))
+            opener, closer, items = f"{v.func}(", ")", _args(v)
         self.emit(prefix + opener)
         self.trail(_start(items[0]) if items else _end(v))
         self.fresh = True
