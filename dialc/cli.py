@@ -133,6 +133,7 @@ def fmt(
     """Print (or rewrite) specs in canonical form; idempotent; comments kept."""
     from dialc.formatter import format_module
     from dialc.frontend import parse_file
+    from dialc.source import read_source
 
     unformatted = 0
     for spec in specs:
@@ -141,7 +142,7 @@ def fmt(
         if module is None or diags.has_errors():
             _emit_diagnostics(diags, 1)
             raise typer.Exit(1)
-        original = spec.read_text(encoding="utf-8")
+        original = read_source(spec).text  # bytes decoded as the parser saw them (CRLF kept)
         text = format_module(module, original)
         if check:
             if text != original:

@@ -56,11 +56,24 @@ class IR(BaseModel):
     spec_dir: str  # directory relative paths in the spec are resolved against
     decls: list[DeclIR] = Field(default_factory=list)
 
+    def _index(self) -> tuple[dict[str, list[DeclIR]], dict[str, list[DeclIR]]]:
+        """By kind and by name, rebuilt when declarations were added (lookups are per reference)."""
+        cached = self.__dict__.get("_index_cache")
+        if cached is None or cached[0] != len(self.decls):
+            by_kind: dict[str, list[DeclIR]] = {}
+            by_name: dict[str, list[DeclIR]] = {}
+            for decl in self.decls:
+                by_kind.setdefault(decl.kind, []).append(decl)
+                by_name.setdefault(decl.name, []).append(decl)
+            cached = (len(self.decls), by_kind, by_name)
+            self.__dict__["_index_cache"] = cached
+        return cached[1], cached[2]
+
     def of_kind(self, kind: str) -> list[DeclIR]:
-        return [d for d in self.decls if d.kind == kind]
+        return list(self._index()[0].get(kind, []))
 
     def find(self, name: str, kinds: tuple[str, ...] | None = None) -> list[DeclIR]:
-        return [d for d in self.decls if d.name == name and (kinds is None or d.kind in kinds)]
+        return [d for d in self._index()[1].get(name, []) if kinds is None or d.kind in kinds]
 
     @property
     def pipeline(self) -> DeclIR | None:

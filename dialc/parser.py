@@ -195,7 +195,8 @@ def _expectation(previous: Token | None, expected: set[str], got: str) -> str:
 
 def _report_eof(source: Source, diags: Diagnostics, expected: set[str]) -> None:
     opener = _unclosed_brace(source)
-    line = max(1, len(source.lines))
+    lines = source.lines[:-1] if len(source.lines) > 1 and source.lines[-1] == "" else source.lines
+    line = max(1, len(lines))
     end = _point(source.name, line, len(source.line(line)) + 1)
     if opener is not None:
         notes = [Note("the block opened here", opener)]

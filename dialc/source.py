@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -31,7 +32,7 @@ class Source:
     name: str  # as given on the command line / in an include, shown in diagnostics
     text: str
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
         # only "\n" ends a line, as for the parser (splitlines would also split at \f, U+2028 …)
         return [line.removesuffix("\r") for line in self.text.split("\n")]
