@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline_kit import compile_spec
+import pytest
+from pipeline_kit import SPEC, compile_spec, records, run, write_project
 
 from runtime.steps.study import format_study, study_metrics, tiers_by_quality
 
@@ -39,3 +40,24 @@ def test_study_reuses_the_target_settings_and_evaluation_suites() -> None:
     for key in ("base", "method", "epochs", "lr", "holdout"):
         assert study.params[key] == finetune.params[key]
     assert study.params["general"] == evaluate.params["general"] and study.params["tiers"] == 3
+
+
+@pytest.mark.slow
+def test_study_trains_every_tier_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    extra = """
+finetune domain {{ base = tiny  max_steps = 2  batch_size = 2  max_len = 256 }}
+evaluate after {{ model = domain  domain = holdout(0.3)  general = [suite("builtin:general-probe")]  limit = 8
+                  max_drop = 100 }}
+study tiers {{ finetune = domain  tiers = 3 }}
+"""
+    spec = write_project(tmp_path, model=tiny_model_dir, count=24, spec=SPEC + extra)
+    res = run(spec, tmp_path / "run", select=["+study.tiers"])
+    study = res.step("study.tiers")
+    assert study.status == "ok", study.message
+    rows = records(tmp_path / "run", res, "study.tiers")
+    assert [r["tier"] for r in rows] == [1, 2, 3]
+    assert len({r["records"] for r in rows}) == 1  # equal sizes
+    assert rows[0]["mean_quality"] >= rows[1]["mean_quality"] >= rows[2]["mean_quality"]
+    assert "builtin:general-probe" in study.metrics["spearman"]
+    for tier in (1, 2, 3):
+        assert (tmp_path / "run" / "artifacts" / study.key / f"tier-{tier}" / "adapter").is_dir()
