@@ -75,7 +75,8 @@ class CountingBackend:
 
     def loglikelihood(self, requests: list[Any]) -> list[float]:
         scores = self.inner.loglikelihood(requests)
-        self._account(model_calls=len(requests))
+        # backends that tokenise report how many tokens the scoring read (a judge's cost)
+        self._account(model_calls=len(requests), prompt_tokens=int(getattr(self.inner, "last_scored_tokens", 0)))
         return scores
 
     def __getattr__(self, name: str) -> Any:

@@ -346,6 +346,7 @@ def test_single_token_continuations_share_one_forward_pass(sharp: TransformersBa
     scale = [ScoreRequest(continuation=str(v), messages=messages) for v in range(1, 6)]
     mixed = [*scale, ScoreRequest(continuation="5 stars", messages=messages), scale[0]]
     grouped = sharp.loglikelihood(mixed)  # the 1..5 group takes one pass, "5 stars" its own
+    assert sharp.last_scored_tokens == sum(len(c) + len(t) for c, t in map(sharp.score_ids, mixed))
     direct = [direct_loglikelihood(sharp, r) for r in mixed]
     assert grouped == pytest.approx(direct, abs=1e-3)
     assert [sharp.loglikelihood([r])[0] for r in scale] == pytest.approx(grouped[:5], abs=1e-4)

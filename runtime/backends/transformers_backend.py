@@ -201,6 +201,7 @@ class TransformersBackend:
     def loglikelihood(self, requests: list[ScoreRequest]) -> list[float]:
         """Sum of log-probs of each continuation's tokens given its context, batched."""
         pairs = [self.score_ids(r) for r in requests]
+        self.last_scored_tokens = sum(len(c) + len(t) for c, t in pairs)  # read by cost accounting
         out = [0.0] * len(pairs)
         rest = self._score_shared_contexts(pairs, out)
         order = sorted(rest, key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))

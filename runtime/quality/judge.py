@@ -154,9 +154,12 @@ def judge_expected(
         scores = backend.loglikelihood(requests)
     except Exception as exc:  # recorded as a failure of each record
         return [Verdict.failure(f"judge error: {exc}") for _ in prompts], cost
+    scored = int(getattr(backend, "last_scored_tokens", 0))  # tokens read, when the backend says
+    cost.prompt_tokens += scored
     verdicts = []
     for i in range(len(prompts)):
-        used = {"model_calls": len(values), "prompt_tokens": 0, "completion_tokens": 0}
+        share = scored // len(prompts) if prompts else 0
+        used = {"model_calls": len(values), "prompt_tokens": share, "completion_tokens": 0}
         cost.per_record.append(used)
         row = [float(x) for x in scores[i * len(values) : (i + 1) * len(values)]]
         if len(row) != len(values) or not all(math.isfinite(x) for x in row):
