@@ -9,6 +9,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from runtime.errors import StepFailed
 from typing import Any
 
 BUILTIN_GGUF = {
@@ -19,7 +21,7 @@ BUILTIN_PREFIX = "builtin:"
 STALE_TMP_S = 3600  # seconds after which a conversion temp dir is taken for a killed one
 
 
-class ModelNotFound(Exception):
+class ModelNotFound(StepFailed):
     """A model path that names nothing loadable; the message says what to install or fix."""
 
 
