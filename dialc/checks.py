@@ -345,8 +345,9 @@ def pass_files(ir: IR, diags: Diagnostics) -> None:
                          source.span_of("path"))
     for model in ir.of_kind("model"):
         path = model.fields.get("path")
-        local = model.fields.get("backend", "transformers") == "transformers" and isinstance(path, str)
-        if local and not path.startswith("builtin:") and not (base / path).exists():
+        if model.fields.get("backend", "transformers") != "transformers" or not isinstance(path, str):
+            continue
+        if not path.startswith("builtin:") and not (base / path).exists():
             diags.report("missing-file", f"model not found: {path} (a builtin:NAME, a local HF directory or "
                          f".gguf file, relative to {ir.spec_dir or '.'})", model.span_of("path"))
     for decl in ir.of_kind("evaluate") + ir.of_kind("finetune") + ir.of_kind("study"):

@@ -111,8 +111,9 @@ def _report_syntax(source: Source, exc: UnexpectedInput, diags: Diagnostics) -> 
 
 
 def _report_characters(source: Source, exc: UnexpectedCharacters, diags: Diagnostics) -> None:
-    char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else ""
-    span = _point(source.name, exc.line, exc.column)
+    pos = exc.pos_in_stream or 0
+    char = source.text[pos] if pos < len(source.text) else ""
+    span = _point(source.name, exc.line or 1, exc.column or 1)
     if char == '"':
         message = "unterminated string: a string must close with '\"' on the same line (use \"\"\" for multi-line text)"
     elif char.isprintable():
@@ -219,7 +220,7 @@ def _unclosed_brace(source: Source) -> Span | None:
     if not stack:
         return None
     tok = stack[-1]
-    return _point(source.name, tok.line, tok.column)
+    return _point(source.name, tok.line or 1, tok.column or 1)
 
 
 def _describe_token(token: Token) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import re
 from typing import Any
@@ -81,43 +82,43 @@ class _Builder(Transformer):
     def _tok(self, tok: Token) -> Span:
         return _tok_span(self.file, tok)
 
-    def start(self, meta: Meta, items: list[Any]) -> list[Any]:
+    def start(self, meta: Meta, items: builtins.list[Any]) -> builtins.list[Any]:
         return items
 
-    def include(self, meta: Meta, items: list[Any]) -> ast.Include:
+    def include(self, meta: Meta, items: builtins.list[Any]) -> ast.Include:
         return ast.Include(span=self._span(meta), path=self._string(items[0]))
 
-    def decl(self, meta: Meta, items: list[Any]) -> ast.Decl:
+    def decl(self, meta: Meta, items: builtins.list[Any]) -> ast.Decl:
         *words, body = items
         return ast.Decl(span=self._span(meta), words=[ast.Word(span=self._tok(w), text=str(w)) for w in words],
                         body=body)
 
-    def body(self, meta: Meta, items: list[Any]) -> list[Any]:
+    def body(self, meta: Meta, items: builtins.list[Any]) -> builtins.list[Any]:
         return items
 
-    def assign(self, meta: Meta, items: list[Any]) -> ast.Assign:
+    def assign(self, meta: Meta, items: builtins.list[Any]) -> ast.Assign:
         name, value = items
         return ast.Assign(span=self._span(meta), name=str(name), name_span=self._tok(name), value=value)
 
-    def entry(self, meta: Meta, items: list[Any]) -> ast.Entry:
+    def entry(self, meta: Meta, items: builtins.list[Any]) -> ast.Entry:
         name, desc, *weight = items
         return ast.Entry(span=self._span(meta), name=str(name), name_span=self._tok(name),
                          description=self._string(desc), weight=weight[0] if weight else None)
 
-    def schema_field(self, meta: Meta, items: list[Any]) -> ast.SchemaField:
+    def schema_field(self, meta: Meta, items: builtins.list[Any]) -> ast.SchemaField:
         name, type_expr = items
         return ast.SchemaField(span=self._span(meta), name=str(name), name_span=self._tok(name), type=type_expr)
 
-    def keep(self, meta: Meta, items: list[Any]) -> ast.Keep:
+    def keep(self, meta: Meta, items: builtins.list[Any]) -> ast.Keep:
         return ast.Keep(span=self._span(meta), expr=items[0])
 
-    def expect(self, meta: Meta, items: list[Any]) -> ast.Expect:
+    def expect(self, meta: Meta, items: builtins.list[Any]) -> ast.Expect:
         return ast.Expect(span=self._span(meta), expr=items[0])
 
     # ---- types
-    def type_expr(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+    def type_expr(self, meta: Meta, items: builtins.list[Any]) -> ast.TypeExpr:
         base: ast.TypeExpr = items[0]
-        fields: dict[str, Any] = {"optional": False, "keywords": {}}
+        fields: builtins.dict[str, Any] = {"optional": False, "keywords": {}}
         for item in items[1:]:
             if isinstance(item, Token) and item.type == "OPTIONAL":
                 fields["optional"] = True
@@ -127,62 +128,62 @@ class _Builder(Transformer):
                 fields["keywords"] = {**fields["keywords"], item[1]: item[2]}
         return base.model_copy(update={"span": self._span(meta), **fields})
 
-    def simple_type(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+    def simple_type(self, meta: Meta, items: builtins.list[Any]) -> ast.TypeExpr:
         return ast.TypeExpr(span=self._span(meta), base=str(items[0]))
 
-    def enum_type(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+    def enum_type(self, meta: Meta, items: builtins.list[Any]) -> ast.TypeExpr:
         return ast.TypeExpr(span=self._span(meta), base="enum", options=items[-1])
 
-    def list_type(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+    def list_type(self, meta: Meta, items: builtins.list[Any]) -> ast.TypeExpr:
         return ast.TypeExpr(span=self._span(meta), base="list", item=items[0])
 
-    def name_list(self, meta: Meta, items: list[Any]) -> list[str]:
+    def name_list(self, meta: Meta, items: builtins.list[Any]) -> builtins.list[str]:
         return [str(i) for i in items]
 
-    def range_bound(self, meta: Meta, items: list[Any]) -> tuple[str, ast.Num, ast.Num]:
+    def range_bound(self, meta: Meta, items: builtins.list[Any]) -> builtins.tuple[str, ast.Num, ast.Num]:
         return ("range", items[0], items[1])
 
-    def keyword_bound(self, meta: Meta, items: list[Any]) -> tuple[str, str, ast.Num]:
+    def keyword_bound(self, meta: Meta, items: builtins.list[Any]) -> builtins.tuple[str, str, ast.Num]:
         return ("keyword", str(items[0]), items[1])
 
     # ---- values
-    def product(self, meta: Meta, items: list[Any]) -> ast.Product:
+    def product(self, meta: Meta, items: builtins.list[Any]) -> ast.Product:
         return ast.Product(span=self._span(meta), items=items)
 
-    def name(self, meta: Meta, items: list[Any]) -> ast.Name:
+    def name(self, meta: Meta, items: builtins.list[Any]) -> ast.Name:
         return ast.Name(span=self._tok(items[0]), name=str(items[0]))
 
-    def list(self, meta: Meta, items: list[Any]) -> ast.ListV:
+    def list(self, meta: Meta, items: builtins.list[Any]) -> ast.ListV:
         return ast.ListV(span=self._span(meta), items=items)
 
-    def dict(self, meta: Meta, items: list[Any]) -> ast.DictV:
+    def dict(self, meta: Meta, items: builtins.list[Any]) -> ast.DictV:
         return ast.DictV(span=self._span(meta), pairs=items)
 
-    def pair(self, meta: Meta, items: list[Any]) -> ast.Pair:
+    def pair(self, meta: Meta, items: builtins.list[Any]) -> ast.Pair:
         key, value = items
         text = self._string(key).value if key.type in ("STRING", "LONG_STRING") else str(key)
         return ast.Pair(span=self._span(meta), key=text, key_span=self._tok(key), value=value)
 
-    def kwarg(self, meta: Meta, items: list[Any]) -> ast.Pair:
+    def kwarg(self, meta: Meta, items: builtins.list[Any]) -> ast.Pair:
         key, value = items
         return ast.Pair(span=self._span(meta), key=str(key), key_span=self._tok(key), value=value)
 
-    def call(self, meta: Meta, items: list[Any]) -> ast.Call:
+    def call(self, meta: Meta, items: builtins.list[Any]) -> ast.Call:
         func, *args = items
         positional = [a for a in args if not isinstance(a, ast.Pair)]
         named = [a for a in args if isinstance(a, ast.Pair)]
         return ast.Call(span=self._span(meta), func=str(func), args=positional, kwargs=named)
 
-    def block_value(self, meta: Meta, items: list[Any]) -> ast.BlockV:
+    def block_value(self, meta: Meta, items: builtins.list[Any]) -> ast.BlockV:
         return ast.BlockV(span=self._span(meta), kind=str(items[0]), body=items[1])
 
-    def range(self, meta: Meta, items: list[Any]) -> ast.Range:
+    def range(self, meta: Meta, items: builtins.list[Any]) -> ast.Range:
         return ast.Range(span=self._span(meta), lo=items[0], hi=items[1])
 
-    def string(self, meta: Meta, items: list[Any]) -> ast.Str:
+    def string(self, meta: Meta, items: builtins.list[Any]) -> ast.Str:
         return self._string(items[0])
 
-    def number(self, meta: Meta, items: list[Any]) -> ast.Num:
+    def number(self, meta: Meta, items: builtins.list[Any]) -> ast.Num:
         tok = items[0]
         text = str(tok)
         clean = text.replace("_", "")
@@ -197,24 +198,24 @@ class _Builder(Transformer):
         return ast.Str(span=self._tok(tok), value=value, long=long)
 
     # ---- expressions
-    def or_expr(self, meta: Meta, items: list[Any]) -> ast.Expr:
+    def or_expr(self, meta: Meta, items: builtins.list[Any]) -> ast.Expr:
         return self._fold("or", meta, items)
 
-    def and_expr(self, meta: Meta, items: list[Any]) -> ast.Expr:
+    def and_expr(self, meta: Meta, items: builtins.list[Any]) -> ast.Expr:
         return self._fold("and", meta, items)
 
-    def _fold(self, op: str, meta: Meta, items: list[Any]) -> ast.Expr:
+    def _fold(self, op: str, meta: Meta, items: builtins.list[Any]) -> ast.Expr:
         result = items[0]
         for item in items[1:]:
             result = ast.BinOp(span=self._span(meta), op=op, left=result, right=item)
         return result
 
-    def not_expr(self, meta: Meta, items: list[Any]) -> ast.Not:
+    def not_expr(self, meta: Meta, items: builtins.list[Any]) -> ast.Not:
         return ast.Not(span=self._span(meta), operand=items[0])
 
-    def comparison(self, meta: Meta, items: list[Any]) -> ast.BinOp:
+    def comparison(self, meta: Meta, items: builtins.list[Any]) -> ast.BinOp:
         left, op, right = items
         return ast.BinOp(span=self._span(meta), op=str(op), left=left, right=right)
 
-    def ref(self, meta: Meta, items: list[Any]) -> ast.Ref:
+    def ref(self, meta: Meta, items: builtins.list[Any]) -> ast.Ref:
         return ast.Ref(span=self._span(meta), parts=[str(i) for i in items])

@@ -166,8 +166,8 @@ def balance_report(draws: list[Draw], weights: dict[str, float], key: str) -> di
     expected = [total * weights.get(n, 0.0) / mass for n in names]
     observed = [achieved.get(n, 0) for n in names]
     usable = [(o, e) for o, e in zip(observed, expected, strict=True) if e > 0]
-    p = None
-    if len(usable) > 1 and sum(o for o, _ in usable):
+    p: float | None = None
+    if len(usable) > 1 and sum(o for o, _ in usable) > 0:
         scale = sum(o for o, _ in usable) / sum(e for _, e in usable)  # chisquare needs equal sums
         p = float(chisquare([o for o, _ in usable], [e * scale for _, e in usable]).pvalue)
     return {"declared": {n: round(weights.get(n, 0.0) / mass, 4) for n in names},
