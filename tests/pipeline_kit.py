@@ -44,7 +44,7 @@ quality {{
   dimension brief rule {{ check = length  max = 200 }}
   keep when score >= 0
 }}
-export dataset {{ formats = [chat_jsonl, parquet] }}
+export dataset {{ formats = [chat_jsonl, parquet, hf_dataset] }}
 """
 
 

@@ -46,6 +46,10 @@ def test_labels_satisfy_their_constraints_and_exports_validate(labelled: tuple[P
     import pyarrow.parquet as pq
 
     assert pq.read_table(out / "train.parquet").num_rows == len(rows)
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(out / "hf_dataset"))
+    assert dataset.num_rows == len(rows) and dataset[0]["messages"][-1]["role"] == "assistant"
 
 
 def test_same_seed_gives_identical_records(labelled: tuple[Path, object], tiny_model_dir: Path,
