@@ -240,24 +240,22 @@ def _check_keep(keep: ast.Keep, dims: list[str], fields: list[str], diags: Diagn
                      "dimensions and record fields with numbers or strings", call.span)
 
 
-def _expr_refs(expr: ast.Expr) -> Iterator[ast.Ref]:
-    if isinstance(expr, ast.Ref):
-        yield expr
-    elif isinstance(expr, ast.BinOp):
-        yield from _expr_refs(expr.left)
-        yield from _expr_refs(expr.right)
+def _expr_nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """Every node of a keep/expect expression, depth first."""
+    yield expr
+    if isinstance(expr, ast.BinOp):
+        yield from _expr_nodes(expr.left)
+        yield from _expr_nodes(expr.right)
     elif isinstance(expr, ast.Not):
-        yield from _expr_refs(expr.operand)
+        yield from _expr_nodes(expr.operand)
+
+
+def _expr_refs(expr: ast.Expr) -> Iterator[ast.Ref]:
+    return (node for node in _expr_nodes(expr) if isinstance(node, ast.Ref))
 
 
 def _expr_calls(expr: ast.Expr) -> Iterator[ast.Call]:
-    if isinstance(expr, ast.Call):
-        yield expr
-    elif isinstance(expr, ast.BinOp):
-        yield from _expr_calls(expr.left)
-        yield from _expr_calls(expr.right)
-    elif isinstance(expr, ast.Not):
-        yield from _expr_calls(expr.operand)
+    return (node for node in _expr_nodes(expr) if isinstance(node, ast.Call))
 
 
 def _check_expect(expect: ast.Expect, dims: list[str], diags: Diagnostics) -> None:

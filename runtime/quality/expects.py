@@ -7,17 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.quality.diversity import distinct_n
-from runtime.quality.keep import fmt
+from runtime.quality.keep import COMPARE, fmt
 from runtime.quality.text import content_text
-
-_OPS = {
-    ">=": lambda a, b: a >= b,
-    ">": lambda a, b: a > b,
-    "<=": lambda a, b: a <= b,
-    "<": lambda a, b: a < b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
 
 
 def said(record: dict[str, Any]) -> str:
@@ -111,7 +102,7 @@ def check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
         actual, why = None, f"unknown metric {expect.metric!r}"
     else:
         why = f"{expect.metric} has no value" if actual is None else ""
-    ok = actual is not None and expect.op in _OPS and bool(_OPS[expect.op](actual, expect.value))
+    ok = actual is not None and expect.op in COMPARE and bool(COMPARE[expect.op](actual, expect.value))
     if actual is not None and not ok:
         why = f"{expect.metric} is {fmt(actual)}"
     message = "" if ok else f"{where}{expect.describe()} failed: {why}"

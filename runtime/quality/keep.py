@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
 _NEGATION = {">=": "<", ">": "<=", "<=": ">", "<": ">=", "==": "!=", "!=": "=="}
-_COMPARE = {
-    ">=": lambda a, b: a >= b,
-    ">": lambda a, b: a > b,
-    "<=": lambda a, b: a <= b,
-    "<": lambda a, b: a < b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
+# the comparison operators of keep rules and expect tests
+COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+           "!=": operator.ne}
 
 
 class RuleError(ValueError):
@@ -62,7 +58,7 @@ def _compare(op: str, node: dict[str, Any], env: dict[str, Any]) -> Outcome:
         missing = left_text if left is None else right_text
         return Outcome(False, missing)
     try:
-        ok = bool(_COMPARE[op](left, right))
+        ok = bool(COMPARE[op](left, right))
     except TypeError:
         return Outcome(False, f"cannot compare {left_text} with {right_text}")
     return Outcome(ok, f"{left_text} {op if ok else _NEGATION[op]} {right_text}")
@@ -74,7 +70,7 @@ def evaluate(node: Any, env: dict[str, Any]) -> Outcome:
         value, text = _operand(node, env)
         return Outcome(bool(value), text)
     op = str(node["op"]).lower()
-    if op in _COMPARE:
+    if op in COMPARE:
         return _compare(op, node, env)
     parts = [evaluate(child, env) for child in _children(node)]
     if op == "and":
