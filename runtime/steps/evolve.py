@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runtime.backends.base import Constraint, GenRequest
 from runtime.context import StepContext, StepOutput
+from runtime.generation import generate_batched, json_request
 from runtime.prompts import EVOLVE_SCHEMA, evolve_messages
 from runtime.seeds import derive, rng
 from runtime.similarity import is_near_copy
@@ -60,25 +60,19 @@ def _evolve_round(ctx: StepContext, chosen: list[dict[str, Any]], round_no: int)
         jobs.append((f"{round_no}-{task['id']}~{op['name']}", task, op))
     todo = [j for j in jobs if j[0] not in ctx.done]
     model = p["model"]
-    requests = [GenRequest(messages=tuple(evolve_messages(op["name"], op.get("prompt"), task,
-                                                          (task.get("scenarios") or ["these"])[0])),
-                           constraint=Constraint(kind="json", schema=EVOLVE_SCHEMA),
-                           max_tokens=int(model.get("max_tokens", 256)),
-                           temperature=float(model.get("temperature", 0.7)),
-                           seed=derive(ctx.seed, key)) for key, task, op in todo]
-    backend = ctx.backend(model)
-    results: dict[str, Any] = {}
-    batch = int(model.get("batch_size", 8))
-    with ctx.progress(len(requests), f"evolving round {round_no}") as bar:
-        for start in range(0, len(requests), batch):
-            for (key, _, _), result in zip(todo[start:start + batch], backend.generate(requests[start:start + batch]),
-                                           strict=True):
-                results[key] = result
-            bar.advance(min(batch, len(requests) - start))
+    requests = [json_request(evolve_messages(op["name"], op.get("prompt"), task, _scenario(task)),
+                             EVOLVE_SCHEMA, model, derive(ctx.seed, key))
+                for key, task, op in todo]
+    generated = generate_batched(ctx, model, requests, f"evolving round {round_no}")
+    results = {key: result for (key, _, _), result in zip(todo, generated, strict=True)}
     out = []
     for key, task, op in jobs:
         out.append((key, ctx.done[key] if key in ctx.done else _child(task, op["name"], round_no, results[key])))
     return out
+
+
+def _scenario(task: dict[str, Any]) -> str:
+    return (task.get("scenarios") or ["these"])[0]
 
 
 def _child(parent: dict[str, Any], operator: str, round_no: int, result: Any) -> dict[str, Any]:

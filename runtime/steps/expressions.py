@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.backends.base import Constraint, GenRequest
 from runtime.context import StepContext, StepOutput
+from runtime.generation import json_request
 from runtime.prompts import EVOLVE_SCHEMA
 from runtime.seeds import derive
 
@@ -33,10 +33,7 @@ def _paraphrase(ctx: StepContext, cfg: dict[str, Any]) -> int:
         for task, i in jobs:
             messages = ({"role": "user", "content": "Paraphrase this task instruction, same meaning, different "
                          f"wording:\n{task['instruction']}\nReply as {{\"instruction\": \"...\"}}."},)
-            request = GenRequest(messages=messages, constraint=Constraint(kind="json", schema=EVOLVE_SCHEMA),
-                                 max_tokens=int(model.get("max_tokens", 256)),
-                                 temperature=float(model.get("temperature", 0.7)),
-                                 seed=derive(ctx.seed, task["id"], i))
+            request = json_request(messages, EVOLVE_SCHEMA, model, derive(ctx.seed, task["id"], i))
             result = backend.generate([request])[0]
             if result.ok and isinstance(result.value, dict):
                 ctx.emit(f"para-{task['id']}-{i}", {"kind": "paraphrase", "task_id": task["id"],

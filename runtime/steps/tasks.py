@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.backends.base import Constraint, GenRequest
 from runtime.context import StepContext, StepOutput
+from runtime.generation import generate_batched, json_request
 from runtime.prompts import PROPOSE_SCHEMA, propose_messages
 from runtime.seeds import derive, rng
 from runtime.similarity import is_near_copy
@@ -50,11 +50,8 @@ def _proposals(ctx: StepContext, gen: dict[str, Any], declared: list[dict[str, A
                 dialogue = rng(ctx.seed, "propose", scenario, category, i).choice(by_scenario[scenario])
                 jobs.append((scenario, category, i, propose_messages(dialogue, category, description)))
     model = gen["model"]
-    requests = [GenRequest(messages=tuple(m), constraint=Constraint(kind="json", schema=PROPOSE_SCHEMA),
-                           max_tokens=int(model.get("max_tokens", 256)),
-                           temperature=float(model.get("temperature", 0.7)),
-                           seed=derive(ctx.seed, "propose", s, c, i)) for s, c, i, m in jobs]
-    results = _generate(ctx, model, requests, "proposing tasks")
+    requests = [json_request(m, PROPOSE_SCHEMA, model, derive(ctx.seed, "propose", s, c, i)) for s, c, i, m in jobs]
+    results = generate_batched(ctx, model, requests, "proposing tasks")
     tasks = []
     for (scenario, category, i, _), result in zip(jobs, results, strict=True):
         if not result.ok or not isinstance(result.value, dict):
@@ -64,15 +61,3 @@ def _proposals(ctx: StepContext, gen: dict[str, Any], declared: list[dict[str, A
                       "output": outputs.get(category, GENERATED_OUTPUT), "weight": 1.0, "scenarios": [scenario],
                       "origin": "generated", "chain": []})
     return tasks
-
-
-def _generate(ctx: StepContext, model: dict[str, Any], requests: list[GenRequest], what: str) -> list[Any]:
-    backend = ctx.backend(model)
-    batch = int(model.get("batch_size", 8))
-    results: list[Any] = []
-    with ctx.progress(len(requests), what) as bar:
-        for start in range(0, len(requests), batch):
-            chunk = requests[start:start + batch]
-            results.extend(backend.generate(chunk))
-            bar.advance(len(chunk))
-    return results
