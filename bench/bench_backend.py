@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 # oversubscribed CPU (measured here); passive waiting costs little on an idle one.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from runtime.backends.base import Constraint, GenRequest
-from runtime.backends.transformers_backend import TransformersBackend
+from dialc_runtime.models.base import Constraint, GenRequest
+from dialc_runtime.models.transformers_backend import TransformersBackend
 
 SCHEMA = {
     "type": "object",

@@ -58,8 +58,8 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 def run_dialc(base: Path, records: list[dict], args: argparse.Namespace) -> dict[str, float]:
-    """dialc's runtime.training.train (transformers Trainer, our masks and collator)."""
-    from runtime.training import TrainConfig, train
+    """dialc's dialc_runtime.train.trainer.train (transformers Trainer, our masks and collator)."""
+    from dialc_runtime.train.trainer import TrainConfig, train
 
     out = Path(tempfile.mkdtemp(prefix="bench-ft-"))
     cfg = TrainConfig(
@@ -85,7 +85,7 @@ def run_baseline(base: Path, records: list[dict], args: argparse.Namespace) -> d
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from runtime.training import Collator, build_examples
+    from dialc_runtime.train.trainer import Collator, build_examples
 
     start = time.perf_counter()
     torch.manual_seed(0)
@@ -127,7 +127,7 @@ def main() -> None:
 
     import torch
 
-    from runtime.models import resolve_model
+    from dialc_runtime.models.locate import resolve_model
 
     if args.model == "tiny":
         from tiny_model import build_tiny_model

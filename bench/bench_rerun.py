@@ -21,9 +21,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dialc.plan import Plan, Step, fingerprint  # noqa: E402
-from runtime.context import StepContext, StepOutput  # noqa: E402
-from runtime.executor import execute  # noqa: E402
-from runtime.registry import DictRegistry  # noqa: E402
+from dialc_runtime.engine.context import StepContext, StepOutput  # noqa: E402
+from dialc_runtime.engine.executor import execute  # noqa: E402
+from dialc_runtime.engine.registry import DictRegistry  # noqa: E402
 
 
 def work(text: str, rounds: int) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import networkx as nx
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR, DeclIR, RefIR
 from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set

@@ -36,8 +36,8 @@ def run(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
-    from runtime.errors import SelectionError
-    from runtime.executor import execute
+    from dialc_runtime.errors import SelectionError
+    from dialc_runtime.engine.executor import execute
 
     plan = _plan(spec, overrides)
     target = run_dir or Path(plan.settings["output"])
@@ -79,12 +79,12 @@ def _print_results(results: Any, console: Any) -> None:
 
 def _write_report(run_dir: Path, console: Any) -> None:
     try:
-        from runtime.report import write_report
+        from dialc_runtime.report.page import write_report
     except ImportError:
         return
     path = write_report(run_dir)
     if path is not None:
-        from runtime.report import summary_table
+        from dialc_runtime.report.page import summary_table
 
         console.print(summary_table(run_dir))
         console.print(f"report: {path}", markup=False, highlight=False)
@@ -96,7 +96,7 @@ def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
     from rich.console import Console
     from rich.table import Table
 
-    from runtime.executor import status as step_status
+    from dialc_runtime.engine.executor import status as step_status
 
     plan = _plan(spec, overrides)
     rows = step_status(plan, run_dir or Path(plan.settings["output"]))
@@ -114,7 +114,7 @@ def show(
     run_dir: RunDirOption = None,
 ) -> None:
     """Print one record with its full lineage (dialogue, task chain, expression, model, scores, verdict)."""
-    from runtime.store import find_record
+    from dialc_runtime.engine.store import find_record
 
     candidates = [run_dir] if run_dir else sorted(p for p in Path("runs").glob("*") if p.is_dir())
     for directory in candidates:
@@ -147,7 +147,7 @@ def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
     """Write the run's self-contained HTML report (scores, balance, cost, examples, before/after) and a summary."""
     from rich.console import Console
 
-    from runtime.report import summary_table, write_report
+    from dialc_runtime.report.page import summary_table, write_report
 
     plan = _plan(spec, overrides)
     target = run_dir or Path(plan.settings["output"])
@@ -176,8 +176,8 @@ def calibrate(
 
     from rich.console import Console
 
-    from runtime.calibrate import CalibrationError, parse_scale, render
-    from runtime.calibrate import calibrate as compare
+    from dialc_runtime.quality.calibrate import CalibrationError, parse_scale, render
+    from dialc_runtime.quality.calibrate import calibrate as compare
 
     plan = _plan(spec, overrides)
     try:

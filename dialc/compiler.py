@@ -8,7 +8,7 @@ from typing import Any
 
 import networkx as nx
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.ir import IR, DeclIR, RefIR
 from dialc.plan import Plan, Step, fingerprint
 from dialc.schema import KINDS

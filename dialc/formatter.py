@@ -7,7 +7,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
-from dialc import ast
+from dialc import syntax as ast
 
 WIDTH = 100  # a bracketed value or nested block stays on one line only if the line fits this
 INDENT = "  "

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.checks import run_checks
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR

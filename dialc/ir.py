@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.source import Span
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics
 from dialc.values import describe, suggest
 

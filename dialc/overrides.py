@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lark.exceptions import LarkError
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics
 from dialc.grammar import parser
 from dialc.schema import KINDS

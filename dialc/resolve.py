@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR, DeclIR, EntryIR, RefIR
 from dialc.outputs import output_from_block, output_from_call

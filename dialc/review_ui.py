@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from runtime.review import ReviewFileError, read_review, write_review
+from dialc_runtime.data.review import ReviewFileError, read_review, write_review
 
 KEYS = {"a": "accept", "r": "reject", "e": "edit", "s": "skip", "q": "quit"}
 

@@ -1,4 +1,4 @@
-"""lark.Tree → AST (dialc/ast.py): decodes strings and numbers, attaches spans."""
+"""lark.Tree → AST (dialc/syntax.py): decodes strings and numbers, attaches spans."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from lark import Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics
 from dialc.source import Span
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import RefIR
 from dialc.schema import FieldSpec

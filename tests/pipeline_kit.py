@@ -9,9 +9,9 @@ from typing import Any
 from dialc.compiler import compile_plan
 from dialc.frontend import run_frontend
 from dialc.plan import Plan
-from runtime.executor import execute
-from runtime.results import RunResults
-from runtime.store import Store
+from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.results import RunResults
+from dialc_runtime.engine.store import Store
 
 DIALOGUES = [
     {"id": f"d{i:02d}", "scenario": "rental" if i % 3 else "purchase",

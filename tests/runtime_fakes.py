@@ -17,9 +17,9 @@ if str(ROOT) not in sys.path:  # when run as a script by the kill -9 test
     sys.path.insert(0, str(ROOT))
 
 from dialc.plan import Plan, Span, Step, fingerprint  # noqa: E402
-from runtime.context import StepContext, StepOutput  # noqa: E402
-from runtime.errors import StepFailed  # noqa: E402
-from runtime.registry import DictRegistry  # noqa: E402
+from dialc_runtime.engine.context import StepContext, StepOutput  # noqa: E402
+from dialc_runtime.errors import StepFailed  # noqa: E402
+from dialc_runtime.engine.registry import DictRegistry  # noqa: E402
 
 SPEC = "specs/fake.dial"
 
@@ -154,7 +154,7 @@ def resume_plan(n: int) -> Plan:
 
 def main(argv: list[str]) -> None:
     """`python tests/runtime_fakes.py RUN_DIR N`: run resume_plan(N) (set FAKE_DELAY to slow it)."""
-    from runtime.executor import execute
+    from dialc_runtime.engine.executor import execute
 
     execute(resume_plan(int(argv[1])), Path(argv[0]), registry=FakeRegistry(), quiet=True)
 

@@ -17,10 +17,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from runtime.backends import BACKENDS, clear_backends, get_backend
-from runtime.backends.base import Constraint, GenRequest, ScoreRequest
-from runtime.backends.openai_backend import BackendUnavailable, OpenAIBackend, ScoringUnsupported
-from runtime.backends.validation import schema_errors
+from dialc_runtime.models import BACKENDS, clear_backends, get_backend
+from dialc_runtime.models.base import Constraint, GenRequest, ScoreRequest
+from dialc_runtime.models.openai_backend import BackendUnavailable, OpenAIBackend, ScoringUnsupported
+from dialc_runtime.models.validation import schema_errors
 
 SERVER = Path(__file__).with_name("openai_server.py")
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"],
@@ -273,7 +273,7 @@ def scoring_server(tiny_model_dir: Path) -> Iterator[Scripted]:
 @pytest.mark.slow
 def test_loglikelihood_matches_transformers_backend(scoring_server: Scripted,
                                                     tiny_model_dir: Path) -> None:
-    from runtime.backends.transformers_backend import TransformersBackend
+    from dialc_runtime.models.transformers_backend import TransformersBackend
 
     chat = ({"role": "user", "content": "Rate it from 1 to 5."},)
     requests = [ScoreRequest(continuation=" Paris", prefix="The capital of France is"),

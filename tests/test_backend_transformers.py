@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from runtime.backends import clear_backends, get_backend
-from runtime.backends import transformers_backend as tb
-from runtime.backends.base import Constraint, GenRequest, ScoreRequest
-from runtime.backends.transformers_backend import TransformersBackend
-from runtime.backends.validation import schema_errors, validate_output
-from runtime.models import ModelNotFound
+from dialc_runtime.models import clear_backends, get_backend
+from dialc_runtime.models import transformers_backend as tb
+from dialc_runtime.models.base import Constraint, GenRequest, ScoreRequest
+from dialc_runtime.models.transformers_backend import TransformersBackend
+from dialc_runtime.models.validation import schema_errors, validate_output
+from dialc_runtime.models.locate import ModelNotFound
 
 REQUIREMENTS = {
     "type": "object",
@@ -234,7 +234,7 @@ def test_fast_forward_feeds_forced_tokens_in_one_pass(sharp_dir: Path) -> None:
 def test_sample_follows_the_distribution() -> None:
     import torch
 
-    from runtime.backends.decoding import sample
+    from dialc_runtime.models.decoding import sample
 
     logits = torch.log(torch.tensor([0.5, 0.0, 0.3, 0.2]))  # token 1 is masked out (-inf)
     gen = torch.Generator().manual_seed(0)
@@ -248,7 +248,7 @@ def test_sample_follows_the_distribution() -> None:
 def test_tall_head_computes_the_same_logits() -> None:
     import torch
 
-    from runtime.backends.transformers_backend import TallLinear
+    from dialc_runtime.models.transformers_backend import TallLinear
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=True)
@@ -438,7 +438,7 @@ def test_validate_output(text: str, constraint: Constraint, ok: bool) -> None:
 def test_real_model_extracts_json_and_reuses_its_conversion(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtime import models
+    from dialc_runtime.models import locate as models
 
     converted = models.resolve_model(tb.DEFAULT_MODEL)  # converts on the very first run only
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DIALOGUES = ROOT / "data" / "realestate" / "dialogues.jsonl"
 CHATS = ROOT / "data" / "support" / "chats.csv"
-SUITES = ROOT / "runtime" / "suites"
+SUITES = ROOT / "dialc_runtime" / "evaluate" / "suites"
 PROBE = SUITES / "general_probe.jsonl"
 BUILDER = SUITES / "build_general_probe.py"
 
@@ -194,7 +194,7 @@ def test_probe_builder_is_deterministic_and_the_file_is_current(tmp_path: Path) 
 
 
 def test_general_probe_path_points_at_the_packaged_file() -> None:
-    from runtime.suites import general_probe_path
+    from dialc_runtime.evaluate.suites import general_probe_path
 
     assert general_probe_path() == PROBE.resolve()
     assert general_probe_path().is_file()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pipeline_kit import DIALOGUES, SPEC, records, run, write_project
 
-from runtime.review import read_review, write_review
-from runtime.sampling import Draw, balance_report, cell_weights, declared_weights, draw_prompts
+from dialc_runtime.data.review import read_review, write_review
+from dialc_runtime.data.sampling import Draw, balance_report, cell_weights, declared_weights, draw_prompts
 
 
 def test_ingest_quarantines_malformed_rows_with_file_and_line(tmp_path: Path) -> None:

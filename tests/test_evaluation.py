@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtime.evaluation import (
+from dialc_runtime.evaluate.scoring import (
     SuiteResult,
     bootstrap_ci,
     bootstrap_diff_ci,
@@ -26,7 +26,7 @@ from runtime.evaluation import (
     rouge_l,
     score_domain,
 )
-from runtime.suites.readers import (
+from dialc_runtime.evaluate.suites.readers import (
     ChoiceItem,
     GenItem,
     SuiteFormatError,
@@ -67,7 +67,7 @@ def test_acc_and_acc_norm_pick_by_total_and_per_byte_loglik() -> None:
 def test_loglikelihood_matches_direct_computation(tiny_model_dir: Path) -> None:
     import torch
 
-    from runtime.evaluation import HFModel
+    from dialc_runtime.evaluate.scoring import HFModel
 
     lm = HFModel.load(tiny_model_dir, batch_size=2)
     context, option = "Question: What is two plus two?\nAnswer:", " four"
@@ -84,14 +84,14 @@ def test_loglikelihood_matches_direct_computation(tiny_model_dir: Path) -> None:
 
 
 def test_trailing_context_space_moves_to_the_continuation(tiny_model_dir: Path) -> None:
-    from runtime.evaluation import HFModel
+    from dialc_runtime.evaluate.scoring import HFModel
 
     lm = HFModel.load(tiny_model_dir)
     assert lm.encode_pair("Answer: ", "four") == lm.encode_pair("Answer:", " four")
 
 
 def test_batched_greedy_generation_matches_one_by_one(tiny_model_dir: Path) -> None:
-    from runtime.evaluation import HFModel
+    from dialc_runtime.evaluate.scoring import HFModel
 
     lm = HFModel.load(tiny_model_dir, batch_size=4)
     prompts: list[Any] = ["Hello there, how", [{"role": "user", "content": "Hi"}], "A"]
@@ -228,8 +228,8 @@ def toy_items() -> list[ChoiceItem]:
 def test_gate_fails_for_a_damaged_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     import torch
 
-    from runtime.evaluation import HFModel
-    from runtime.training import TrainConfig, train
+    from dialc_runtime.evaluate.scoring import HFModel
+    from dialc_runtime.train.trainer import TrainConfig, train
 
     items = toy_items()
     chats = [
@@ -366,7 +366,7 @@ def finetuned(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """A finetune step's output directory, its filter records and its params."""
     from test_training import FakeContext, labelled
 
-    from runtime.steps import finetune
+    from dialc_runtime.steps import finetune
 
     root = tmp_path_factory.mktemp("steps")
     params = {"base": {"path": str(tiny_model_dir), "max_tokens": 4}, "max_steps": 2, "lr": 1e-3,
@@ -392,8 +392,8 @@ def evaluate_context(finetuned: tuple, tmp_path: Path, **params: Any) -> Any:
 
 
 def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path) -> None:
-    from runtime.split import is_holdout
-    from runtime.steps import evaluate
+    from dialc_runtime.data.split import is_holdout
+    from dialc_runtime.steps import evaluate
 
     ctx = evaluate_context(finetuned, tmp_path)
     output = evaluate.run(ctx)
@@ -412,9 +412,9 @@ def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path
 def test_evaluate_step_fails_the_gate_with_the_table(
     finetuned: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import runtime.evaluation
-    from runtime.errors import StepFailed
-    from runtime.steps import evaluate
+    import dialc_runtime.evaluate.scoring
+    from dialc_runtime.errors import StepFailed
+    from dialc_runtime.steps import evaluate
 
     ctx = evaluate_context(finetuned, tmp_path, max_drop=0.5, domain=None)
 
@@ -423,7 +423,7 @@ def test_evaluate_step_fails_the_gate_with_the_table(
                 for n in before]  # fmt: skip
         return False, rows
 
-    monkeypatch.setattr(runtime.evaluation, "check_retention", collapsed)
+    monkeypatch.setattr(dialc_runtime.evaluate.scoring, "check_retention", collapsed)
     with pytest.raises(StepFailed, match=r"(?s)retention gate failed.*FAIL \(max drop 0.5\)"):
         evaluate.run(ctx)
     assert (ctx.out_dir / "eval.txt").is_file()  # the table is kept for the report

@@ -13,11 +13,11 @@ import pytest
 from rich.console import Console
 from runtime_fakes import FakeRegistry, make_plan
 
-from runtime.errors import SelectionError, UnknownStepKind
-from runtime.executor import execute, status
-from runtime.registry import ModuleRegistry
-from runtime.results import load_results
-from runtime.store import Store
+from dialc_runtime.errors import SelectionError, UnknownStepKind
+from dialc_runtime.engine.executor import execute, status
+from dialc_runtime.engine.registry import ModuleRegistry
+from dialc_runtime.engine.results import load_results
+from dialc_runtime.engine.store import Store
 
 # gen.a → map.b → map.c ; gen.x ; join.y(map.b, gen.x)
 DAG: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -239,7 +239,7 @@ def test_unknown_kind_fails_that_step(tmp_path: Path, reg: FakeRegistry) -> None
         nope.message == "no implementation for step kind 'nope' (registered kinds: block, boom, "
         "fail, files, gen, join, llm, map)"
     )
-    with pytest.raises(UnknownStepKind, match="no module runtime.steps.no_such_kind"):
+    with pytest.raises(UnknownStepKind, match="no module dialc_runtime.steps.no_such_kind"):
         ModuleRegistry().get("no_such_kind")
 
 
@@ -315,9 +315,9 @@ def test_backend_calls_are_accounted(
         loaded.append(cfg)
         return Fake()
 
-    import runtime.backends
+    import dialc_runtime.models
 
-    monkeypatch.setattr(runtime.backends, "get_backend", get_backend, raising=False)
+    monkeypatch.setattr(dialc_runtime.models, "get_backend", get_backend, raising=False)
     model = {"name": "small", "backend": "fake"}
     plan = make_plan(
         [

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dialc import ast
+from dialc import syntax as ast
 from dialc.checks import run_checks
 from dialc.cli import app
 from dialc.compiler import compile_plan

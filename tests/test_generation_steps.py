@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pipeline_kit import SPEC, records, run, write_project
 
-from runtime.quality.schema import check_output
+from dialc_runtime.quality.schema import check_output
 
 GEN_SPEC = SPEC.replace("dialogues * tasks * style", "dialogues * evolved * style") + """
 tasks {{ model = tiny  from = dialogues  generate = 1  categories = [extraction]  dedup = 0.9 }}

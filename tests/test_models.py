@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import models
-from runtime.models import ModelNotFound, cache_root, load_model, resolve_model
+from dialc_runtime.models import locate as models
+from dialc_runtime.models.locate import ModelNotFound, cache_root, load_model, resolve_model
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime.quality.dedup import Item, find_duplicates, shingles
-from runtime.quality.diversity import distinct_n, diversity, mean_pairwise_similarity
+from dialc_runtime.quality.dedup import Item, find_duplicates, shingles
+from dialc_runtime.quality.diversity import distinct_n, diversity, mean_pairwise_similarity
 
 ORIGINAL = (
     "The customer is looking for a two-bedroom flat in Chaoyang close to the subway, with a "

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from runtime.quality.aggregate import aggregate, apply_top_k, decide, parse_dimensions
-from runtime.quality.expects import check_all, metric
-from runtime.quality.keep import RuleError, evaluate, refs
+from dialc_runtime.quality.aggregate import aggregate, apply_top_k, decide, parse_dimensions
+from dialc_runtime.quality.expects import check_all, metric
+from dialc_runtime.quality.keep import RuleError, evaluate, refs
 
 DIMS = parse_dimensions(
     {

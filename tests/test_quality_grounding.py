@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runtime.quality.grounding import score_grounding
-from runtime.quality.numbers import extract_numbers, parse_number
+from dialc_runtime.quality.grounding import score_grounding
+from dialc_runtime.quality.numbers import extract_numbers, parse_number
 
 EN = {
     "id": "d1",

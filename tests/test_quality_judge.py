@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runtime.backends.base import GenRequest, GenResult, ScoreRequest
-from runtime.quality.judge import JudgeSpec, expected_score, judge_messages, judge_records
+from dialc_runtime.models.base import GenRequest, GenResult, ScoreRequest
+from dialc_runtime.quality.judge import JudgeSpec, expected_score, judge_messages, judge_records
 
 DIALOGUE: dict[str, Any] = {
     "id": "d1",
@@ -182,7 +182,7 @@ REAL_CASES = [
 def test_real_model_judge_scores_an_off_topic_answer_lower() -> None:
     """SmolLM2-135M is a weak judge; the expected score still separates a faithful summary from
     an off-topic one (constrained choice picks "1" for both: argmax is too coarse at this size)."""
-    from runtime.backends import get_backend
+    from dialc_runtime.models import get_backend
 
     backend = get_backend({"backend": "transformers", "path": "builtin:smollm2-135m-instruct"})
     spec = JudgeSpec.from_params(

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from runtime.quality.rules import find_pii, repetition_ratio, score_rule
-from runtime.quality.schema import check_output, validate
-from runtime.quality.text import script_shares, tokens
+from dialc_runtime.quality.rules import find_pii, repetition_ratio, score_rule
+from dialc_runtime.quality.schema import check_output, validate
+from dialc_runtime.quality.text import script_shares, tokens
 
 # The schema the compiler emits for `output { budget_max: int? [0..100000000]
 # district: str? (max 40)  bedrooms: int? [0..10] }`, plus an array of enums.

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.backends.base import GenRequest, GenResult, ScoreRequest
-from runtime.errors import StepFailed
-from runtime.steps import filter as filter_step
-from runtime.steps import score as score_step
+from dialc_runtime.models.base import GenRequest, GenResult, ScoreRequest
+from dialc_runtime.errors import StepFailed
+from dialc_runtime.steps import filter as filter_step
+from dialc_runtime.steps import score as score_step
 
 SCHEMA = {
     "type": "object",
@@ -321,7 +321,7 @@ def test_steps_run_the_compiled_params_of_the_golden_plans(
     plan: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Guards the params contract with the compiler: every score/filter step of a real plan."""
-    from runtime.quality import embed
+    from dialc_runtime.quality import embed
 
     monkeypatch.setattr(embed, "embed", lambda texts: np.eye(len(texts)))  # no MiniLM here
     steps = json.loads((GOLDEN / f"{plan}.plan.json").read_text(encoding="utf-8"))["steps"]

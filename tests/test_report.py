@@ -1,4 +1,4 @@
-"""runtime.report on small runs (real score/filter steps, fake model steps): sections, numbers,
+"""dialc_runtime.report.page on small runs (real score/filter steps, fake model steps): sections, numbers,
 escaping, valid SVG, and graceful pages for failed, blocked and partial runs."""
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import pytest
 from rich.console import Console
 from runtime_fakes import make_plan
 
-from runtime.context import StepContext, StepOutput
-from runtime.errors import StepFailed
-from runtime.evaluation import SuiteResult, check_retention, compare_row, format_table
-from runtime.executor import execute
-from runtime.registry import DictRegistry
-from runtime.report import summary_table, write_report
-from runtime.steps import evaluate as evaluate_step
-from runtime.steps import filter as filter_step
-from runtime.steps import score as score_step
-from runtime.steps.label import _metrics as label_metrics
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.errors import StepFailed
+from dialc_runtime.evaluate.scoring import SuiteResult, check_retention, compare_row, format_table
+from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.registry import DictRegistry
+from dialc_runtime.report.page import summary_table, write_report
+from dialc_runtime.steps import evaluate as evaluate_step
+from dialc_runtime.steps import filter as filter_step
+from dialc_runtime.steps import score as score_step
+from dialc_runtime.steps.label import _metrics as label_metrics
 
 EVIL = '<script>alert("x")</script> & <b>bold</b>'
 SCENARIOS = ["rental", "purchase"]

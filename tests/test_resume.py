@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from runtime_fakes import ROOT, FakeRegistry, resume_plan
 
-from runtime.executor import execute
-from runtime.results import load_results
-from runtime.store import Store
+from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.results import load_results
+from dialc_runtime.engine.store import Store
 
 N = 200  # records of the slow step
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from runtime_fakes import FakeRegistry, make_plan
 
-import runtime.store
-from runtime.context import StepContext, StepOutput
-from runtime.executor import execute
-from runtime.registry import DictRegistry
-from runtime.split import is_holdout
-from runtime.store import Completed, Store, find_record
+import dialc_runtime.engine.store
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.registry import DictRegistry
+from dialc_runtime.data.split import is_holdout
+from dialc_runtime.engine.store import Completed, Store, find_record
 
 
 def test_store_is_wal_with_normal_sync(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_store_is_wal_with_normal_sync(tmp_path: Path) -> None:
 def test_rows_stream_in_key_order_across_pages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runtime.store, "_PAGE", 3)
+    monkeypatch.setattr(dialc_runtime.engine.store, "_PAGE", 3)
     keys = [f"{i:03d}" for i in (7, 1, 10, 3, 2, 9, 4)] + ["é", "b"]
     with Store(tmp_path) as store:
         for k in keys:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pipeline_kit import SPEC, compile_spec, records, run, write_project
 
-from runtime.steps.study import format_study, study_metrics, tiers_by_quality
+from dialc_runtime.steps.study import format_study, study_metrics, tiers_by_quality
 
 
 def test_tiers_are_equal_size_best_first_and_skip_unscored() -> None:

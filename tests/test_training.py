@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from runtime.training import (  # noqa: E402
+from dialc_runtime.train.trainer import (  # noqa: E402
     IGNORE,
     TrainConfig,
     build_examples,
@@ -242,8 +242,8 @@ def labelled(n: int) -> list[dict[str, Any]]:
 
 
 def test_finetune_step_trains_on_kept_training_records(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from runtime.split import is_holdout
-    from runtime.steps import finetune
+    from dialc_runtime.data.split import is_holdout
+    from dialc_runtime.steps import finetune
 
     params = {
         "base": {"name": "tiny", "path": str(tiny_model_dir)},
@@ -268,8 +268,8 @@ def test_finetune_step_trains_on_kept_training_records(tiny_model_dir: Path, tmp
 
 
 def test_finetune_step_fails_clearly_without_records(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from runtime.errors import StepFailed
-    from runtime.steps import finetune
+    from dialc_runtime.errors import StepFailed
+    from dialc_runtime.steps import finetune
 
     data = [dict(r, kept=False) for r in labelled(4)]
     ctx = FakeContext({"base": {"path": str(tiny_model_dir)}}, {"filter.q": data}, tmp_path)
@@ -278,7 +278,7 @@ def test_finetune_step_fails_clearly_without_records(tiny_model_dir: Path, tmp_p
 
 
 def test_replay_suite_samples_come_from_the_suite(tmp_path: Path) -> None:
-    from runtime.steps.finetune import replay_samples
+    from dialc_runtime.steps.finetune import replay_samples
 
     probe = tmp_path / "probe.jsonl"
     rows = [{"id": f"p{i}", "question": f"Q{i}?", "choices": ["a", "b", "c", "d"], "answer": i % 4} for i in range(8)]

@@ -22,7 +22,7 @@ def build_tiny_model(target: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from runtime.models import builtin_gguf
+    from dialc_runtime.models.locate import builtin_gguf
 
     gguf = builtin_gguf("smollm2-135m-instruct")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

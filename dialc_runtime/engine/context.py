@@ -1,0 +1,184 @@
+"""A running step's view of the world: params, input records, emit(), backends, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from dialc.plan import digest
+from dialc_runtime.errors import DuplicateRecord
+from dialc_runtime.engine.store import Store, record_json
+
+if TYPE_CHECKING:
+    from dialc.plan import Plan, Step
+
+
+@dataclass
+class StepOutput:
+    """What run(ctx) returns: metrics for the report, and "blocked" to stop the dependents."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: Literal["ok", "blocked"] = "ok"
+    message: str = ""  # why it is blocked (shown to the user), or a note
+
+
+@dataclass
+class Account:
+    """Model usage of one step attempt."""
+
+    model_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ProgressHandle(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+
+
+ProgressFactory = Callable[[int | None, str], AbstractContextManager[ProgressHandle]]
+
+
+class BackendPool:
+    """Backends shared by every step of a run, loaded on first use, one per model config."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Any] = {}
+
+    def get(self, model_cfg: dict[str, Any]) -> Any:
+        k = digest(model_cfg)
+        if k not in self._loaded:
+            from dialc_runtime.models import get_backend  # heavy: only when a step needs a model
+
+            self._loaded[k] = get_backend(model_cfg)
+        return self._loaded[k]
+
+
+class CountingBackend:
+    """A backend that books every call and token into the step's account."""
+
+    def __init__(self, inner: Any, account: Callable[..., None]) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "backend")
+        self._account = account
+
+    def generate(self, requests: list[Any]) -> list[Any]:
+        results = self.inner.generate(requests)
+        self._account(
+            model_calls=sum(getattr(r, "attempts", 1) for r in results),
+            prompt_tokens=sum(getattr(r, "prompt_tokens", 0) for r in results),
+            completion_tokens=sum(getattr(r, "completion_tokens", 0) for r in results),
+        )
+        return results
+
+    def loglikelihood(self, requests: list[Any]) -> list[float]:
+        scores = self.inner.loglikelihood(requests)
+        # backends that tokenise report how many tokens the scoring read (a judge's cost)
+        self._account(model_calls=len(requests), prompt_tokens=int(getattr(self.inner, "last_scored_tokens", 0)))
+        return scores
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class StepContext:
+    """Everything run(ctx) may use (docs/contracts.md, "Step implementations")."""
+
+    def __init__(
+        self,
+        *,
+        step: Step,
+        plan: Plan,
+        key: str,
+        seed: int,
+        store: Store,
+        input_keys: dict[str, str],
+        backends: BackendPool,
+        progress: ProgressFactory,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.step = step
+        self.plan = plan
+        self.params: dict[str, Any] = step.params
+        self.key = key  # this step's cache key
+        self.seed = seed  # derive per-record seeds from this and the record key
+        self.run_dir: Path = store.run_dir
+        self.usage = Account()
+        self.warnings: list[str] = []
+        self._store = store
+        self._input_keys = input_keys
+        self._backends = backends
+        self._progress = progress
+        self._warn = warn
+        self._emitted: set[str] = set()
+        # records already written by an interrupted earlier attempt: skip them
+        self.done: dict[str, Any] = dict(store.records(key))
+
+    # reading inputs ------------------------------------------------------------------------
+
+    def _input_key(self, step_id: str) -> str:
+        if step_id not in self._input_keys:
+            inputs = ", ".join(self.step.inputs) or "none"
+            raise KeyError(f"step {self.step.id} does not read {step_id} (its inputs: {inputs})")
+        return self._input_keys[step_id]
+
+    def records(self, step_id: str) -> Iterator[Any]:
+        """An input step's records, in key order."""
+        for _, record in self._store.records(self._input_key(step_id)):
+            yield record
+
+    def items(self, step_id: str) -> Iterator[tuple[str, Any]]:
+        """An input step's (key, record) pairs, in key order."""
+        return self._store.records(self._input_key(step_id))
+
+    def count(self, step_id: str) -> int:
+        """How many records an input step has (for progress totals)."""
+        return self._store.count(self._input_key(step_id))
+
+    def input_dir(self, step_id: str) -> Path:
+        """An input step's file artifacts."""
+        return self._store.artifact_dir(self._input_key(step_id))
+
+    # writing output ------------------------------------------------------------------------
+
+    @property
+    def out_dir(self) -> Path:
+        """This step's file artifacts (part of its output digest)."""
+        path = self._store.artifact_dir(self.key)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def emit(self, key: str, record: Any) -> None:
+        """Durably commit one finished record before returning."""
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"record keys are non-empty strings, got {key!r}")
+        if key in self._emitted:
+            raise DuplicateRecord(f"step {self.step.id} emitted record key {key!r} twice")
+        self._store.put(self.key, self.step.id, key, record_json(record), replace=key in self.done)
+        self._emitted.add(key)
+
+    # models, progress, messages ------------------------------------------------------------
+
+    def backend(self, model_cfg: dict[str, Any]) -> CountingBackend:
+        """The shared backend for a model config; its calls and tokens are booked automatically."""
+        return CountingBackend(self._backends.get(model_cfg), self.account)
+
+    def account(
+        self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0
+    ) -> None:
+        """Book model usage not made through ctx.backend() (backend calls are already counted)."""
+        self.usage.model_calls += model_calls
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+
+    def progress(
+        self, total: int | None, description: str = ""
+    ) -> AbstractContextManager[ProgressHandle]:
+        """A progress bar: `with ctx.progress(n, "labelling") as bar: bar.advance()`."""
+        return self._progress(total, description)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self._warn(message)

@@ -1,0 +1,348 @@
+"""Plan + run directory → executed steps (cached, resumable), run_results.json; and status."""
+
+from __future__ import annotations
+
+import traceback
+from functools import partial
+from pathlib import Path
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from dialc_runtime.engine.cache import FileDigests, effective_seed, output_digest, step_key, verify
+from dialc_runtime.engine.context import BackendPool, StepContext, StepOutput
+from dialc_runtime.errors import SelectionError, StepFailed, UnknownStepKind
+from dialc_runtime.engine.progress import make_reporter
+from dialc_runtime.engine.registry import Registry, StepModule, default_registry, estimator
+from dialc_runtime.engine.results import RunResults, StepResult, StepStatus, load_results, now
+from dialc_runtime.engine.selection import select_steps
+from dialc_runtime.engine.store import Completed, Store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dialc.plan import Plan, Step
+    from dialc_runtime.engine.progress import Reporter
+
+PLAN_FILE = "plan.json"
+RESULTS_FILE = "run_results.json"
+LOG_DIR = "logs"
+_UNUSABLE = ("failed", "blocked", "skipped")  # upstream outcomes that stop a dependent
+
+
+class Resolver:
+    """Step id → cache key and usable output digest, computed from the plan and the store."""
+
+    def __init__(self, plan: Plan, store: Store | None, registry: Registry, check: bool) -> None:
+        self.plan, self.store, self.registry, self.check = plan, store, registry, check
+        self.steps = {s.id: s for s in plan.steps}
+        self.digests: dict[str, str | None] = {}  # None: no usable output in this run
+        self.keys: dict[str, str | None] = {}
+        self.errors: dict[str, str] = {}  # why a step's key could not be computed
+        self.files = FileDigests()
+
+    def module(self, step: Step) -> StepModule:
+        return self.registry.get(step.kind)
+
+    def key(self, step: Step) -> str | None:
+        """The step's cache key, or None while an input has no known output."""
+        inputs = [self.output(dep) for dep in step.inputs]
+        if any(d is None for d in inputs):
+            return None
+        try:
+            version = self.module(step).VERSION
+        except Exception as exc:  # unknown kind, or its module fails to import
+            self.errors[step.id] = f"{type(exc).__name__}: {exc}"
+            return None
+        seed = effective_seed(step, self.plan)
+        key = step_key(step, version, seed, [d for d in inputs if d], self.files(step))
+        self.keys[step.id] = key
+        return key
+
+    def output(self, step_id: str) -> str | None:
+        """Digest of the step's stored output for its current key (verified when `check`)."""
+        if step_id not in self.digests:
+            self.digests[step_id] = self._stored(self.steps[step_id])
+        return self.digests[step_id]
+
+    def _stored(self, step: Step) -> str | None:
+        key = self.key(step)
+        done = self.store.completed(key) if key and self.store else None
+        if done is None or self.store is None or key is None:
+            return None
+        if self.check and not verify(self.store, key):
+            self.errors[step.id] = "its stored output was corrupt and has been discarded"
+            self.store.purge(key)
+            return None
+        return done.digest
+
+
+def execute(
+    plan: Plan,
+    run_dir: Path,
+    *,
+    select: list[str] | None = None,
+    recompute: list[str] | None = None,
+    dry_run: bool = False,
+    registry: Registry | None = None,
+    console: Console | None = None,
+    quiet: bool = False,
+) -> RunResults:
+    """Run the selected steps in plan order, reusing every step whose key is already complete."""
+    selected = select_steps(plan, select)
+    forced = select_steps(plan, recompute) if recompute else set()
+    if forced - selected:
+        outside = ", ".join(sorted(forced - selected))
+        raise SelectionError(f"--recompute names steps that are not selected: {outside}")
+    registry = registry or default_registry()
+    run_dir = Path(run_dir)
+    results = RunResults(
+        pipeline=plan.pipeline,
+        spec=plan.spec,
+        run_dir=str(run_dir),
+        started=now(),
+        dry_run=dry_run,
+        selected=[s.id for s in plan.steps if s.id in selected],
+    )
+    if dry_run:
+        return _dry_run(plan, run_dir, results, forced, registry)
+    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet))
+
+
+def _run(
+    plan: Plan,
+    run_dir: Path,
+    results: RunResults,
+    forced: set[str],
+    registry: Registry,
+    reporter: Reporter,
+) -> RunResults:
+    """Run the selected steps; run_results.json is written even when interrupted."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
+    t0 = perf_counter()
+    with Store(run_dir) as store:
+        runner = Runner(plan, store, registry, reporter, forced)
+        reporter.start(len(results.selected))
+        try:
+            for step in plan.steps:
+                if step.id in results.selected:
+                    runner.run_step(step)
+        finally:
+            reporter.stop()
+            results.steps = runner.results
+            results.finished, results.seconds = now(), round(perf_counter() - t0, 3)
+            results.write(run_dir / RESULTS_FILE)
+    return results
+
+
+class Runner:
+    """Runs steps one at a time against one store, remembering each outcome for the dependents."""
+
+    def __init__(
+        self, plan: Plan, store: Store, registry: Registry, reporter: Reporter, forced: set[str]
+    ) -> None:
+        self.plan, self.store, self.reporter, self.forced = plan, store, reporter, forced
+        self.resolver = Resolver(plan, store, registry, check=True)
+        self.backends = BackendPool()
+        self.status: dict[str, str] = {}
+        self.results: list[StepResult] = []
+
+    def run_step(self, step: Step) -> StepResult:
+        res = StepResult(id=step.id, kind=step.kind, status="skipped", span=_span(step))
+        try:
+            self._decide(step, res)
+        finally:  # an interrupted step is recorded too, then the interrupt goes on
+            self.status[step.id] = res.status
+            if res.status not in ("ok", "cached"):
+                self.resolver.digests[step.id] = None
+            self.results.append(res)
+            self.reporter.step_finished(res)
+        return res
+
+    def _decide(self, step: Step, res: StepResult) -> None:
+        bad = [d for d in step.inputs if self.status.get(d) in _UNUSABLE]
+        if bad:
+            res.message = f"upstream {bad[0]} {self.status[bad[0]]}"
+            return
+        for dep in step.inputs:
+            if dep not in self.status and self.resolver.output(dep) is None:
+                why = self.resolver.errors.get(dep, "it has no cached output")
+                res.status = "failed"
+                res.message = (
+                    f"input {dep} is not selected and {why}; select it too (e.g. +{step.name})"
+                )
+                return
+        try:
+            module = self.resolver.module(step)
+        except UnknownStepKind as exc:
+            res.status, res.message = "failed", str(exc)
+            return
+        except Exception as exc:  # the step's module exists but fails to import
+            self._internal(step, res, exc)
+            return
+        key = res.key = self.resolver.key(step)
+        assert key is not None  # every input has a digest and the module is known
+        if step.id in self.forced:
+            self.store.purge(key)
+        elif self.store.completed(key) is not None and self._reuse(step, key, res):
+            return
+        self._execute(step, module, key, res)
+
+    def _reuse(self, step: Step, key: str, res: StepResult) -> bool:
+        """Reuse a complete output after checking its digest; a corrupt one is discarded."""
+        done = self.store.completed(key)
+        if done is None or not verify(self.store, key):
+            res.warnings.append("stored output was corrupt (digest mismatch): recomputed")
+            self.reporter.warn(step.id, res.warnings[-1])
+            self.store.purge(key)
+            return False
+        res.status, res.cache_hit = "cached", True
+        res.started = res.finished = now()
+        res.records, res.metrics = done.records, done.metrics
+        self.resolver.digests[step.id] = done.digest
+        return True
+
+    def _execute(self, step: Step, module: StepModule, key: str, res: StepResult) -> None:
+        self.reporter.step_started(step.id)
+        ctx = StepContext(
+            step=step,
+            plan=self.plan,
+            key=key,
+            seed=effective_seed(step, self.plan),
+            store=self.store,
+            input_keys={d: self.resolver.keys[d] or "" for d in step.inputs},
+            backends=self.backends,
+            progress=partial(self.reporter.task, step.id),
+            warn=partial(self.reporter.warn, step.id),
+        )
+        res.started, t0 = now(), perf_counter()
+        try:
+            out = module.run(ctx) or StepOutput()
+            res.seconds = round(perf_counter() - t0, 3)
+            self._finish(step, key, out, res)
+        except StepFailed as exc:
+            res.status, res.message = "failed", exc.message
+        except KeyboardInterrupt:
+            res.status, res.message = "failed", "interrupted (records written so far are kept)"
+            raise
+        except Exception as exc:
+            self._internal(step, res, exc)
+        finally:
+            res.finished = now()
+            res.seconds = round(perf_counter() - t0, 3)
+            res.model_calls = ctx.usage.model_calls
+            res.prompt_tokens = ctx.usage.prompt_tokens
+            res.completion_tokens = ctx.usage.completion_tokens
+            res.warnings += ctx.warnings
+            if res.status != "ok":
+                res.records = self.store.count(key)
+
+    def _finish(self, step: Step, key: str, out: StepOutput, res: StepResult) -> None:
+        if out.status not in ("ok", "blocked"):
+            raise ValueError(f"run() returned status {out.status!r}, expected 'ok' or 'blocked'")
+        res.metrics, res.message = dict(out.metrics), out.message
+        if out.status == "blocked":
+            res.status, res.message = "blocked", out.message or "blocked"
+            return
+        digest, count = output_digest(self.store, key)
+        finished = now()
+        timings = {"started": res.started, "finished": finished, "seconds": res.seconds}
+        self.store.mark_completed(
+            Completed(key, step.id, digest, count, res.metrics, timings, finished)
+        )
+        self.resolver.digests[step.id] = digest
+        res.status, res.records = "ok", count
+
+    def _internal(self, step: Step, res: StepResult, exc: BaseException) -> None:
+        """An unexpected exception: a bug in the step; keep the traceback in logs/<id>.log."""
+        log = self.store.run_dir / LOG_DIR / f"{step.id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        res.status, res.internal = "failed", True
+        res.message = f"{type(exc).__name__}: {exc}"
+        res.log = log.relative_to(self.store.run_dir).as_posix()
+
+
+def _span(step: Step) -> dict[str, Any] | None:
+    return step.span.model_dump() if step.span else None
+
+
+def _dry_run(
+    plan: Plan, run_dir: Path, results: RunResults, forced: set[str], registry: Registry
+) -> RunResults:
+    """What would run and what is cached, with estimated model usage; writes nothing."""
+    store = Store.existing(run_dir)
+    try:
+        resolver = Resolver(plan, store, registry, check=False)
+        for step_id in forced:
+            resolver.digests[step_id] = None
+        for step_id in results.selected:
+            step = resolver.steps[step_id]
+            res = StepResult(id=step.id, kind=step.kind, status="pending", span=_span(step))
+            if resolver.output(step_id) is not None and store is not None:
+                res.status, res.cache_hit = "cached", True
+                res.key = resolver.keys.get(step_id)
+                done = store.completed(res.key or "")
+                res.records = done.records if done else 0
+            else:
+                res.key = resolver.keys.get(step_id)
+                res.estimate, res.message = _estimate(resolver, step, plan)
+            results.steps.append(res)
+    finally:
+        if store is not None:
+            store.close()
+    results.finished = now()
+    return results
+
+
+def _estimate(resolver: Resolver, step: Step, plan: Plan) -> tuple[dict[str, Any] | None, str]:
+    """The module's own estimate of model calls and tokens, if it has one."""
+    try:
+        fn = estimator(resolver.module(step))
+        return (dict(fn(step, plan)) if fn else None), "would run"
+    except Exception as exc:
+        return None, f"would run (no estimate: {type(exc).__name__}: {exc})"
+
+
+def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> list[StepStatus]:
+    """done / cached / stale / pending for every step, without running anything."""
+    run_dir = Path(run_dir)
+    store = Store.existing(run_dir)
+    last: dict[str, str] = {}  # step id → status in the last run
+    if (run_dir / RESULTS_FILE).is_file():
+        try:
+            previous = load_results(run_dir / RESULTS_FILE)
+            last = {s.id: s.status for s in previous.steps}
+        except (ValueError, KeyError, TypeError):
+            pass  # an older or damaged results file only loses `last_status`
+    resolver = Resolver(plan, store, registry or default_registry(), check=False)
+    rows = []
+    try:
+        for step in plan.steps:
+            rows.append(_step_status(step, resolver, store, last.get(step.id)))
+    finally:
+        if store is not None:
+            store.close()
+    return rows
+
+
+def _step_status(
+    step: Step, resolver: Resolver, store: Store | None, last: str | None
+) -> StepStatus:
+    found = resolver.output(step.id)
+    key = resolver.keys.get(step.id)
+    row = StepStatus(id=step.id, state="pending", key=key, last_status=last)
+    if store is not None and key is not None:
+        row.records = store.count(key)
+    if found is not None and store is not None:
+        latest = store.latest_completed(step.id)
+        # cached: a different output of this step is more recent (say, a change was reverted)
+        row.state = "done" if latest is None or latest.key == key else "cached"
+    elif store is not None and store.latest_completed(step.id) is not None:
+        row.state = "stale"
+        row.message = "params, inputs, files or code changed since it last ran"
+    if step.id in resolver.errors:
+        row.message = resolver.errors[step.id]
+    elif found is None and row.records:
+        row.message = f"{row.records} records written; the next run resumes"
+    return row

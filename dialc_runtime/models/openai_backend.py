@@ -1,0 +1,374 @@
+"""OpenAI-compatible server: GenRequests → validated GenResults, ScoreRequests → log-likelihoods.
+
+Talks to vLLM, llama.cpp server, `transformers serve` … over `/v1/chat/completions` and
+`/v1/completions`. Model settings (the model config dict; decoding settings travel in each request):
+  path              the served model name (default: the first model the server lists)
+  base_url          the server's API root (default http://127.0.0.1:8000/v1)
+  api_key_env       name of the environment variable holding the API key (none: "EMPTY")
+  batch_size        requests in flight at once (default 8)
+  retries           extra attempts for an invalid output or a failed request (default 2)
+  retry_temperature temperature of retries of a greedy request (default 0.7)
+  timeout           seconds to wait for one response (default 120)
+  guided            how choice/regex constraints are sent: "structured_outputs" (vLLM >= 0.10.2,
+                    default), "guided" (vLLM guided_choice/guided_regex, removed in 0.12) or "none"
+  tokenizer         a local HF directory whose chat template renders messages for scoring
+                    (default: `path` when it is a local directory)
+JSON constraints go as `response_format` json_schema. A server that refuses a constraint field
+(HTTP 400/422) is asked again without it, and the fallback is remembered; every output is
+validated with dialc_runtime.models.validation whatever the server claims to enforce.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2 as httpx
+
+from dialc_runtime.models.base import Constraint, GenRequest, GenResult, Message, ScoreRequest
+from dialc_runtime.models.validation import validate_output
+from dialc_runtime.errors import StepFailed
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})  # worth asking again
+REFUSED = frozenset({400, 422})  # the server rejected the request's fields
+
+
+class BackendUnavailable(StepFailed):
+    """The server cannot be used at all (down, wrong URL, bad key): the step fails with this."""
+
+
+class ScoringUnsupported(StepFailed, NotImplementedError):
+    """The server returns no prompt log-probabilities, so log-likelihood scoring is impossible."""
+
+
+class HTTPFailure(Exception):
+    """One request failed (HTTP error status or timeout); the server itself was reachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status in TRANSIENT
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """A seed for attempt `attempt` (0 = the request's own seed), independent of other requests."""
+    if attempt == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1  # servers take 32-bit seeds
+
+
+def _api_key(env_name: str | None) -> str:
+    if not env_name:
+        return "EMPTY"
+    key = os.environ.get(str(env_name))
+    if key is None:
+        raise BackendUnavailable(f"api_key_env names ${env_name}, which is not set")
+    return key
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own error message: OpenAI/vLLM `error.message`, FastAPI `detail`, or text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+        for key in ("detail", "error", "message"):
+            if body.get(key):
+                return str(body[key])[:300]
+    return str(body)[:300]
+
+
+class OpenAIBackend:
+    """The Backend protocol on an OpenAI-compatible HTTP server (see the module docstring)."""
+
+    name = "openai"
+
+    def __init__(self, model_cfg: dict[str, Any]) -> None:
+        self.base_url = str(model_cfg.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        self.model = str(model_cfg.get("path") or "")
+        self.batch_size = max(1, int(model_cfg.get("batch_size", 8)))
+        self.retries = max(0, int(model_cfg.get("retries", 2)))
+        self.retry_temperature = float(model_cfg.get("retry_temperature", 0.7))
+        self.timeout = float(model_cfg.get("timeout", 120))
+        self.guided = str(model_cfg.get("guided", "structured_outputs"))
+        self.tokenizer_path = model_cfg.get("tokenizer")
+        self.unsupported: set[str] = set()  # request fields this server refused (remembered)
+        self.scoring_error: str | None = None  # why this server cannot score (remembered)
+        self._lock = threading.Lock()
+        self._template: Callable[[tuple[Message, ...]], str] | None = None
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            limits=httpx.Limits(max_connections=self.batch_size, max_keepalive_connections=None),
+            trust_env=not _is_loopback(self.base_url),  # proxies only for remote servers
+        )
+        self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="openai-backend")
+
+    def close(self) -> None:
+        """Close the connections and the worker threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def post(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST JSON (GET when body is None); unreachable → BackendUnavailable, HTTP error or
+        timeout → HTTPFailure."""
+        url = f"{self.base_url}{path}"
+        try:
+            if body is None:
+                response = self._client.get(path)
+            else:
+                response = self._client.post(path, json=body)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise BackendUnavailable(f"cannot reach {self.base_url}: connection timed out "
+                                         "— is the server running and base_url right?") from None
+            raise HTTPFailure(f"no answer from {url} within {self.timeout:g} s "
+                              "(raise the model's `timeout` for a slow server)") from None
+        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            reason = str(exc).split("] ")[-1].lower() or type(exc).__name__
+            raise BackendUnavailable(
+                f"cannot reach {self.base_url}: {reason} — is the server running?") from None
+        except httpx.TransportError as exc:  # connection dropped mid-answer: the server crashed?
+            raise HTTPFailure(f"{url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            self._raise_fatal(response, url)
+            raise HTTPFailure(f"HTTP {response.status_code} from {url}: {_detail(response)}",
+                              response.status_code)
+        try:
+            return dict(response.json())
+        except ValueError:
+            raise HTTPFailure(f"{url} answered with something that is not JSON: "
+                              f"{response.text[:100]!r}") from None
+
+    def _raise_fatal(self, response: httpx.Response, url: str) -> None:
+        """Errors that no request could get past: bad key, wrong URL or model name."""
+        status = response.status_code
+        if status in (401, 403):
+            raise BackendUnavailable(f"HTTP {status} from {url}: {_detail(response)} "
+                                     "— check the API key (api_key_env)")
+        if status == 404:
+            raise BackendUnavailable(f"HTTP 404 from {url}: {_detail(response)} — does base_url "
+                                     f"end in /v1, and does the server serve '{self.model}'?")
+
+    def served_model(self) -> str:
+        """The model name to send: `path`, or else the first model the server lists."""
+        if not self.model:
+            try:
+                self.model = str(self.post("/models", None)["data"][0]["id"])
+            except (HTTPFailure, KeyError, IndexError, TypeError) as exc:
+                raise BackendUnavailable(f"no model `path` given and {self.base_url}/models "
+                                         f"names none ({exc})") from None
+        return self.model
+
+    # -- generation --------------------------------------------------------------------------
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        """Send the requests concurrently (batch_size at a time); results in request order."""
+        if not requests:
+            return []
+        self.served_model()
+        futures = [self._pool.submit(self.generate_one, r) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # server down, Ctrl-C …: do not start the requests still queued
+            for future in futures:
+                future.cancel()
+            raise
+
+    def generate_one(self, request: GenRequest) -> GenResult:
+        """Decode, validate, and retry an invalid output or failed request with a new seed."""
+        result = GenResult(text="", ok=False, attempts=0)
+        for attempt in range(self.retries + 1):
+            result.attempts += 1
+            try:
+                choice, usage = self._complete(request, attempt)
+            except HTTPFailure as exc:
+                result.text, result.value, result.error = "", None, exc.message
+                if not exc.transient:
+                    break
+                if attempt < self.retries:
+                    time.sleep(min(0.25 * 2**attempt, 4.0))
+                continue
+            result.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            result.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self._validate(request, choice, result)
+            if result.ok:
+                break
+        return result
+
+    def _validate(self, request: GenRequest, choice: dict[str, Any], result: GenResult) -> None:
+        message = choice.get("message") or {}
+        text = str(message.get("content") or "")
+        result.text = text
+        if choice.get("finish_reason") == "length":
+            result.ok, result.value = False, None
+            result.error = (f"truncated: max_tokens={request.max_tokens} reached before the "
+                            "output was complete")
+            return
+        if request.constraint.kind == "choice":
+            text = text.strip()  # an unconstrained model pads its answer with whitespace
+        result.ok, result.value, result.error = validate_output(text, request.constraint)
+
+    def _complete(self, request: GenRequest, attempt: int) -> tuple[dict[str, Any], dict]:
+        """One chat completion; a constraint field the server refuses is dropped and remembered."""
+        extras = self.constraint_fields(request.constraint)
+        body = {**self.chat_body(request, attempt), **extras}
+        try:
+            answer = self.post("/chat/completions", body)
+        except HTTPFailure as exc:
+            if exc.status not in REFUSED or not extras:
+                raise
+            answer = self.post("/chat/completions", self.chat_body(request, attempt))
+            with self._lock:  # the plain request went through: the constraint field was the cause
+                self.unsupported.update(extras)
+        choices = answer.get("choices") or []
+        if not choices:
+            raise HTTPFailure(f"{self.base_url}/chat/completions returned no choices: "
+                              f"{str(answer)[:200]}")
+        return dict(choices[0]), dict(answer.get("usage") or {})
+
+    def chat_body(self, request: GenRequest, attempt: int) -> dict[str, Any]:
+        """The request body without constraint fields; retries of greedy requests sample."""
+        temperature = request.temperature
+        if attempt > 0 and temperature <= 0:
+            temperature = self.retry_temperature  # greedy would only repeat the failed output
+        return {
+            "model": self.served_model(),
+            "messages": [dict(m) for m in request.messages],
+            "max_tokens": max(1, request.max_tokens),
+            "temperature": temperature,
+            "top_p": request.top_p,
+            "seed": attempt_seed(request.seed, attempt),
+        }
+
+    def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
+        """Body fields asking the server to enforce `constraint` (minus those it refused)."""
+        fields: dict[str, Any] = {}
+        if constraint.kind == "json" and constraint.schema is not None:
+            schema = {"name": "output", "schema": constraint.schema, "strict": True}
+            fields["response_format"] = {"type": "json_schema", "json_schema": schema}
+        elif constraint.kind in ("choice", "regex"):
+            value = list(constraint.options) if constraint.kind == "choice" else constraint.pattern
+            if self.guided == "structured_outputs":
+                fields["structured_outputs"] = {constraint.kind: value}
+            elif self.guided == "guided":
+                fields[f"guided_{constraint.kind}"] = value
+        return {k: v for k, v in fields.items() if k not in self.unsupported}
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def loglikelihood(self, requests: list[ScoreRequest]) -> list[float]:
+        """Sum of log-probs of each continuation's tokens, from the server's echoed prompt."""
+        if self.scoring_error is not None:
+            raise ScoringUnsupported(self.scoring_error)
+        if not requests:
+            return []
+        self.served_model()
+        texts = [(self.context_text(r), r.continuation) for r in requests]
+        futures = [self._pool.submit(self.score_one, c, x) for c, x in texts]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+    def score_one(self, context: str, continuation: str) -> float:
+        """log P(continuation | context) via /completions with echo=true, logprobs=1."""
+        prompt = context + continuation
+        body = {"model": self.served_model(), "prompt": prompt, "echo": True, "logprobs": 1,
+                "max_tokens": 1, "temperature": 0.0}
+        answer: dict[str, Any] = {}
+        for attempt in range(self.retries + 1):
+            try:
+                answer = self.post("/completions", body)
+                break
+            except HTTPFailure as exc:
+                if exc.status in REFUSED | {500, 501}:  # the server cannot do echo + logprobs
+                    self._unsupported_scoring(exc.message)
+                if attempt == self.retries:  # overloaded or timed out: fail, but do not remember
+                    raise StepFailed(f"scoring failed: {exc.message}") from None
+                time.sleep(min(0.25 * 2**attempt, 4.0))
+        logprobs = ((answer.get("choices") or [{}])[0] or {}).get("logprobs") or {}
+        if not logprobs.get("token_logprobs"):
+            self._unsupported_scoring("its answer has no prompt log-probabilities")
+        return _continuation_logprob(logprobs, len(context), len(prompt))
+
+    def _unsupported_scoring(self, why: str) -> None:
+        message = (f"the server at {self.base_url} cannot score text: /completions with "
+                   f"echo=true, logprobs=1 failed ({why}); use a server that returns prompt "
+                   "log-probabilities (vLLM) or the transformers backend for this step")
+        with self._lock:
+            self.scoring_error = message
+        raise ScoringUnsupported(message)
+
+    def context_text(self, request: ScoreRequest) -> str:
+        """The text the continuation follows: the raw prefix, or the chat-templated messages."""
+        if not request.messages:
+            return request.prefix
+        with self._lock:
+            if self._template is None:
+                self._template = self._load_template()
+        return self._template(request.messages)
+
+    def _load_template(self) -> Callable[[tuple[Message, ...]], str]:
+        """The served model's chat template, from a local copy of its tokenizer."""
+        source = self.tokenizer_path or self.model
+        if not source or not Path(str(source)).is_dir():
+            raise ScoringUnsupported(
+                "scoring chat messages over HTTP needs the model's chat template: set the model's "
+                "`tokenizer` to a local HF directory of the served model")
+        from transformers import AutoTokenizer  # heavy: only for scoring chat prompts
+
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+
+        def render(messages: tuple[Message, ...]) -> str:
+            text = tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True)
+            return str(text)
+
+        return render
+
+
+def _continuation_logprob(logprobs: dict[str, Any], start: int, end: int) -> float:
+    """Sum the log-probs of the echoed tokens that cover characters start..end of the prompt."""
+    tokens = list(logprobs.get("tokens") or [])
+    values = list(logprobs["token_logprobs"])
+    offsets = list(logprobs.get("text_offset") or [])
+    if len(offsets) != len(values):  # no offsets: the tokens' lengths add up to them
+        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(values))]
+    total, counted = 0.0, 0
+    for i, value in enumerate(values):
+        token_end = offsets[i + 1] if i + 1 < len(offsets) else end
+        if offsets[i] >= end or token_end <= start:
+            continue  # a context token, or the one token generated after the prompt
+        if value is None:  # the very first token has nothing to be predicted from
+            continue
+        total, counted = total + float(value), counted + 1
+    if not counted and end > start:
+        raise ScoringUnsupported("the server returned no log-probabilities for the continuation")
+    return total

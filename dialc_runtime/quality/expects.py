@@ -1,0 +1,162 @@
+"""Filtered records → dataset metrics, and `expect` data tests evaluated against them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from dialc_runtime.quality.diversity import distinct_n
+from dialc_runtime.quality.keep import COMPARE, fmt
+from dialc_runtime.quality.text import content_text
+
+
+def said(record: dict[str, Any]) -> str:
+    """The text diversity is measured on: a label's words, or its raw answer when it has none
+    (a JSON label of numbers only)."""
+    return content_text(record).strip() or str(record.get("answer") or "")
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def field_of(record: dict[str, Any], key: str) -> Any:
+    """A record field, or an expression axis value (balance by tone works like by category)."""
+    if key in record:
+        return record[key]
+    return (record.get("expression") or {}).get(key)
+
+
+def balance_p(rows: list[dict[str, Any]], key: str) -> float | None:
+    """Chi-square p-value: do kept records keep the input's distribution over `key`?
+
+    The sample step balanced the input on purpose; a small p means filtering skewed it.
+    """
+    from scipy.stats import chisquare
+
+    before = Counter(str(field_of(r, key)) for r in rows)
+    after = Counter(str(field_of(r, key)) for r in rows if r.get("kept"))
+    kept = sum(after.values())
+    if kept == 0 or len(before) < 2:
+        return None if kept == 0 else 1.0
+    groups = sorted(before)
+    expected = [before[g] / len(rows) * kept for g in groups]
+    return round(float(chisquare([after[g] for g in groups], expected).pvalue), 4)
+
+
+def duplicate_rate(rows: list[dict[str, Any]]) -> float | None:
+    """Share of all labelled records some dimension found to copy an earlier one."""
+    if not rows:
+        return None
+    dups = sum(any(v.get("duplicate_of") for v in r.get("quality", {}).values()) for r in rows)
+    return round(dups / len(rows), 4)
+
+
+def metric(name: str, rows: list[dict[str, Any]]) -> float | None:
+    """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set."""
+    kept = [r for r in rows if r.get("kept")]
+    head, _, arg = name.partition(":")
+    if name in ("kept_rate", "rejected_rate"):
+        share = len(kept) / len(rows) if rows else None
+        return None if share is None else round(share if name == "kept_rate" else 1 - share, 4)
+    if name in ("kept", "rejected", "records"):
+        return float({"kept": len(kept), "rejected": len(rows) - len(kept)}.get(name, len(rows)))
+    if name == "duplicate_rate":
+        return duplicate_rate(rows)
+    if name in ("distinct_1", "distinct_2"):
+        return round(distinct_n([said(r) for r in kept], int(name[-1])), 4)
+    if head == "mean" and arg == "score":
+        return _mean([r["aggregate"] for r in kept if r.get("aggregate") is not None])
+    if head == "mean":
+        return _mean([s for r in kept if (s := r.get("scores", {}).get(arg)) is not None])
+    if head == "pass_rate":
+        passed = [
+            p for r in kept if (p := r.get("quality", {}).get(arg, {}).get("passed")) is not None
+        ]
+        return _mean([1.0 if p else 0.0 for p in passed])
+    if head == "balance_p":
+        return balance_p(rows, arg)
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One data test: `expect <metric> <op> <value>` at a spec location."""
+
+    metric: str
+    op: str
+    value: float
+    span: str = ""
+
+    def describe(self) -> str:
+        return f"expect {self.metric} {self.op} {fmt(self.value)}"
+
+
+def check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """{metric, op, value, actual, ok, message}: message says what failed and where."""
+    where = f"{expect.span}: " if expect.span else ""
+    try:
+        actual = metric(expect.metric, rows)
+    except KeyError:
+        actual, why = None, f"unknown metric {expect.metric!r}"
+    else:
+        why = f"{expect.metric} has no value" if actual is None else ""
+    ok = actual is not None and expect.op in COMPARE and bool(COMPARE[expect.op](actual, expect.value))
+    if actual is not None and not ok:
+        why = f"{expect.metric} is {fmt(actual)}"
+    message = "" if ok else f"{where}{expect.describe()} failed: {why}"
+    return {"metric": expect.metric, "op": expect.op, "value": expect.value, "actual": actual,
+            "ok": ok, "span": expect.span, "message": message}  # fmt: skip
+
+
+def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluate every expectation (all of them, so one run reports every failing test)."""
+    parsed = [
+        Expectation(
+            str(e["metric"]), str(e.get("op", ">=")), float(e["value"]), str(e.get("span", ""))
+        )
+        for e in expects or []
+    ]
+    return [check(e, rows) for e in parsed]
+
+
+def dimension_summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """One dimension over all records: mean, pass rate, failures, model usage (from its records)."""
+    verdicts = [r.get("quality", {}).get(name) or {} for r in rows]
+    scored = [v["score"] for v in verdicts if v.get("score") is not None]
+    passed = [v["passed"] for v in verdicts if v.get("passed") is not None]
+    cost = [v.get("cost") or {} for v in verdicts]
+    kept = [r["scores"][name] for r in rows if r.get("kept") and r["scores"].get(name) is not None]
+    return {
+        "mean": _mean(scored),
+        "kept_mean": _mean(kept),
+        "pass_rate": _mean([1.0 if p else 0.0 for p in passed]),
+        "failures": sum(1 for v in verdicts if v.get("passed") is None and not v.get("skipped")),
+        "model_calls": sum(c.get("model_calls", 0) for c in cost),
+        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in cost),
+        "completion_tokens": sum(c.get("completion_tokens", 0) for c in cost),
+    }
+
+
+def summary(rows: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
+    """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance."""
+    from dialc_runtime.quality.diversity import diversity
+
+    kept = [r for r in rows if r.get("kept")]
+    causes = Counter(str(r.get("cause")) for r in rows if not r.get("kept"))
+    return {
+        "records": len(rows),
+        "kept": len(kept),
+        "rejected": len(rows) - len(kept),
+        "kept_rate": metric("kept_rate", rows),
+        "rejected_by": dict(sorted(causes.items())),
+        "aggregate_mean": metric("mean:score", rows),
+        "duplicate_rate": duplicate_rate(rows),
+        "dimensions": {name: dimension_summary(rows, name) for name in names},
+        "balance": {
+            key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
+            for key in ("scenario", "category")
+        },
+        "diversity": diversity([said(r) for r in kept], seed),
+    }

@@ -1,0 +1,1 @@
+"""dialc runtime: report."""

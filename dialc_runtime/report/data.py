@@ -1,0 +1,174 @@
+"""Run directory → RunView: run results, plan params and step records, read defensively."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dialc_runtime.engine.results import RunResults, StepResult, load_results
+from dialc_runtime.engine.store import Store
+
+RESULTS_FILE = "run_results.json"
+PLAN_FILE = "plan.json"
+NO_DATA = ("skipped", "pending")  # statuses whose step wrote nothing in this run
+
+
+@dataclass
+class RunView:
+    """One run as the report sees it; every accessor returns something empty rather than raise."""
+
+    run_dir: Path
+    results: RunResults
+    plan: dict[str, Any] = field(default_factory=dict)
+    store: Store | None = None
+    problems: list[str] = field(default_factory=list)  # what could not be read, for the page
+    _cache: dict[str, list[Any]] = field(default_factory=dict)
+
+    def steps(self, kind: str) -> list[StepResult]:
+        """This run's steps of one kind, in plan order."""
+        return [s for s in self.results.steps if s.kind == kind]
+
+    def step(self, step_id: str) -> StepResult | None:
+        return next((s for s in self.results.steps if s.id == step_id), None)
+
+    def params(self, step_id: str) -> dict[str, Any]:
+        """A step's params from plan.json ({} when unknown)."""
+        for s in self.plan.get("steps", []):
+            if isinstance(s, dict) and s.get("id") == step_id:
+                return s.get("params") or {}
+        return {}
+
+    def records(self, step: StepResult | None) -> list[Any]:
+        """Every stored record of the step's key (a failed step's partial output included)."""
+        if step is None or not step.key or step.status in NO_DATA or self.store is None:
+            return []
+        if step.key not in self._cache:
+            try:
+                self._cache[step.key] = [r for _, r in self.store.records(step.key)]
+            except (sqlite3.Error, ValueError) as exc:
+                self.problems.append(f"records of {step.id}: {exc}")
+                self._cache[step.key] = []
+        return self._cache[step.key]
+
+    def dicts(self, step: StepResult | None) -> list[dict[str, Any]]:
+        return [r for r in self.records(step) if isinstance(r, dict)]
+
+    def artifact(self, step: StepResult | None, name: str) -> Path | None:
+        """A file in the step's artifact directory, if it exists."""
+        if step is None or not step.key:
+            return None
+        path = self.run_dir / "artifacts" / step.key / name
+        return path if path.is_file() else None
+
+
+def _read_plan(run_dir: Path, problems: list[str]) -> dict[str, Any]:
+    path = run_dir / PLAN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path}: {exc}")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _open_store(run_dir: Path, problems: list[str]) -> Store | None:
+    try:
+        return Store.existing(run_dir)
+    except (sqlite3.Error, RuntimeError) as exc:
+        problems.append(f"record store: {exc}")
+        return None
+
+
+def load_view(run_dir: Path) -> RunView | None:
+    """None when there are no run results; raises ValueError when they cannot be read."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = load_results(path)
+    except (OSError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+    problems: list[str] = []
+    plan = _read_plan(Path(run_dir), problems)
+    return RunView(Path(run_dir), results, plan, _open_store(Path(run_dir), problems), problems)
+
+
+@contextmanager
+def open_view(run_dir: Path) -> Iterator[RunView | None]:
+    """load_view, closing the store afterwards."""
+    view = load_view(run_dir)
+    try:
+        yield view
+    finally:
+        if view is not None and view.store is not None:
+            view.store.close()
+
+
+def dimension_names(view: RunView) -> list[str]:
+    """Quality dimensions: those configured on filter steps, then any other score.* step."""
+    names: list[str] = []
+    for step in view.steps("filter"):
+        names += [n for n in view.params(step.id).get("dimensions") or {} if n not in names]
+    for step in view.steps("score"):
+        name = step.id.split(".", 1)[1]
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def dimension_config(view: RunView, name: str) -> dict[str, Any]:
+    """{kind, weight, gate, …} of a dimension, from its score step's params and the filter's."""
+    config: dict[str, Any] = {}
+    step = view.step(f"score.{name}")
+    if step is not None:
+        config.update(view.params(step.id).get("dimension") or {})
+    for filt in view.steps("filter"):
+        config.update((view.params(filt.id).get("dimensions") or {}).get(name) or {})
+    return config
+
+
+def dimension_scores(view: RunView, name: str) -> list[dict[str, Any]]:
+    """Per-record verdicts {id, score, passed, detail, …}: the score step's records, or else
+    the `quality` entries of the filter's records."""
+    step = view.step(f"score.{name}")
+    records = view.dicts(step)
+    if records:
+        return records
+    out = []
+    for filt in view.steps("filter"):
+        for r in view.dicts(filt):
+            verdict = (r.get("quality") or {}).get(name)
+            if isinstance(verdict, dict):
+                out.append({"id": r.get("id"), **verdict})
+    return out
+
+
+def labelled_records(view: RunView) -> list[dict[str, Any]]:
+    """The richest per-record view: the filter's records, or else the labels."""
+    for kind in ("filter", "label"):
+        records = [r for s in view.steps(kind) for r in view.dicts(s)]
+        if records:
+            return records
+    return []
+
+
+def first_with_metrics(view: RunView, kind: str) -> StepResult | None:
+    """The first step of a kind that left metrics (ran, was cached, or was blocked)."""
+    return next((s for s in view.steps(kind) if s.metrics), None)
+
+
+def why_missing(view: RunView, kind: str) -> str:
+    """ "not run" plus the reason, for a section whose step has nothing to show."""
+    steps = view.steps(kind)
+    if not steps:
+        return f"not run (no {kind} step in this run)"
+    s = steps[0]
+    why = f"{s.status}: {s.message}" if s.message else s.status
+    return f"not run ({s.id} {why})"

@@ -1,0 +1,147 @@
+"""Run directory → report.html (offline: inline CSS and SVG) and a terminal summary table."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dialc_runtime.report import quality
+from dialc_runtime.report import sections
+from dialc_runtime.report.data import RunView, dimension_names, first_with_metrics, open_view
+from dialc_runtime.report.html import Raw, not_run, num, page, pairs, pct, section, tag
+from dialc_runtime.report.quality import dimension_figures
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+REPORT_FILE = "report.html"
+
+# (anchor, title, builder): the page's sections in reading order
+SECTIONS: list[tuple[str, str, Callable[[RunView], Raw]]] = [
+    ("overview", "Run", sections.overview),
+    ("labels", "Labels", sections.labels),
+    ("balance", "Balance", sections.balance),
+    ("dimensions", "Quality", quality.dimensions),
+    ("filter", "Kept/rejected", quality.kept),
+    ("diversity", "Diversity", quality.diversity),
+    ("cost", "Cost", quality.cost),
+    ("examples", "Examples", quality.examples),
+    ("expectations", "Expectations", quality.expectations),
+    ("evaluation", "Evaluation", sections.evaluation),
+]
+
+
+def _safe(anchor: str, title: str, build: Callable[[RunView], Raw], view: RunView) -> Raw:
+    """A section, or a note saying why it could not be drawn: one odd record never loses the
+    whole report."""
+    try:
+        return build(view)
+    except Exception as exc:  # the report is a by-product of the run: never crash it
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        why = f"could not draw this section: {type(exc).__name__}: {exc} ({where.name})"
+        return section(anchor, title, not_run(why))
+
+
+def render(view: RunView) -> str:
+    """The whole page for one run."""
+    res = view.results
+    meta = f"{res.spec} · {res.run_dir} · {res.started} · {sections.run_status(res)}"
+    parts = [(a, t, _safe(a, t, build, view)) for a, t, build in SECTIONS]
+    summary = _safe("summary", "Key numbers", _key_table, view)
+    return page(f"dialc report: {res.pipeline}", meta, [("summary", "Summary", summary), *parts])
+
+
+def write_report(run_dir: Path) -> Path | None:
+    """Write <run_dir>/report.html; None when the directory has no run_results.json."""
+    run_dir = Path(run_dir)
+    target = run_dir / REPORT_FILE
+    try:
+        with open_view(run_dir) as view:
+            if view is None:
+                return None
+            html = render(view)
+    except Exception as exc:  # unreadable run_results.json (or a bug): say so, never crash a run
+        why = tag("p", f"{type(exc).__name__}: {exc}", "diag")
+        error = section("error", "Error", why)
+        html = page("dialc report", str(run_dir), [("error", "Error", error)])
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def _dims(view: RunView) -> list[tuple[str, str]]:
+    out = []
+    for name in dimension_names(view):
+        m = dimension_figures(view, name)
+        if m.get("mean") is not None or m.get("pass_rate") is not None:
+            out.append((f"{name}: mean / pass rate", f"{num(m.get('mean'))} / "
+                        f"{pct(m.get('pass_rate'))}"))  # fmt: skip
+    return out
+
+
+def _eval(view: RunView) -> list[tuple[str, str]]:
+    out = []
+    for step in view.steps("evaluate"):
+        rows = sections.eval_rows(view, step)
+        ok = sections.gate_verdict(step, rows)
+        out.append(("retention gate", {True: "passed", False: "FAILED", None: "not run"}[ok]))
+        for r in rows:
+            change = f"{num(r.get('before'), 3)} → {num(r.get('after'), 3)}"
+            out.append((f"{r.get('suite')}: before → after (points)", change))
+    return out
+
+
+def key_numbers(view: RunView) -> list[tuple[str, str]]:
+    """The figures worth a glance, as (name, value) text pairs (shared by HTML and terminal)."""
+    res = view.results
+    totals = res.totals()
+    out = [
+        ("status", sections.run_status(res)),
+        ("steps", ", ".join(f"{n} {k}" for k, n in totals["steps"].items()) or "none"),
+        ("seconds", num(res.seconds)),
+        ("model calls", num(totals["model_calls"])),
+        ("tokens", num(totals["prompt_tokens"] + totals["completion_tokens"])),
+    ]
+    label = first_with_metrics(view, "label")
+    if label:
+        m = label.metrics
+        out.append(("labels valid / retried", f"{pct(m.get('valid_rate'))} / "
+                    f"{pct(m.get('retry_rate'))}"))  # fmt: skip
+    sample = first_with_metrics(view, "sample")
+    for key, report in ((sample.metrics.get("balance") or {}) if sample else {}).items():
+        out.append((f"{key} balance p-value", num((report or {}).get("p_value"))))
+    filt = first_with_metrics(view, "filter")
+    if filt:
+        m = filt.metrics
+        out.append(("kept / rejected", f"{num(m.get('kept'))} / {num(m.get('rejected'))} "
+                    f"(kept {pct(m.get('kept_rate'))})"))  # fmt: skip
+        expects = m.get("expects") or []
+        if expects:
+            out.append(("expectations passed", f"{sum(bool(e.get('ok')) for e in expects)} / "
+                        f"{len(expects)}"))  # fmt: skip
+    return out + _dims(view) + _eval(view)
+
+
+def _key_table(view: RunView) -> Raw:
+    return section("summary", "Key numbers", pairs(key_numbers(view)))
+
+
+def summary_table(run_dir: Path) -> Table:
+    """The key numbers of a run as a rich table (one row when there is nothing to show)."""
+    from rich.table import Table
+
+    table = Table(title=f"report: {run_dir}", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, Any]]
+    try:
+        with open_view(Path(run_dir)) as view:
+            rows = key_numbers(view) if view else [("run results", "none (not run yet)")]
+    except Exception as exc:  # a summary must not crash the command that prints it
+        rows = [("run results", f"unreadable: {type(exc).__name__}: {exc}")]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    return table

@@ -1,0 +1,218 @@
+"""RunView → HTML quality sections: dimensions, verdicts, diversity, cost, examples, expects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from dialc_runtime.report.data import (
+    RunView,
+    dimension_config,
+    dimension_names,
+    dimension_scores,
+    labelled_records,
+    why_missing,
+)
+from dialc_runtime.report.html import Raw, join, not_run, pairs, pct, pre, section, table, tag
+from dialc_runtime.report.html import verdict_badge as vbadge
+from dialc_runtime.report.svg import histogram
+
+EXAMPLES = 2  # best and worst records shown per dimension
+
+
+def _scores(verdicts: list[dict[str, Any]]) -> list[float]:
+    return [float(v["score"]) for v in verdicts if isinstance(v.get("score"), int | float)]
+
+
+def dimension_figures(view: RunView, name: str) -> dict[str, Any]:
+    """mean, pass rate, counts and cost of one dimension: its score step's metrics, else the
+    filter's per-dimension summary, else computed from the verdicts."""
+    step = view.step(f"score.{name}")
+    if step is not None and step.metrics:
+        return dict(step.metrics)
+    for filt in view.steps("filter"):
+        summary = (filt.metrics.get("dimensions") or {}).get(name)
+        if summary:
+            return dict(summary)
+    verdicts = dimension_scores(view, name)
+    scores = _scores(verdicts)
+    judged = [bool(v["passed"]) for v in verdicts if v.get("passed") is not None]
+    return {
+        "records": len(verdicts),
+        "scored": len(scores),
+        "mean": sum(scores) / len(scores) if scores else None,
+        "pass_rate": sum(judged) / len(judged) if judged else None,
+    }
+
+
+def _role(config: dict[str, Any]) -> str:
+    kind = config.get("kind", "?")
+    how = "gate" if config.get("gate") else f"weight {config.get('weight', 1)}"
+    return f"{kind} · {how}"
+
+
+def _dimension_card(view: RunView, name: str) -> Raw:
+    verdicts = dimension_scores(view, name)
+    scores = _scores(verdicts)
+    step = view.step(f"score.{name}")
+    if not verdicts:
+        why = f"{step.status}: {step.message}" if step and step.message else "no scores"
+        return Raw(f'<div class="card">{tag("h3", name)}{not_run(f"not run ({why})")}</div>')
+    m = dimension_figures(view, name)
+    figures = pairs([
+        ("mean score", m.get("mean")), ("pass rate", pct(m.get("pass_rate"))),
+        ("scored / records", f"{len(scores)} / {len(verdicts)}"),
+        ("not assessed", m.get("failures", 0)), ("skipped (label failed)", m.get("skipped", 0)),
+    ])  # fmt: skip
+    chart = Raw(histogram(scores, f"{name} score distribution")) if scores else not_run("no scores")
+    head = tag("h3", f"{name} ({_role(dimension_config(view, name))})")
+    return Raw(f'<div class="card">{head}{chart}{figures}</div>')
+
+
+def dimensions(view: RunView) -> Raw:
+    """One card per quality dimension: score histogram, mean, pass rate."""
+    names = dimension_names(view)
+    if not names:
+        return section("dimensions", "Quality dimensions", not_run(why_missing(view, "score")))
+    cards = join(_dimension_card(view, n) for n in names)
+    return section("dimensions", "Quality dimensions", Raw(f'<div class="cards">{cards}</div>'))
+
+
+def _filter_part(view: RunView, step: Any) -> list[Any]:
+    m = step.metrics
+    figures = pairs([
+        ("records", m.get("records")), ("kept", m.get("kept")), ("rejected", m.get("rejected")),
+        ("kept rate", pct(m.get("kept_rate"))), ("mean aggregate score (kept)",
+                                                  m.get("aggregate_mean")),
+        ("duplicate rate", pct(m.get("duplicate_rate"))),
+    ])  # fmt: skip
+    total = m.get("rejected") or 0
+    causes = [(c, n, pct(n / total) if total else "–") for c, n in
+              (m.get("rejected_by") or {}).items()]  # fmt: skip
+    records = view.dicts(step)
+    reasons = Counter(str(r.get("reason"))[:200] for r in records if not r.get("kept"))
+    aggregates = [float(r["aggregate"]) for r in records
+                  if isinstance(r.get("aggregate"), int | float)]  # fmt: skip
+    parts: list[Any] = [tag("h3", step.id), figures]
+    if aggregates:
+        parts.append(Raw(histogram(aggregates, "aggregate score distribution")))
+    parts += [
+        tag("h3", "rejections by cause"),
+        table(["cause", "records", "share"], causes) if causes else not_run("none"),
+    ]
+    if reasons:
+        parts += [tag("h3", "commonest rejection reasons"),
+                  table(["reason", "records"], reasons.most_common(10))]  # fmt: skip
+    return parts
+
+
+def kept(view: RunView) -> Raw:
+    """Kept and rejected counts, rejection causes and reasons, per filter step."""
+    parts: list[Any] = []
+    for step in view.steps("filter"):
+        parts += _filter_part(view, step) if step.metrics else [
+            tag("h3", step.id), not_run(why_missing(view, "filter"))]  # fmt: skip
+    parts = parts or [not_run(why_missing(view, "filter"))]
+    return section("filter", "Kept and rejected", *parts)
+
+
+def diversity(view: RunView) -> Raw:
+    """distinct-n and pairwise similarity of all labels (dedup steps) and of the kept set."""
+    rows = []
+    for step in view.steps("score"):
+        d = step.metrics.get("diversity")
+        if isinstance(d, dict):
+            rows.append((f"all usable labels ({step.id})", d))
+    for step in view.steps("filter"):
+        d = step.metrics.get("diversity")
+        if isinstance(d, dict):
+            rows.append((f"kept records ({step.id})", d))
+    if not rows:
+        return section("diversity", "Diversity", not_run(why_missing(view, "filter")))
+    body = [(name, d.get("texts"), d.get("distinct_1"), d.get("distinct_2"),
+             d.get("mean_pairwise_similarity")) for name, d in rows]  # fmt: skip
+    headers = ["records", "texts", "distinct-1", "distinct-2", "mean pairwise similarity"]
+    note = tag("p", "distinct-n: unique n-grams / all n-grams (1 = nothing repeats); similarity: "
+                    "mean Jaccard of character shingles over sampled pairs.", "notrun")  # fmt: skip
+    return section("diversity", "Diversity", table(headers, body), note)
+
+
+def _cost_row(view: RunView, name: str) -> tuple[Any, ...] | None:
+    """One dimension's cost: the work recorded with its scores (a cached step cost nothing now)."""
+    step = view.step(f"score.{name}")
+    m = dimension_figures(view, name)
+    if not m.get("records"):
+        return None
+    calls = m.get("model_calls", step.model_calls if step else 0)
+    prompt = m.get("prompt_tokens", step.prompt_tokens if step else 0)
+    completion = m.get("completion_tokens", step.completion_tokens if step else 0)
+    seconds = m.get("seconds", step.seconds if step else None)
+    kind = dimension_config(view, name).get("kind", "?")
+    return (name, kind, calls, prompt, completion, seconds, step.status if step else "–")
+
+
+def cost(view: RunView) -> Raw:
+    """Model calls, tokens and seconds per quality dimension (what producing its scores cost)."""
+    names = dimension_names(view)
+    found = {name: _cost_row(view, name) for name in names}
+    rows = [row for row in found.values() if row is not None]
+    if not rows:
+        return section("cost", "Cost per dimension", not_run(why_missing(view, "score")))
+
+    def total(i: int) -> Any:
+        return round(sum(r[i] for r in rows if isinstance(r[i], int | float)), 3)
+
+    rows.append(("total", "", total(2), total(3), total(4), total(5), ""))
+    headers = ["dimension", "kind", "model calls", "prompt tokens", "completion tokens",
+               "seconds", "this run"]  # fmt: skip
+    missing = [name for name, row in found.items() if row is None]
+    note = [not_run(f"not run: {', '.join(missing)}")] if missing else []
+    return section("cost", "Cost per dimension", table(headers, rows), *note)
+
+
+def _example(label: str, verdict: dict[str, Any], record: dict[str, Any]) -> Raw:
+    fate = "not filtered"
+    if "kept" in record:
+        fate = ("kept: " if record["kept"] else "rejected: ") + str(record.get("reason"))
+    head = tag("div", f"{label} · {verdict.get('id')} · score {verdict.get('score')} · {fate}")
+    instruction = record.get("instruction") or record.get("task_id") or ""
+    detail = tag("div", f"detail: {verdict.get('detail') or '–'}", "notrun")
+    answer = record.get("answer") if record else None
+    return join([head, tag("div", f"task: {instruction}"[:300]), pre(answer, 1500), detail])
+
+
+def examples(view: RunView) -> Raw:
+    """Per dimension, the best- and worst-scored records with their (escaped) answers."""
+    by_id = {str(r.get("id")): r for r in labelled_records(view)}
+    parts = []
+    for name in dimension_names(view):
+        verdicts = dimension_scores(view, name)
+        scored = [v for v in verdicts if isinstance(v.get("score"), int | float)]
+        if not scored:
+            continue
+        ranked = sorted(scored, key=lambda v: (-float(v["score"]), str(v.get("id"))))
+        best = ranked[:EXAMPLES]
+        top = float(ranked[0]["score"])  # when every score is the same there is no "worst"
+        worst = [v for v in ranked[::-1] if v not in best and float(v["score"]) < top][:EXAMPLES]
+        items = [_example("best", v, by_id.get(str(v.get("id")), {})) for v in best]
+        items += [_example("worst", v, by_id.get(str(v.get("id")), {})) for v in worst]
+        parts.append(Raw(f"<details><summary>{tag('span', name)}</summary>{join(items)}</details>"))
+    if not parts:
+        return section("examples", "Example records", not_run(why_missing(view, "score")))
+    return section("examples", "Example records", *parts)
+
+
+def expectations(view: RunView) -> Raw:
+    """Every `expect` data test with its outcome and spec location."""
+    rows = []
+    for step in view.steps("filter"):
+        for e in step.metrics.get("expects") or []:
+            text = f"expect {e.get('metric')} {e.get('op')} {e.get('value')}"
+            rows.append((vbadge(bool(e.get("ok"))), text, e.get("actual"), e.get("span") or
+                         step.location(), e.get("message") or ""))  # fmt: skip
+    if rows:
+        headers = ["result", "expectation", "actual", "location", "message"]
+        return section("expectations", "Expectations", table(headers, rows))
+    filt = [s for s in view.steps("filter") if s.metrics]
+    text = "no expectations declared" if filt else why_missing(view, "filter")
+    return section("expectations", "Expectations", not_run(text))

@@ -1,0 +1,226 @@
+"""RunView → HTML sections: run overview, label validity, balance, fine-tuning and evaluation."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from dialc_runtime.report.data import RunView, first_with_metrics, why_missing
+from dialc_runtime.report.html import (
+    Raw,
+    badge,
+    join,
+    not_run,
+    num,
+    pairs,
+    pct,
+    section,
+    table,
+    tag,
+    verdict_badge,
+)
+from dialc_runtime.engine.results import RunResults, StepResult
+from dialc_runtime.report.svg import grouped_bars
+
+POINTS = "Scores in points (0–100); intervals are 95% bootstrap intervals over items."
+ALPHA = 0.05  # below this p-value the achieved proportions differ from the declared ones
+
+
+def run_status(results: RunResults) -> str:
+    """failed (a step failed or was skipped for it), blocked (stopped at a gate), or ok."""
+    if not results.ok:
+        return "failed"
+    return "blocked" if results.by_status("blocked") else "ok"
+
+
+def _note(step: StepResult) -> str:
+    lines = (step.diagnostic() or step.message).splitlines() or [""]
+    text = lines[0] + (" …" if len(lines) > 1 else "")  # e.g. the evaluation table: shown below
+    if step.warnings:
+        text += f" ({len(step.warnings)} warning{'s' * (len(step.warnings) > 1)})"
+    return text[:300]
+
+
+def overview(view: RunView) -> Raw:
+    """Run status, totals, and one row per step."""
+    res = view.results
+    totals = res.totals()
+    tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    head = pairs([
+        ("status", badge(run_status(res))),
+        ("spec", res.spec), ("run directory", res.run_dir),
+        ("started", res.started), ("finished", res.finished or "unfinished"),
+        ("seconds", res.seconds),
+        ("steps", ", ".join(f"{n} {k}" for k, n in totals["steps"].items())),
+        ("model calls", totals["model_calls"]), ("tokens (prompt + completion)", tokens),
+    ])  # fmt: skip
+    rows = [
+        (s.id, s.kind, badge(s.status), s.seconds, s.records, s.cache_hit, s.model_calls,
+         s.prompt_tokens + s.completion_tokens, _note(s))
+        for s in res.steps
+    ]  # fmt: skip
+    headers = ["step", "kind", "status", "seconds", "records", "cache hit", "model calls",
+               "tokens", "note"]  # fmt: skip
+    steps = table(headers, rows) if rows else not_run("no step ran")
+    warnings = [f"{s.id}: {w}" for s in res.steps for w in s.warnings]
+    extra = [tag("h3", "warnings"), join(tag("div", w, "diag") for w in warnings[:50])]
+    problems = [tag("div", p, "diag") for p in view.problems]
+    return section("overview", "Run", head, steps, *(extra if warnings else []), *problems)
+
+
+def label_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The label step's metrics, recomputed from its records (for a step that did not finish)."""
+    n = len(records) or 1
+    valid = sum(1 for r in records if r.get("ok"))
+    retried = sum(1 for r in records if (r.get("attempts") or 1) > 1)
+    return {"labelled": len(records), "valid": valid, "valid_rate": valid / n,
+            "invalid_quarantined": len(records) - valid, "retried": retried,
+            "retry_rate": retried / n}  # fmt: skip
+
+
+def _label_part(view: RunView, step: StepResult) -> list[Any]:
+    records = view.dicts(step)
+    m = step.metrics or (label_figures(records) if records else {})
+    if not m:
+        return [tag("h3", step.id), not_run(why_missing(view, "label"))]
+    note = f"partial ({step.status}): from the {len(records)} records written so far"
+    partial = [] if step.metrics else [not_run(note)]
+    figures = pairs([
+        ("labelled", m.get("labelled")), ("valid", m.get("valid")),
+        ("valid rate", pct(m.get("valid_rate"))),
+        ("invalid (quarantined)", m.get("invalid_quarantined")),
+        ("retried", m.get("retried")), ("retry rate", pct(m.get("retry_rate"))),
+    ])  # fmt: skip
+    errors = Counter(str(r.get("error") or "no answer")[:160] for r in records if not r.get("ok"))
+    out = [tag("h3", step.id), *partial, figures]
+    return out + ([table(["error", "records"], errors.most_common(10))] if errors else [])
+
+
+def labels(view: RunView) -> Raw:
+    """Validity and retry rate of every label step, and the commonest errors."""
+    parts = [part for step in view.steps("label") for part in _label_part(view, step)]
+    return section("labels", "Labels", *(parts or [not_run(why_missing(view, "label"))]))
+
+
+def _shares(counts: dict[str, Any]) -> dict[str, float]:
+    total = sum(v for v in counts.values() if isinstance(v, int | float)) or 1
+    return {k: float(v) / total for k, v in counts.items() if isinstance(v, int | float)}
+
+
+def _p_text(p: Any) -> Raw:
+    if not isinstance(p, int | float):
+        return Raw("chi-square p-value: – (fewer than two groups)")
+    verdict = "consistent with" if p >= ALPHA else "differs from"
+    return Raw(f"chi-square p-value: <b>{num(float(p))}</b> — achieved mix {verdict} the declared "
+               f"weights at α = {ALPHA}")  # fmt: skip
+
+
+def _balance_key(key: str, report: dict[str, Any], kept: dict[str, float] | None) -> list[Raw]:
+    declared = report.get("declared") or {}
+    achieved = report.get("achieved") or {}
+    names = sorted(set(declared) | set(achieved) | set(kept or {}))
+    series = ["declared", "sampled"] + (["kept"] if kept is not None else [])
+
+    def values(n: str) -> list[float]:
+        row = [float(declared.get(n, 0.0)), float(achieved.get(n, 0.0))]
+        return row + ([kept.get(n, 0.0)] if kept is not None else [])
+
+    rows = [(n, *[pct(v) for v in values(n)]) for n in names]
+    chart = grouped_bars([(n, values(n)) for n in names], series, f"{key} balance")
+    return [tag("h3", key), Raw(f'<div class="cards"><div>{table([key, *series], rows)}</div>'
+            f"<div>{chart}</div></div>"), tag("p", _p_text(report.get("p_value")))]  # fmt: skip
+
+
+def balance(view: RunView) -> Raw:
+    """Declared vs sampled (vs kept) proportions per balance key, with the chi-square p-value."""
+    title = "Scenario and category balance"
+    sample = first_with_metrics(view, "sample")
+    if sample is None or not sample.metrics.get("balance"):
+        return section("balance", title, not_run(why_missing(view, "sample")))
+    reports = sample.metrics["balance"]
+    filt = first_with_metrics(view, "filter")
+    kept_counts = (filt.metrics.get("balance") or {}) if filt else {}
+    parts: list[Any] = [tag("p", f"{sample.id}: {sample.metrics.get('prompts', '–')} prompts")]
+    for key, report in reports.items():
+        kept = _shares(kept_counts[key]) if key in kept_counts else None
+        parts += _balance_key(key, report or {}, kept)
+    return section("balance", title, *parts)
+
+
+def _ci(value: Any, ci: Any, signed: bool = False) -> str:
+    if not isinstance(value, int | float):
+        return "–"
+    text = f"{value:+.1f}" if signed else f"{value:.1f}"
+    if isinstance(ci, list | tuple) and len(ci) == 2:
+        lo, hi = ci
+        text += f" [{lo:+.1f}, {hi:+.1f}]" if signed else f" [{lo:.1f}, {hi:.1f}]"
+    return text
+
+
+def eval_rows(view: RunView, step: StepResult) -> list[dict[str, Any]]:
+    """The before/after rows: the step's `table` record, eval.json, or its flat metrics."""
+    for record in view.dicts(step):
+        if isinstance(record.get("rows"), list):
+            return [r for r in record["rows"] if isinstance(r, dict)]
+    path = view.artifact(step, "eval.json")
+    if path is not None:
+        try:
+            return list(json.loads(path.read_text(encoding="utf-8")).get("rows") or [])
+        except (OSError, ValueError, AttributeError):
+            pass
+    suites = sorted({k.rsplit(".", 1)[0] for k in step.metrics if k.endswith(".delta")})
+    return [
+        {"suite": s, **{f: step.metrics.get(f"{s}.{f}") for f in ("before", "after", "delta")}}
+        for s in suites
+    ]
+
+
+def gate_verdict(step: StepResult, rows: list[dict[str, Any]]) -> bool | None:
+    """True/False from the gated rows (or the step's outcome); None when nothing was gated."""
+    gated = [bool(r["ok"]) for r in rows if "ok" in r]
+    if gated:
+        return all(gated)
+    if "retention_ok" in step.metrics:
+        return bool(step.metrics["retention_ok"])
+    return False if "retention gate failed" in step.message else None
+
+
+def _eval_table(rows: list[dict[str, Any]]) -> Raw:
+    body = [
+        (r.get("suite"), "general" if "ok" in r else "domain", r.get("n"),
+         _ci(r.get("before"), r.get("before_ci")), _ci(r.get("after"), r.get("after_ci")),
+         _ci(r.get("delta"), r.get("delta_ci"), signed=True), r.get("max_drop"),
+         verdict_badge(r["ok"]) if "ok" in r else "not gated")
+        for r in rows
+    ]  # fmt: skip
+    headers = ["suite", "type", "n", "before [95% CI]", "after [95% CI]", "change [95% CI]",
+               "max drop", "gate"]  # fmt: skip
+    return table(headers, body)
+
+
+def finetune_figures(step: StepResult) -> Raw:
+    m = step.metrics
+    keys = ("records", "held_out", "replayed", "steps", "final_loss", "tokens_per_s", "adapter")
+    return pairs([(k.replace("_", " "), m.get(k)) for k in keys if k in m])
+
+
+def evaluation(view: RunView) -> Raw:
+    """Fine-tuning figures and the before/after table with the retention gate's verdict."""
+    parts: list[Any] = []
+    for step in view.steps("finetune"):
+        parts += [tag("h3", step.id), finetune_figures(step) if step.metrics else
+                  not_run(why_missing(view, "finetune"))]  # fmt: skip
+    for step in view.steps("evaluate"):
+        rows = eval_rows(view, step)
+        parts.append(tag("h3", step.id))
+        if not rows:
+            parts.append(not_run(why_missing(view, "evaluate")))
+            continue
+        ok = gate_verdict(step, rows)
+        word = {True: "passed", False: "FAILED", None: "not applied"}[ok]
+        head = Raw(f'<p class="verdict">retention gate: {verdict_badge(ok)} {word}</p>')
+        parts += [head, _eval_table(rows), not_run(POINTS)]
+    if not parts:
+        parts = [not_run(why_missing(view, "evaluate"))]
+    return section("evaluation", "Fine-tuning and evaluation", *parts)

@@ -1,0 +1,65 @@
+"""Quality-filtered records → chat JSONL (TRL / LLaMA-Factory / axolotl), Parquet and a HF dataset, with lineage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dialc_runtime.engine.context import StepContext, StepOutput
+
+VERSION = "1"
+LINEAGE_FIELDS = ("id", "dialogue_id", "scenario", "task_id", "category", "instruction", "expression", "lineage",
+                  "label_model", "attempts", "scores", "aggregate", "kept", "reason")
+
+
+def chat_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The SFT sample: the production prompt's messages plus the label as the assistant turn."""
+    messages = [*record["messages"], {"role": "assistant", "content": record["answer"]}]
+    return {"messages": messages, "metadata": {k: record.get(k) for k in LINEAGE_FIELDS}}
+
+
+def run(ctx: StepContext) -> StepOutput:
+    p = ctx.params
+    records = [r for r in ctx.records(ctx.step.inputs[0]) if p["include"] == "all" or r.get("kept")]
+    rows = [chat_row(r) for r in records if r.get("ok", True) and r.get("answer")]
+    files: dict[str, str] = {}
+    if "chat_jsonl" in p["formats"]:
+        path = ctx.out_dir / "train.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+        files["chat_jsonl"] = path.name
+    if "parquet" in p["formats"]:
+        files["parquet"] = _parquet(ctx, rows)
+    if "hf_dataset" in p["formats"]:
+        files["hf_dataset"] = _hf_dataset(ctx, rows)
+    for index, row in enumerate(rows):
+        ctx.emit(f"{index:06d}", row)
+    return StepOutput(metrics={"exported": len(rows), "files": files, "dir": str(ctx.out_dir)})
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """Columns for tabular formats: messages stay a list of structs, lineage is kept as JSON text."""
+    meta = row["metadata"]
+    return {"id": meta["id"], "scenario": meta.get("scenario"), "category": meta.get("category"),
+            "task_id": meta.get("task_id"), "dialogue_id": meta.get("dialogue_id"),
+            "aggregate": meta.get("aggregate"), "messages": row["messages"],
+            "metadata": json.dumps(meta, ensure_ascii=False, sort_keys=True)}
+
+
+def _parquet(ctx: StepContext, rows: list[dict[str, Any]]) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([_flat(r) for r in rows])
+    path = ctx.out_dir / "train.parquet"
+    pq.write_table(table, path)
+    return path.name
+
+
+def _hf_dataset(ctx: StepContext, rows: list[dict[str, Any]]) -> str:
+    from datasets import Dataset
+
+    path = ctx.out_dir / "hf_dataset"
+    Dataset.from_list([_flat(r) for r in rows]).save_to_disk(str(path))
+    return path.name

@@ -1,0 +1,95 @@
+"""filter.<quality>: labelled records + every score.* → all records with scores, verdict, reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.errors import StepFailed
+from dialc_runtime.quality.aggregate import (
+    MISSING,
+    Decision,
+    Dimension,
+    apply_top_k,
+    decide,
+    parse_dimensions,
+)
+from dialc_runtime.quality.expects import check_all, summary
+from dialc_runtime.quality.keep import RuleError
+
+VERSION = "1"
+
+
+def dimension_name(step_id: str, dims: dict[str, Dimension]) -> str:
+    """`score.helpfulness` → "helpfulness" (or its last dotted part, if that names a dimension)."""
+    name = step_id.split(".", 1)[1]
+    last = step_id.rsplit(".", 1)[1]
+    return last if name not in dims and last in dims else name
+
+
+def read_scores(ctx: Any, dims: dict[str, Dimension]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dimension name → record id → its score record, for every score.* input."""
+    scores = {}
+    for step_id in ctx.step.inputs:
+        if step_id.startswith("score."):
+            scores[dimension_name(step_id, dims)] = {str(r["id"]): r for r in ctx.records(step_id)}
+    return scores
+
+
+def row(record: dict[str, Any], verdicts: dict[str, dict[str, Any]], decision: Decision) -> dict:
+    """The emitted record: the label, every dimension's verdict, the aggregate and the decision."""
+    quality = {
+        name: {k: v for k, v in verdict.items() if k != "id"} for name, verdict in verdicts.items()
+    }
+    return {
+        **record,
+        "scores": {name: v.get("score") for name, v in verdicts.items()},
+        "quality": quality,
+        "aggregate": decision.aggregate,
+        "kept": decision.kept,
+        "reason": decision.reason,
+        "cause": decision.cause,
+    }
+
+
+def decide_all(
+    labels: list[dict[str, Any]],
+    scores: dict[str, dict[str, dict[str, Any]]],
+    dims: dict[str, Dimension],
+    params: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Every record's decision (gates, keep rule, then top_k per group) as output rows."""
+    per_record = [
+        {name: by_id.get(str(r["id"]), MISSING) for name, by_id in scores.items()} for r in labels
+    ]
+    try:
+        decisions = [
+            decide(r, v, dims, params.get("keep")) for r, v in zip(labels, per_record, strict=True)
+        ]
+    except RuleError as exc:
+        raise StepFailed(str(exc)) from exc
+    decisions = apply_top_k(labels, decisions, params.get("top_k"))
+    return [row(r, v, d) for r, v, d in zip(labels, per_record, decisions, strict=True)]
+
+
+def run(ctx: StepContext) -> StepOutput:
+    dims = parse_dimensions(ctx.params.get("dimensions") or {})
+    labels = [r for s in ctx.step.inputs if s.startswith("label.") for r in ctx.records(s)]
+    scores = read_scores(ctx, dims)
+    for name in dims:
+        if name not in scores:
+            ctx.warn(f"dimension {name} has no score step among the inputs: it counts as missing")
+    dims.update({n: Dimension(n) for n in scores if n not in dims})  # unconfigured: weight 1
+    rows = decide_all(labels, scores, dims, ctx.params)
+    for record in rows:
+        if str(record["id"]) not in ctx.done:
+            ctx.emit(str(record["id"]), record)
+    metrics = summary(rows, list(dims), ctx.seed)
+    where = (getattr(ctx.step, "locations", None) or {}).get("expects", [])  # kept out of the cache key
+    expects = [{**e, "span": e.get("span") or (where[i] if i < len(where) else "")}
+               for i, e in enumerate(ctx.params.get("expects") or [])]
+    metrics["expects"] = check_all(expects, rows)
+    failed = [e["message"] for e in metrics["expects"] if not e["ok"]]
+    if failed:
+        return StepOutput(metrics=metrics, status="blocked", message="\n".join(failed))
+    return StepOutput(metrics=metrics)

@@ -1,0 +1,95 @@
+"""Filtered records → the target retrained on equal-size quality tiers, each scored: does quality pay?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.errors import StepFailed
+from dialc_runtime.data.split import is_holdout
+from dialc_runtime.steps.evaluate import evaluate_model, holdout_records, load_suites
+from dialc_runtime.steps.finetune import chat_sample, holdout_setting, train_config
+
+VERSION = "1"
+MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
+
+
+def tiers_by_quality(records: list[dict[str, Any]], tiers: int) -> list[list[dict[str, Any]]]:
+    """Records with an aggregate score, best first, cut into `tiers` equal groups (the remainder,
+    the lowest-scored records, is left out so every tier has the same size)."""
+    scored = sorted((r for r in records if r.get("aggregate") is not None),
+                    key=lambda r: (-float(r["aggregate"]), str(r["id"])))
+    size = len(scored) // tiers
+    return [scored[i * size:(i + 1) * size] for i in range(tiers)] if size else []
+
+
+def training_pool(ctx: StepContext) -> list[dict[str, Any]]:
+    """Every successfully labelled record outside the hold-out, kept or not: tiers span all quality."""
+    fraction, seed = holdout_setting(ctx.params, ctx)
+    return [r for step_id in ctx.step.inputs if step_id.startswith("filter.") for r in ctx.records(step_id)
+            if r.get("ok") and r.get("answer")
+            and not (fraction > 0 and is_holdout(str(r["dialogue_id"]), fraction, seed))]
+
+
+def run(ctx: StepContext) -> StepOutput:
+    from dialc_runtime.evaluate.scoring import HFModel
+
+    tiers = tiers_by_quality(training_pool(ctx), int(ctx.params["tiers"]))
+    if not tiers or len(tiers[0]) < MIN_PER_TIER:
+        raise StepFailed(f"too few scored records for {ctx.params['tiers']} tiers of at least {MIN_PER_TIER}: "
+                         "raise sample.count")
+    suites = load_suites(ctx.params)
+    holdout = holdout_records(ctx)
+    base = str((ctx.params.get("base") or {}).get("path"))
+    max_tokens = int((ctx.params.get("base") or {}).get("max_tokens") or 256)
+    rows = [ctx.done[k] for k in sorted(ctx.done)]
+    with ctx.progress(len(tiers), "training quality tiers") as bar:
+        bar.advance(len(rows))
+        for index in range(len(rows), len(tiers)):
+            adapter = _train_tier(ctx, base, tiers[index], index)
+            results = evaluate_model(HFModel.load(base, adapter), suites, holdout, max_tokens)
+            row = _row(index, tiers[index], results)
+            ctx.emit(f"tier-{index + 1}", row)
+            rows.append(row)
+            bar.advance()
+    return StepOutput(metrics=study_metrics(rows), message=format_study(rows))
+
+
+def _train_tier(ctx: StepContext, base: str, records: list[dict[str, Any]], index: int) -> Any:
+    from dialc_runtime.train.trainer import train
+
+    cfg = train_config(ctx.params, ctx.seed, [], len(records))
+    result = train(base, [chat_sample(r) for r in records], ctx.out_dir / f"tier-{index + 1}", cfg)
+    return result.adapter_dir
+
+
+def _row(index: int, records: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
+    quality = [float(r["aggregate"]) for r in records]
+    return {"tier": index + 1, "records": len(records), "mean_quality": round(sum(quality) / len(quality), 4),
+            "min_quality": round(min(quality), 4), "max_quality": round(max(quality), 4),
+            "scores": {name: round(100 * r.score, 2) for name, r in results.items()},
+            "n": {name: r.n for name, r in results.items()}}
+
+
+def study_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per suite: the Spearman rank correlation between tier quality and score (the paper's finding)."""
+    from scipy.stats import spearmanr
+
+    suites = sorted({name for row in rows for name in row["scores"]})
+    correlation: dict[str, Any] = {}
+    for name in suites:
+        pairs = [(row["mean_quality"], row["scores"][name]) for row in rows if name in row["scores"]]
+        if len(pairs) < 3 or len({s for _, s in pairs}) < 2:
+            correlation[name] = None  # undefined: too few tiers or equal scores
+            continue
+        rho = spearmanr([q for q, _ in pairs], [s for _, s in pairs]).statistic
+        correlation[name] = round(float(rho), 4)
+    return {"tiers": rows, "spearman": correlation}
+
+
+def format_study(rows: list[dict[str, Any]]) -> str:
+    suites = sorted({name for row in rows for name in row["scores"]})
+    head = "tier  records  quality  " + "  ".join(f"{s:>14}" for s in suites)
+    lines = [head] + [f"{r['tier']:>4}  {r['records']:>7}  {r['mean_quality']:>7.3f}  "
+                      + "  ".join(f"{r['scores'].get(s, float('nan')):>14.1f}" for s in suites) for r in rows]
+    return "\n".join(lines)
