@@ -14,18 +14,16 @@ from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR, DeclIR, RefIR
 from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set
 from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, TEMPLATE_PLACEHOLDERS
-from dialc.values import suggest
+from dialc.values import closest, suggest
 
 BUILTIN_SUITES = ("builtin:general-probe",)
 TERMINAL_KINDS = ("pipeline", "scenarios", "task", "tasks", "evaluate", "export", "finetune", "quality", "study")
-# fields whose default is "the only declaration of this kind", filled in by pass_defaults
-IMPLICIT_FROM = {("quality", "from"): "label", ("finetune", "data"): "quality", ("export", "from"): "quality"}
 
 
 def run_checks(ir: IR, diags: Diagnostics, *, check_files: bool = True) -> None:
     """All passes in order; each one reports and goes on, so one run shows every problem."""
     passes: list[Callable[[IR, Diagnostics], None]] = [
-        pass_defaults, pass_refs, pass_cycles, pass_unused, pass_sample_inputs, pass_task_set, pass_weights,
+        pass_refs, pass_cycles, pass_unused, pass_sample_inputs, pass_task_set, pass_weights,
         pass_templates, pass_quality, pass_training, pass_evaluation,
     ]
     if check_files:
@@ -69,27 +67,6 @@ def lookup(ir: IR, name: str, kinds: tuple[str, ...]) -> DeclIR | None:
 
 
 # ---- passes -------------------------------------------------------------------------------
-def pass_defaults(ir: IR, diags: Diagnostics) -> None:
-    """Fill `from`-style fields that default to the only candidate; complain when none or many."""
-    for decl in ir.decls:
-        for (kind, field), target_kind in IMPLICIT_FROM.items():
-            if decl.kind != kind or field in decl.fields or field in decl.field_spans:
-                continue
-            candidates = ir.of_kind(target_kind)
-            if len(candidates) == 1:
-                decl.fields[field] = RefIR(name=candidates[0].name, span=decl.name_span)
-            elif not candidates and kind == "finetune":
-                diags.report("no-training-data", f"finetune '{decl.name}' has no data: declare a quality block "
-                             "(or set data = QUALITY)", decl.name_span)
-            elif not candidates:
-                diags.report("missing-field", f"{kind} '{decl.name}' needs '{field}': no {target_kind} is declared",
-                             decl.name_span)
-            else:
-                names = ", ".join(c.name for c in candidates)
-                diags.report("missing-field", f"{kind} '{decl.name}' needs '{field}': choose one of {names}",
-                             decl.name_span)
-
-
 def pass_refs(ir: IR, diags: Diagnostics) -> None:
     """Every name refers to a declaration of a kind the field accepts."""
     scenario_names = [e.name for s in ir.of_kind("scenarios") for e in s.entries]
@@ -130,12 +107,12 @@ def _check_ref(ir: IR, decl: DeclIR, field: str, ref: RefIR, kinds: tuple[str, .
 
 def _did_you_mean(ir: IR, name: str, candidates: list[str],
                   kinds: tuple[str, ...]) -> tuple[list[Note], DeclIR | None]:
-    notes = suggest(name, candidates)
-    if notes:
-        target = lookup(ir, notes[0].message.split('"')[1], kinds)
-        if target is not None:
-            return [Note(notes[0].message, target.name_span)], target
-    return notes, None
+    match = closest(name, candidates)
+    if match is None:
+        return [], None
+    target = lookup(ir, match, kinds)
+    note = suggest(name, [match])[0]
+    return [Note(note.message, target.name_span if target is not None else None)], target
 
 
 def dependency_graph(ir: IR) -> nx.DiGraph:
@@ -311,8 +288,8 @@ def pass_evaluation(ir: IR, diags: Diagnostics) -> None:
         if evaluate.fields.get("domain") is None:
             continue
         first = holdouts.setdefault(finetune.name, evaluate)
-        if first is not evaluate and _holdout(ir, first) != _holdout(ir, evaluate):
-            (fraction, seed), (first_fraction, first_seed) = _holdout(ir, evaluate), _holdout(ir, first)
+        if first is not evaluate and ir.evaluation_holdout(first) != ir.evaluation_holdout(evaluate):
+            (fraction, seed), (first_fraction, first_seed) = _pair(ir, evaluate), _pair(ir, first)
             diags.report("holdout-overlap", f"evaluate '{evaluate.name}' holds out {fraction} of "
                          f"'{finetune.name}''s data (seed {seed}) but '{first.name}' holds out {first_fraction} "
                          f"(seed {first_seed}): training excludes only one hold-out, so the other overlaps "
@@ -320,9 +297,10 @@ def pass_evaluation(ir: IR, diags: Diagnostics) -> None:
                          notes=[Note("other hold-out", first.span_of("domain"))])
 
 
-def _holdout(ir: IR, evaluate: DeclIR) -> tuple[float, int]:
-    """(fraction, seed): the split a hold-out draws, as the compiler lowers it."""
-    return evaluate.fields["domain"]["fraction"], int(evaluate.fields.get("seed", ir.seed))
+def _pair(ir: IR, evaluate: DeclIR) -> tuple[float, int]:
+    holdout = ir.evaluation_holdout(evaluate)
+    assert holdout is not None  # only evaluations with a domain part reach here
+    return holdout
 
 
 def _check_replay_overlap(evaluate: DeclIR, finetune: DeclIR, diags: Diagnostics) -> None:

@@ -1,4 +1,4 @@
-"""Checked IR → Plan: one step per unit of work, canonical params, edges from inputs, fingerprints."""
+"""Checked IR → Plan: one typed step per unit of work, inputs by role, edges from inputs, fingerprints."""
 
 from __future__ import annotations
 
@@ -6,36 +6,71 @@ import os
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from dialc import syntax as ast
 from dialc.ir import IR, DeclIR, RefIR
-from dialc.plan import Plan, Step, fingerprint
+from dialc.plan import (
+    DimensionWeight,
+    EvaluateParams,
+    EvolveParams,
+    Expect,
+    ExportParams,
+    ExpressionsParams,
+    FilterParams,
+    FinetuneParams,
+    GenerateTasks,
+    Holdout,
+    IngestParams,
+    LabelParams,
+    ModelSpec,
+    Operator,
+    Paraphrase,
+    Plan,
+    ReviewParams,
+    SampleParams,
+    Scenario,
+    ScoreParams,
+    Step,
+    StepKind,
+    StepParams,
+    StudyParams,
+    Suite,
+    TaskSpec,
+    TasksParams,
+    fingerprint,
+)
 from dialc.schema import KINDS
 
-MODEL_FIELDS = ("backend", "path", "base_url", "api_key_env", "temperature", "top_p", "max_tokens", "retries",
-                "batch_size", "timeout", "tokenizer")
+MODEL_FIELDS = tuple(KINDS["model"].fields)  # every field of a model declaration goes into its ModelSpec
+TRAINING_FIELDS = ("epochs", "max_steps", "lr", "schedule", "warmup", "batch_size", "grad_accum", "max_len",
+                   "packing", "merge")
+# the step kind whose records stand for a declaration of each kind when another declaration names it
+OUTPUT_KIND = {"source": StepKind.INGEST, "tasks": StepKind.TASKS, "task": StepKind.TASKS,
+               "expressions": StepKind.EXPRESSIONS, "sample": StepKind.SAMPLE, "label": StepKind.LABEL,
+               "quality": StepKind.FILTER, "finetune": StepKind.FINETUNE}
+
+
+def step_id(kind: StepKind, name: str) -> str:
+    """The one spelling of a step id: `<kind>.<name>` (dbt style)."""
+    return f"{kind.value}.{name}"
 
 
 class Lowering:
-    """Builds steps from declarations; `steps` maps step id → (step without fingerprint, order)."""
+    """Builds typed steps from declarations; remembers which step stands for each declaration."""
 
     def __init__(self, ir: IR) -> None:
         self.ir = ir
         self.steps: dict[str, Step] = {}
         self.order: dict[str, int] = {}
+        self.outputs: dict[str, str] = {}  # declaration id → id of the step whose records it names
 
-    # ---- small utilities
-    def add(self, kind: str, name: str, params: dict[str, Any], inputs: list[str], decl: DeclIR,
+    def add(self, kind: StepKind, name: str, params: StepParams, inputs: dict[str, list[str]], decl: DeclIR,
             locations: dict[str, list[str]] | None = None) -> str:
-        step_id = f"{kind}.{name}"
-        self.order[step_id] = len(self.order)
-        self.steps[step_id] = Step(id=step_id, kind=kind, name=name, params=params, inputs=inputs,
-                                   span=decl.name_span, locations=locations or {})
-        return step_id
-
-    def seed(self, decl: DeclIR) -> int:
-        return int(decl.fields.get("seed", self.ir.seed))
+        sid = step_id(kind, name)
+        self.order[sid] = len(self.order)
+        self.steps[sid] = Step(id=sid, kind=kind.value, name=name, params=params,
+                               inputs={role: ids for role, ids in inputs.items() if ids}, span=decl.name_span,
+                               locations=locations or {})
+        return sid
 
     def path(self, relative: str) -> str:
         """A spec-relative path as a path relative to the working directory (POSIX separators)."""
@@ -47,21 +82,21 @@ class Lowering:
         name = ref.name if isinstance(ref, RefIR) else ref
         return self.ir.find(name, kinds)[0]
 
-    def model(self, ref: RefIR) -> dict[str, Any]:
-        decl = self.decl(ref, ("model",))
-        cfg: dict[str, Any] = {"name": decl.name}
-        cfg.update({k: decl.fields[k] for k in MODEL_FIELDS if k in decl.fields})
-        if cfg.get("backend") == "transformers":
-            cfg["path"] = self.path(cfg["path"])
-        return cfg
+    def output(self, ref: RefIR, kinds: tuple[str, ...]) -> str:
+        """The id of the step whose records a reference stands for (`tasks` = the task set)."""
+        if ref.name == "tasks" and "tasks" in kinds and not self.ir.find("tasks", ("evolve",)):
+            return self.outputs["tasks.tasks"]
+        return self.outputs[self.decl(ref, kinds).id]
 
-    def task_step(self, ref: RefIR) -> str:
-        """The step whose records are the usable tasks: the task set, an evolve, or its review gate."""
-        if ref.name == "tasks" and not self.ir.find("tasks", ("evolve",)):
-            return "tasks.tasks"
-        evolve = self.decl(ref, ("evolve",))
-        review_id = f"review.{evolve.name}"
-        return review_id if review_id in self.steps else evolve.id
+    def model(self, ref: RefIR) -> ModelSpec:
+        decl = self.decl(ref, ("model",))
+        cfg: dict[str, Any] = {k: decl.fields[k] for k in MODEL_FIELDS if k in decl.fields}
+        if cfg.get("backend", "transformers") == "transformers":
+            cfg["path"] = self.path(cfg["path"])
+        return ModelSpec(name=decl.name, **cfg)
+
+    def suites(self, suites: list[dict[str, Any]] | None) -> list[Suite]:
+        return [Suite(**{**s, "path": self.path(s["path"])}) for s in suites or []]
 
 
 def compile_plan(ir: IR, spec_path: str) -> Plan:
@@ -69,7 +104,7 @@ def compile_plan(ir: IR, spec_path: str) -> Plan:
     low = Lowering(ir)
     pipeline = ir.pipeline
     for kind, lower in _LOWERERS.items():  # dependency order of kinds, declaration order within
-        if kind == "evolve" and ir.of_kind("task") and "tasks.tasks" not in low.steps:
+        if kind == "evolve" and ir.of_kind("task") and "tasks.tasks" not in low.outputs:
             _lower_tasks(low, None)
         for decl in ir.of_kind(kind):
             lower(low, decl)
@@ -82,131 +117,151 @@ def compile_plan(ir: IR, spec_path: str) -> Plan:
 
 def _finalise(low: Lowering) -> list[Step]:
     """Stable topological order (ties by declaration order) and fingerprints along it."""
+    import networkx as nx  # compile needs it, validate does not
+
     graph = nx.DiGraph()
     for step in low.steps.values():
         graph.add_node(step.id)
-        for dep in step.inputs:
+        for dep in step.input_ids:
             graph.add_edge(dep, step.id)
     ordered = nx.lexicographical_topological_sort(graph, key=lambda s: (low.order.get(s, 0), s))
     prints: dict[str, str] = {}
     result = []
-    for step_id in ordered:
-        step = low.steps[step_id]
-        prints[step_id] = fingerprint(step.kind, step.name, step.params, [prints[i] for i in step.inputs])
-        result.append(step.model_copy(update={"fingerprint": prints[step_id]}))
+    for sid in ordered:
+        step = low.steps[sid]
+        prints[sid] = fingerprint(step.kind, step.name, step.params_json(), [prints[i] for i in step.input_ids])
+        result.append(step.model_copy(update={"fingerprint": prints[sid]}))
     return result
+
+
+def _scenarios(ir: IR) -> dict[str, Scenario]:
+    return {e.name: Scenario(description=e.description, weight=e.weight)
+            for s in ir.of_kind("scenarios") for e in s.entries}
 
 
 def _lower_source(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
     path = low.path(f["path"])
     fmt = f.get("format") or ("csv" if path.lower().endswith(".csv") else "jsonl")
-    params = {"path": path, "format": fmt, "files": [path], "roles": f["roles"],
-              "fields": {k: f[k] for k in ("id", "scenario", "turns", "role", "text")},
-              "on_error": f["on_error"], "pii_scrub": f["pii_scrub"],
-              "scenarios": _scenarios(low.ir)}
-    low.add("ingest", decl.name, params, [], decl)
+    params = IngestParams(path=path, format=fmt, files=[path], roles=f["roles"],
+                          fields={k: f[k] for k in ("id", "scenario", "turns", "role", "text")},
+                          on_error=f["on_error"], pii_scrub=f["pii_scrub"], scenarios=_scenarios(low.ir))
+    low.outputs[decl.id] = low.add(StepKind.INGEST, decl.name, params, {}, decl)
 
 
-def _scenarios(ir: IR) -> dict[str, dict[str, Any]]:
-    return {e.name: {"description": e.description, "weight": e.weight}
-            for s in ir.of_kind("scenarios") for e in s.entries}
-
-
-def _task_record(decl: DeclIR) -> dict[str, Any]:
+def _task_spec(decl: DeclIR) -> TaskSpec:
     f = decl.fields
-    return {"id": decl.name, "category": f["category"], "instruction": f["instruction"], "output": f["output"],
-            "weight": f.get("weight", 1.0), "scenarios": [r.name for r in f.get("scenarios", [])],
-            "origin": "declared", "chain": []}
+    return TaskSpec(id=decl.name, category=f["category"], instruction=f["instruction"], output=f["output"],
+                    weight=f.get("weight", 1.0), scenarios=[r.name for r in f.get("scenarios", [])])
 
 
 def _lower_tasks(low: Lowering, decl: DeclIR | None) -> None:
-    declared = [_task_record(t) for t in low.ir.of_kind("task") if "output" in t.fields]
-    params: dict[str, Any] = {"declared": declared, "generate": None}
-    inputs: list[str] = []
+    declared = [_task_spec(t) for t in low.ir.of_kind("task") if "output" in t.fields]
+    generate = None
+    dialogues: list[str] = []
     anchor = decl or low.ir.of_kind("task")[0]
     if decl is not None and decl.fields.get("generate") and "model" in decl.fields and "from" in decl.fields:
-        source = low.decl(decl.fields["from"], ("source",))
-        inputs.append(source.id.replace("source.", "ingest.", 1))
-        params["generate"] = {"model": low.model(decl.fields["model"]), "per_scenario": decl.fields["generate"],
-                              "categories": decl.fields.get("categories") or sorted({t["category"] for t in declared}),
-                              "scenarios": _scenarios(low.ir)}
-    params["dedup_threshold"] = decl.fields["dedup"] if decl is not None else 0.7
-    params["seed"] = low.seed(decl) if decl is not None else low.ir.seed
-    low.add("tasks", "tasks", params, inputs, anchor)
+        dialogues.append(low.output(decl.fields["from"], ("source",)))
+        generate = GenerateTasks(model=low.model(decl.fields["model"]), per_scenario=decl.fields["generate"],
+                                 categories=decl.fields.get("categories") or sorted({t.category for t in declared}),
+                                 scenarios=_scenarios(low.ir))
+    params = TasksParams(declared=declared, generate=generate,
+                         dedup_threshold=decl.fields["dedup"] if decl is not None else 0.7,
+                         seed=low.ir.seed_of(decl) if decl is not None else low.ir.seed)
+    sid = low.add(StepKind.TASKS, "tasks", params, {"dialogues": dialogues}, anchor)
+    low.outputs["tasks.tasks"] = sid
+    for task in low.ir.of_kind("task"):
+        low.outputs[task.id] = sid
 
 
 def _lower_evolve(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
     prompts = f.get("prompts", {})
-    inputs = [low.task_step(f["from"])]
-    if "context" in f:
-        inputs.append("ingest." + f["context"].name)
-    params = {"model": low.model(f["model"]), "operators": [{"name": o, "prompt": prompts.get(o)}
-                                                             for o in f["operators"]],
-              "rounds": f["rounds"], "per_round": f["per_round"],
-              "review": low.path(f["review"]) if f.get("review") else None, "seed": low.seed(decl)}
-    evolve_id = low.add("evolve", decl.name, params, inputs, decl)
-    if params["review"]:  # the human gate: a cheap step keyed on the review file's contents
-        review = {"path": params["review"], "files": [params["review"]]}
-        low.add("review", decl.name, review, [evolve_id], decl)
+    dialogues = [low.output(f["context"], ("source",))] if "context" in f else []
+    review = low.path(f["review"]) if f.get("review") else None
+    params = EvolveParams(model=low.model(f["model"]), operators=[Operator(name=o, prompt=prompts.get(o))
+                                                                   for o in f["operators"]],
+                          rounds=f["rounds"], per_round=f["per_round"], review=review, seed=low.ir.seed_of(decl))
+    inputs = {"tasks": [low.output(f["from"], ("tasks", "evolve"))], "dialogues": dialogues}
+    evolve_id = low.add(StepKind.EVOLVE, decl.name, params, inputs, decl)
+    low.outputs[decl.id] = evolve_id
+    if review:  # the human gate: a cheap step keyed on the review file's contents
+        gate = ReviewParams(path=review, files=[review])
+        low.outputs[decl.id] = low.add(StepKind.REVIEW, decl.name, gate, {"candidates": [evolve_id]}, decl)
+
+
+def _axes(decl: DeclIR) -> dict[str, dict[str, float]]:
+    return {k: v for k, v in decl.fields.items() if isinstance(v, dict)}
 
 
 def _lower_expressions(low: Lowering, decl: DeclIR) -> None:
-    axes = {k: v for k, v in decl.fields.items() if isinstance(v, dict)}
-    params: dict[str, Any] = {"axes": axes, "paraphrase": None}
-    inputs: list[str] = []
-    if decl.fields.get("paraphrases") and "paraphrase" in decl.fields and "tasks.tasks" in low.steps:
-        params["paraphrase"] = {"model": low.model(decl.fields["paraphrase"]), "n": decl.fields["paraphrases"]}
-        inputs.append("tasks.tasks")
-    low.add("expressions", decl.name, params, inputs, decl)
+    paraphrase = None
+    tasks: list[str] = []
+    if decl.fields.get("paraphrases") and "paraphrase" in decl.fields and "tasks.tasks" in low.outputs:
+        paraphrase = Paraphrase(model=low.model(decl.fields["paraphrase"]), n=decl.fields["paraphrases"])
+        tasks.append(low.outputs["tasks.tasks"])
+    params = ExpressionsParams(axes=_axes(decl), paraphrase=paraphrase)
+    low.outputs[decl.id] = low.add(StepKind.EXPRESSIONS, decl.name, params, {"tasks": tasks}, decl)
+
+
+def _sample_sources(low: Lowering, sample: DeclIR) -> list[DeclIR]:
+    return [d for ref in sample.fields["from"] for d in low.ir.find(ref.name, ("source",))]
 
 
 def _lower_sample(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
-    inputs: list[str] = []
-    axes: dict[str, Any] = {}
+    inputs: dict[str, list[str]] = {"dialogues": [], "tasks": [], "expressions": []}
+    axes: dict[str, dict[str, float]] = {}
     for ref in f["from"]:
-        target_kinds = [d.kind for d in low.ir.find(ref.name, ("source", "evolve", "expressions", "tasks"))]
-        if "source" in target_kinds:
-            inputs.append("ingest." + ref.name)
-        elif "expressions" in target_kinds:
-            inputs.append("expressions." + ref.name)
-            axes.update({k: v for k, v in low.decl(ref, ("expressions",)).fields.items() if isinstance(v, dict)})
+        kinds = [d.kind for d in low.ir.find(ref.name, ("source", "evolve", "expressions", "tasks"))]
+        if "source" in kinds:
+            inputs["dialogues"].append(low.output(ref, ("source",)))
+        elif "expressions" in kinds:
+            inputs["expressions"].append(low.output(ref, ("expressions",)))
+            axes.update(_axes(low.decl(ref, ("expressions",))))
         else:
-            inputs.append(low.task_step(ref))
-    params = {"count": f["count"], "balance": f.get("balance", []), "min_per": f["min_per"],
-              "axes": axes, "scenarios": _scenarios(low.ir), "template": f.get("template"),
-              "system": f.get("system"), "seed": low.seed(decl)}
-    low.add("sample", decl.name, params, inputs, decl)
+            inputs["tasks"].append(low.output(ref, ("tasks", "evolve")))
+    params = SampleParams(count=f["count"], balance=f.get("balance", []), min_per=f["min_per"], axes=axes,
+                          scenarios=_scenarios(low.ir), template=f.get("template"), system=f.get("system"),
+                          seed=low.ir.seed_of(decl))
+    low.outputs[decl.id] = low.add(StepKind.SAMPLE, decl.name, params, inputs, decl)
 
 
 def _lower_label(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
     model = low.model(f["model"])
     if "max_tokens" in f:
-        model["max_tokens"] = f["max_tokens"]
-    low.add("label", decl.name, {"model": model, "seed": low.seed(decl)}, ["sample." + f["from"].name], decl)
+        model = model.model_copy(update={"max_tokens": f["max_tokens"]})
+    params = LabelParams(model=model, seed=low.ir.seed_of(decl))
+    low.outputs[decl.id] = low.add(StepKind.LABEL, decl.name, params, {"prompts": [low.output(f["from"],
+                                                                                              ("sample",))]}, decl)
+
+
+def _dimension(low: Lowering, dim: DeclIR) -> dict[str, Any]:
+    settings: dict[str, Any] = {"name": dim.name, "kind": dim.qualifier, **_plain(dim.fields)}
+    if dim.qualifier == "judge":
+        settings["model"] = low.model(dim.fields["model"])
+    return settings
 
 
 def _lower_quality(low: Lowering, decl: DeclIR) -> None:
     label = low.decl(decl.fields["from"], ("label",))
     sample = low.decl(label.fields["from"], ("sample",))
-    source_inputs = [i for i in low.steps[sample.id].inputs if i.startswith("ingest.")]
+    labels = [low.outputs[label.id]]
+    dialogues = [low.outputs[s.id] for s in _sample_sources(low, sample)]
     score_ids = []
     for dim in decl.children:
-        dimension = {"name": dim.name, "kind": dim.qualifier, **_plain(dim.fields)}
-        if dim.qualifier == "judge":
-            dimension["model"] = low.model(dim.fields["model"])
-        inputs = [label.id, *source_inputs] if dim.qualifier in ("grounding", "judge") else [label.id]
-        score_ids.append(low.add("score", dim.name, {"dimension": dimension, "seed": low.seed(decl)}, inputs, dim))
-    dims = {d.name: {"kind": d.qualifier, "weight": d.fields.get("weight", 1.0), "gate": d.fields.get("gate", False)}
-            for d in decl.children}
+        inputs = {"labels": labels, "dialogues": dialogues if dim.qualifier in ("grounding", "judge") else []}
+        params = ScoreParams(dimension=_dimension(low, dim), seed=low.ir.seed_of(decl))
+        score_ids.append(low.add(StepKind.SCORE, dim.name, params, inputs, dim))
+    dims = {d.name: DimensionWeight(kind=d.qualifier or "", weight=d.fields.get("weight", 1.0),
+                                    gate=d.fields.get("gate", False)) for d in decl.children}
     keep = [expr_json(k.expr) for k in decl.keep]
-    params = {"dimensions": dims, "keep": _conjunction(keep), "top_k": decl.fields["top_k"],
-              "expects": [_expect_json(e) for e in decl.expects]}
+    params = FilterParams(dimensions=dims, keep=_conjunction(keep), top_k=decl.fields["top_k"],
+                          expects=[_expect(e) for e in decl.expects])
     locations = {"expects": [e.span.location() for e in decl.expects]}
-    low.add("filter", decl.name, params, [label.id, *score_ids], decl, locations)
+    low.outputs[decl.id] = low.add(StepKind.FILTER, decl.name, params, {"labels": labels, "scores": score_ids},
+                                   decl, locations)
 
 
 def _conjunction(exprs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -232,56 +287,55 @@ def expr_json(expr: ast.Expr) -> Any:
     return {"op": expr.op, "left": expr_json(expr.left), "right": expr_json(expr.right)}
 
 
-def _expect_json(expect: ast.Expect) -> dict[str, Any]:
+def _expect(expect: ast.Expect) -> Expect:
     expr = expect.expr
     assert isinstance(expr, ast.BinOp)
     left = expr_json(expr.left)
     metric = left["ref"] if "ref" in left else f"{left['call']}:{left['args'][0] if left['args'] else ''}"
-    return {"metric": metric, "op": expr.op, "value": expr_json(expr.right)}
+    return Expect(metric=metric, op=expr.op, value=expr_json(expr.right))
 
 
 def _lower_export(low: Lowering, decl: DeclIR) -> None:
-    quality = low.decl(decl.fields["from"], ("quality",))
-    params = {"formats": decl.fields["formats"], "include": decl.fields["include"]}
-    low.add("export", decl.name, params, [quality.id.replace("quality.", "filter.", 1)], decl)
+    params = ExportParams(formats=decl.fields["formats"], include=decl.fields["include"])
+    records = [low.output(decl.fields["from"], ("quality",))]
+    low.add(StepKind.EXPORT, decl.name, params, {"records": records}, decl)
+
+
+def _holdout(low: Lowering, finetune: DeclIR) -> Holdout | None:
+    split = low.ir.finetune_holdout(finetune)
+    return Holdout(fraction=split[0], seed=split[1]) if split else None
+
+
+def _training(low: Lowering, finetune: DeclIR) -> dict[str, Any]:
+    """A fine-tune target's training settings (finetune and every study tier train alike)."""
+    f = finetune.fields
+    replay = low.suites(f.get("replay"))
+    return {**{k: f[k] for k in TRAINING_FIELDS}, "base": low.model(f["base"]), "method": f["method"],
+            "replay": replay, "holdout": _holdout(low, finetune),
+            "files": [s.path for s in replay if not s.path.startswith("builtin:")]}
 
 
 def _lower_finetune(low: Lowering, decl: DeclIR) -> None:
-    f = decl.fields
-    quality = low.decl(f["data"], ("quality",))
-    holdout = _holdout_for(low.ir, decl)
-    params = {k: f[k] for k in ("epochs", "max_steps", "lr", "schedule", "warmup", "batch_size", "grad_accum",
-                                "max_len", "packing", "merge")}
-    params.update({"base": low.model(f["base"]), "method": f["method"], "holdout": holdout,
-                   "replay": [_suite(low, s) for s in f.get("replay") or []], "seed": low.seed(decl)})
-    params["files"] = [s["path"] for s in params["replay"] if not s["path"].startswith("builtin:")]
-    low.add("finetune", decl.name, params, ["filter." + quality.name], decl)
+    records = [low.output(decl.fields["data"], ("quality",))]
+    params = FinetuneParams(**_training(low, decl), seed=low.ir.seed_of(decl))
+    low.outputs[decl.id] = low.add(StepKind.FINETUNE, decl.name, params, {"records": records}, decl)
 
 
-def _holdout_for(ir: IR, finetune: DeclIR) -> dict[str, Any] | None:
-    for evaluate in ir.of_kind("evaluate"):
-        model = evaluate.fields.get("model")
-        if isinstance(model, RefIR) and model.name == finetune.name and evaluate.fields.get("domain"):
-            return {"fraction": evaluate.fields["domain"]["fraction"], "seed": int(evaluate.fields.get("seed",
-                                                                                                       ir.seed))}
-    return None
-
-
-def _suite(low: Lowering, suite: dict[str, Any]) -> dict[str, Any]:
-    return {**suite, "path": low.path(suite["path"])}
+def _suite_files(suites: list[Suite]) -> list[str]:
+    return [s.path for s in suites if not s.path.startswith("builtin:") and Path(s.path).is_file()]
 
 
 def _lower_evaluate(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
     finetune = low.decl(f["model"], ("finetune",))
-    quality = low.decl(finetune.fields["data"], ("quality",))
-    general = [_suite(low, s) for s in f.get("general") or []]
-    params = {"finetune": finetune.id, "base": low.model(finetune.fields["base"]),
-              "domain": ({**f["domain"], "seed": low.seed(decl)} if f.get("domain") else None),
-              "general": general, "max_drop": f["max_drop"], "limit": f["limit"], "seed": low.seed(decl),
-              "files": [s["path"] for s in general if not s["path"].startswith("builtin:")
-                        and Path(s["path"]).is_file()]}
-    low.add("evaluate", decl.name, params, [finetune.id, "filter." + quality.name], decl)
+    split = low.ir.evaluation_holdout(decl)
+    general = low.suites(f.get("general"))
+    params = EvaluateParams(base=low.model(finetune.fields["base"]),
+                            holdout=Holdout(fraction=split[0], seed=split[1]) if split else None,
+                            general=general, max_drop=f["max_drop"], limit=f["limit"], seed=low.ir.seed_of(decl),
+                            files=_suite_files(general))
+    inputs = {"adapter": [low.outputs[finetune.id]], "records": [low.output(finetune.fields["data"], ("quality",))]}
+    low.add(StepKind.EVALUATE, decl.name, params, inputs, decl)
 
 
 def _plain(fields: dict[str, Any]) -> dict[str, Any]:
@@ -289,19 +343,18 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lower_study(low: Lowering, decl: DeclIR) -> None:
-    """Each tier is trained like the target (same params) and scored like its evaluation."""
-    finetune = low.steps["finetune." + decl.fields["finetune"].name]
-    evaluations = [s for s in low.steps.values() if s.kind == "evaluate" and s.params["finetune"] == finetune.id]
-    general = [_suite(low, s) for s in decl.fields.get("general") or []]
-    if not general and evaluations:
-        general = evaluations[0].params["general"]
-    params = {**finetune.params, "tiers": decl.fields["tiers"], "general": general,
-              "limit": decl.fields["limit"] or (evaluations[0].params["limit"] if evaluations else 0),
-              "seed": low.seed(decl)}
-    params["files"] = sorted({*finetune.params["files"], *(s["path"] for s in general
-                                                          if not s["path"].startswith("builtin:")
-                                                          and Path(s["path"]).is_file())})
-    low.add("study", decl.name, params, list(finetune.inputs), decl)
+    """Each tier is trained like the target (same settings) and scored like its first evaluation."""
+    finetune = low.decl(decl.fields["finetune"], ("finetune",))
+    evaluations = [e for e in low.ir.of_kind("evaluate")
+                   if isinstance(e.fields.get("model"), RefIR) and e.fields["model"].name == finetune.name]
+    first = evaluations[0].fields if evaluations else {}
+    general = low.suites(decl.fields.get("general") or first.get("general"))
+    training = _training(low, finetune)
+    training["files"] = sorted({*training["files"], *_suite_files(general)})
+    params = StudyParams(**training, tiers=decl.fields["tiers"], general=general,
+                         limit=decl.fields["limit"] or first.get("limit", 0), seed=low.ir.seed_of(decl))
+    records = [low.output(finetune.fields["data"], ("quality",))]
+    low.add(StepKind.STUDY, decl.name, params, {"records": records}, decl)
 
 
 _LOWERERS = {

@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from dialc import syntax as ast
+from dialc.model_api import ModelAPI
 from dialc.source import Span
 
 
-class RefIR(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefIR(ModelAPI):
     """A by-name reference to another declaration, with where it was written."""
 
-    model_config = ConfigDict(frozen=True)
     name: str
     span: Span
 
 
-class EntryIR(BaseModel):
+@dataclass(kw_only=True)
+class EntryIR(ModelAPI):
     name: str
     description: str
     weight: float
     span: Span
 
 
-class DeclIR(BaseModel):
+@dataclass(kw_only=True)
+class DeclIR(ModelAPI):
     """One declaration after type checking: fields hold Python values (refs as RefIR)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
     kind: str
     name: str
     span: Span
     name_span: Span
     qualifier: str | None = None
-    fields: dict[str, Any] = Field(default_factory=dict)
-    field_spans: dict[str, Span] = Field(default_factory=dict)
-    entries: list[EntryIR] = Field(default_factory=list)
-    children: list[DeclIR] = Field(default_factory=list)
-    keep: list[ast.Keep] = Field(default_factory=list)
-    expects: list[ast.Expect] = Field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    field_spans: dict[str, Span] = field(default_factory=dict)
+    entries: list[EntryIR] = field(default_factory=list)
+    children: list[DeclIR] = field(default_factory=list)
+    keep: list[ast.Keep] = field(default_factory=list)
+    expects: list[ast.Expect] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -49,12 +50,13 @@ class DeclIR(BaseModel):
         return self.field_spans.get(field, self.span)
 
 
-class IR(BaseModel):
+@dataclass(kw_only=True)
+class IR(ModelAPI):
     """All declarations of a spec (includes merged), in source order."""
 
     file: str
     spec_dir: str  # directory relative paths in the spec are resolved against
-    decls: list[DeclIR] = Field(default_factory=list)
+    decls: list[DeclIR] = field(default_factory=list)
 
     def _index(self) -> tuple[dict[str, list[DeclIR]], dict[str, list[DeclIR]]]:
         """By kind and by name, rebuilt when declarations were added (lookups are per reference)."""
@@ -84,3 +86,25 @@ class IR(BaseModel):
     def seed(self) -> int:
         pipeline = self.pipeline
         return int(pipeline.fields.get("seed", 0)) if pipeline else 0
+
+    def seed_of(self, decl: DeclIR) -> int:
+        """A declaration's seed: its own `seed`, else the pipeline's."""
+        return int(decl.fields.get("seed", self.seed))
+
+    def evaluation_holdout(self, evaluate: DeclIR) -> tuple[float, int] | None:
+        """(fraction, seed) of the dialogues an evaluation holds out, or None without a domain part.
+
+        The one definition of the hold-out: checks compare it, the compiler writes it into the
+        fine-tune, study and evaluate params, and the runtime only reads those."""
+        domain = evaluate.fields.get("domain")
+        return (float(domain["fraction"]), self.seed_of(evaluate)) if domain else None
+
+    def finetune_holdout(self, finetune: DeclIR) -> tuple[float, int] | None:
+        """The hold-out a fine-tune leaves out of training: that of the first evaluation of it with one."""
+        for evaluate in self.of_kind("evaluate"):
+            model = evaluate.fields.get("model")
+            if isinstance(model, RefIR) and model.name == finetune.name:
+                holdout = self.evaluation_holdout(evaluate)
+                if holdout is not None:
+                    return holdout
+        return None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from lark.exceptions import LarkError
-
 from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics
 from dialc.grammar import parser
+from dialc.grammar.api import LarkError
 from dialc.schema import KINDS
 from dialc.source import Span
 from dialc.transformer import to_value
@@ -55,7 +54,7 @@ def _parse_value(raw: str, text: str, diags: Diagnostics, where: Span, text_fiel
     if text_field and not raw.startswith('"'):  # --set sample.prompts.template={dialogue} Reply briefly.
         return ast.Str(span=where, value=raw)
     try:
-        tree = parser("value").parse(raw)
+        tree = parser().parse(raw, start="value")
     except LarkError:
         diags.report("bad-override", f"'{text}': cannot parse the value '{raw}'", where)
         return None

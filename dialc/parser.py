@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 
-from lark import Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from dialc.diagnostics import Diagnostics, Note
-from dialc.grammar import parser, token_lexer
+from dialc.grammar import collect_comments, parser, token_lexer
+from dialc.grammar.api import (
+    Lark,
+    LarkError,
+    Token,
+    Tree,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 from dialc.source import Source, Span
 
 # terminal name → how a user would say it
@@ -32,9 +39,8 @@ def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tu
     comments: list[Token] = []
     if _too_deep(source, diags) or _too_many_operators(source, diags):
         return None, comments
-    lark = parser(start)
     try:
-        tree = _parse(lark, source.text, comments)
+        tree = _parse(parser(), source.text, start, comments)
     except UnexpectedInput as exc:
         _report_syntax(source, exc, diags)
         return None, comments
@@ -44,23 +50,12 @@ def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tu
     return tree, comments
 
 
-def _parse(lark, text: str, comments: list[Token]) -> Tree:
-    # lexer callbacks are fixed at construction, so collect comments with a separate pass
-    tree = lark.parse(text)
-    comments.extend(_comments(text))
+def _parse(lark: Lark, text: str, start: str, comments: list[Token]) -> Tree:
+    # the lexer hands comments to a callback as it goes: one pass, no second lexing for the formatter
+    with collect_comments() as found:
+        tree = lark.parse(text, start=start)
+    comments.extend(found)
     return tree
-
-
-def _comments(text: str) -> list[Token]:
-    lexer = token_lexer()
-    found: list[Token] = []
-    try:
-        for tok in lexer.lex(text, dont_ignore=True):
-            if tok.type == "COMMENT":
-                found.append(tok)
-    except LarkError:
-        pass
-    return found
 
 
 def _too_deep(source: Source, diags: Diagnostics) -> bool:

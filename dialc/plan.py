@@ -1,33 +1,427 @@
-"""Plan: the compiler's output and the runtime's input, a DAG of steps serialised as canonical JSON."""
+"""Plan: the compiler's output and the runtime's input, a DAG of typed steps serialised as canonical JSON.
+
+This module is the one contract between the two halves: a `StepKind` enum, one pydantic params model
+per kind (sharing `ModelSpec`, `Holdout`, `Suite` and the output constraints), and inputs keyed by
+role. `docs/contracts.md` is generated from these types (`python -m dialc.plan_doc`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
+from dialc.schema import RULE_CHECKS
 from dialc.source import Span
 
-PLAN_FORMAT = 1
+if TYPE_CHECKING:
+    import networkx as nx
+
+PLAN_FORMAT = 2
 
 
+class StepKind(StrEnum):
+    """What a step does; the runtime finds the implementation by this name."""
+
+    INGEST = "ingest"
+    TASKS = "tasks"
+    EVOLVE = "evolve"
+    REVIEW = "review"
+    EXPRESSIONS = "expressions"
+    SAMPLE = "sample"
+    LABEL = "label"
+    SCORE = "score"
+    FILTER = "filter"
+    EXPORT = "export"
+    FINETUNE = "finetune"
+    EVALUATE = "evaluate"
+    STUDY = "study"
+
+
+class Frozen(BaseModel):
+    """A plan value: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+
+# ---- shared values -------------------------------------------------------------------------------
+class ModelSpec(Frozen):
+    """A model declaration with every default filled in: steps and backends never pick their own."""
+
+    name: str
+    backend: Literal["transformers", "openai"] = "transformers"
+    path: str  # builtin:NAME, a local HF directory or .gguf file, or the served model name
+    base_url: str | None = None  # backend = openai
+    api_key_env: str | None = None  # backend = openai: environment variable holding the key
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_tokens: int = 256  # new tokens per generation at most
+    retries: int = 2  # extra attempts for an invalid constrained output
+    batch_size: int = 8  # requests decoded (or kept in flight) together
+    timeout: float | None = None  # seconds per server request (backend = openai)
+    tokenizer: str | None = None  # local tokenizer directory (backend = openai scoring)
+
+    def config(self) -> dict[str, Any]:
+        """The backend configuration as a plain dict (what `get_backend` takes)."""
+        return self.model_dump(mode="json")
+
+
+class Holdout(Frozen):
+    """The domain hold-out: a dialogue is held out iff `is_holdout(dialogue_id, fraction, seed)`."""
+
+    fraction: float
+    seed: int
+
+
+class Suite(Frozen):
+    """A general-capability suite: a builtin name or a file, with its scoring kind and limits."""
+
+    path: str
+    kind: str | None = None  # choice / gsm8k / cmmlu …; None = from the file
+    limit: int | None = None  # items at most
+    ratio: float | None = None  # replay: share of general samples mixed into training
+    subjects: list[str] | str | None = None
+    fewshot: int | None = None
+
+
+class JsonOutput(Frozen):
+    kind: Literal["json"] = "json"
+    json_schema: dict[str, Any] = Field(alias="schema")  # bounded, additionalProperties false
+
+
+class TextOutput(Frozen):
+    kind: Literal["text"] = "text"
+    max_chars: int
+
+
+class ChoiceOutput(Frozen):
+    kind: Literal["choice"] = "choice"
+    options: list[str]
+
+
+class RegexOutput(Frozen):
+    kind: Literal["regex"] = "regex"
+    pattern: str
+
+
+Output = Annotated[JsonOutput | TextOutput | ChoiceOutput | RegexOutput, Field(discriminator="kind")]
+
+
+class Scenario(Frozen):
+    description: str
+    weight: float
+
+
+class TaskSpec(Frozen):
+    """A declared task, as the tasks step emits it."""
+
+    id: str
+    category: str
+    instruction: str
+    output: Output
+    weight: float = 1.0
+    scenarios: list[str] = Field(default_factory=list)  # empty = every scenario
+    origin: Literal["declared"] = "declared"
+    chain: list[dict[str, Any]] = Field(default_factory=list)
+
+
+# ---- params per step kind ------------------------------------------------------------------------
+class StepParams(Frozen):
+    """Base of every params model; `record_wise` says whether the step maps over record batches
+    (the engine may stream it and ship it to workers) or needs a global view."""
+
+    record_wise: ClassVar[bool] = False
+    files: list[str] = Field(default_factory=list)  # files the step reads: their contents are in the cache key
+
+
+class FieldMapping(Frozen):
+    id: str = "id"
+    scenario: str = "scenario"
+    turns: str = "turns"
+    role: str = "role"
+    text: str = "text"
+
+
+class IngestParams(StepParams):
+    path: str
+    format: Literal["jsonl", "csv"]
+    fields: FieldMapping
+    roles: dict[str, list[str]]  # spec role → raw speaker labels
+    on_error: Literal["fail", "skip"] = "skip"
+    pii_scrub: bool = False
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+
+
+class GenerateTasks(Frozen):
+    model: ModelSpec
+    per_scenario: int
+    categories: list[str]
+    scenarios: dict[str, Scenario]
+
+
+class TasksParams(StepParams):
+    declared: list[TaskSpec]
+    generate: GenerateTasks | None = None
+    dedup_threshold: float = 0.7
+    seed: int
+
+
+class Operator(Frozen):
+    name: str
+    prompt: str | None = None  # None = the built-in prompt
+
+
+class EvolveParams(StepParams):
+    record_wise: ClassVar[bool] = True
+    model: ModelSpec
+    operators: list[Operator]
+    rounds: int
+    per_round: int  # 0 = every task
+    review: str | None = None  # review file; a review step follows when set
+    seed: int
+
+
+class ReviewParams(StepParams):
+    path: str
+
+
+class Paraphrase(Frozen):
+    model: ModelSpec
+    n: int
+
+
+class ExpressionsParams(StepParams):
+    axes: dict[str, dict[str, float]]
+    paraphrase: Paraphrase | None = None
+
+
+class SampleParams(StepParams):
+    count: int
+    balance: list[str] = Field(default_factory=list)
+    min_per: int = 0
+    axes: dict[str, dict[str, float]] = Field(default_factory=dict)
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+    template: str | None = None
+    system: str | None = None
+    seed: int
+
+
+class LabelParams(StepParams):
+    record_wise: ClassVar[bool] = True
+    model: ModelSpec  # max_tokens already set to the label's own when it declares one
+    seed: int
+
+
+class DimensionBase(Frozen):
+    name: str
+    weight: float = 1.0
+    gate: bool = False
+
+
+class RuleDimension(DimensionBase):
+    kind: Literal["rule"] = "rule"
+    check: str  # one of dialc.schema.RULE_CHECKS
+    min: float | None = None
+    max: float | None = None
+    n: int = 3
+    pattern: str | None = None
+    must_match: bool = True
+
+    @field_validator("check")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in RULE_CHECKS:
+            raise ValueError(f"unknown rule {value!r} (known: {', '.join(RULE_CHECKS)})")
+        return value
+
+
+class GroundingDimension(DimensionBase):
+    kind: Literal["grounding"] = "grounding"
+    min: float = 0.5
+
+
+class JudgeDimension(DimensionBase):
+    kind: Literal["judge"] = "judge"
+    model: ModelSpec
+    rubric: str
+    scale: list[int] = Field(default_factory=lambda: [1, 5])
+    method: Literal["choice", "expected"] = "expected"
+
+
+class DedupDimension(DimensionBase):
+    kind: Literal["dedup"] = "dedup"
+    method: Literal["minhash", "embedding"] = "minhash"
+    threshold: float = 0.85
+
+
+Dimension = Annotated[RuleDimension | GroundingDimension | JudgeDimension | DedupDimension,
+                      Field(discriminator="kind")]
+
+
+class ScoreParams(StepParams):
+    record_wise: ClassVar[bool] = True
+    dimension: Dimension
+    seed: int
+
+    def settings(self) -> dict[str, Any]:
+        """The dimension as the plain dict the quality functions read."""
+        return self.dimension.model_dump(mode="json")
+
+
+class DimensionWeight(Frozen):
+    kind: str
+    weight: float = 1.0
+    gate: bool = False
+
+
+class Expect(Frozen):
+    """A data test: `metric op value`; metric is a name (kept_rate) or `func:arg` (mean:helpful)."""
+
+    metric: str
+    op: Literal[">=", "<=", ">", "<", "==", "!="]
+    value: float
+
+
+class FilterParams(StepParams):
+    dimensions: dict[str, DimensionWeight]
+    keep: dict[str, Any] | None = None  # the keep rule as a small JSON expression tree (dialc.compiler)
+    top_k: int = 0
+    expects: list[Expect] = Field(default_factory=list)
+
+
+class ExportParams(StepParams):
+    formats: list[Literal["chat_jsonl", "parquet", "hf_dataset"]]
+    include: Literal["kept", "all"] = "kept"
+
+
+class LoraMethod(Frozen):
+    kind: Literal["lora", "full"] = "lora"
+    r: int | None = None
+    alpha: float | None = None
+    dropout: float | None = None
+    targets: list[str] | None = None
+
+
+class TrainingParams(StepParams):
+    """How a fine-tune target trains (shared by finetune and study)."""
+
+    base: ModelSpec
+    method: LoraMethod
+    epochs: float = 1.0
+    max_steps: int = 0
+    lr: float = 2e-4
+    schedule: Literal["linear", "cosine", "constant"] = "cosine"
+    warmup: float = 0.03
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_len: int = 1024
+    packing: bool = False
+    merge: bool = False
+    replay: list[Suite] = Field(default_factory=list)
+    holdout: Holdout | None = None  # dialogues left out of training for the evaluation
+    seed: int
+
+
+class FinetuneParams(TrainingParams):
+    pass
+
+
+class EvaluateParams(StepParams):
+    base: ModelSpec
+    holdout: Holdout | None = None  # the same split the fine-tune left out
+    general: list[Suite] = Field(default_factory=list)
+    max_drop: float = 1.0
+    limit: int = 0
+    seed: int
+
+
+class StudyParams(TrainingParams):
+    tiers: int = 3
+    general: list[Suite] = Field(default_factory=list)
+    limit: int = 0
+
+
+class OpaqueParams(StepParams):
+    """Params of a kind this module does not know (tests' fake steps, plugins): kept as given."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in type(self).model_fields:
+            return getattr(self, key)
+        return (self.model_extra or {}).get(key, default)
+
+
+PARAMS: dict[StepKind, type[StepParams]] = {
+    StepKind.INGEST: IngestParams, StepKind.TASKS: TasksParams, StepKind.EVOLVE: EvolveParams,
+    StepKind.REVIEW: ReviewParams, StepKind.EXPRESSIONS: ExpressionsParams, StepKind.SAMPLE: SampleParams,
+    StepKind.LABEL: LabelParams, StepKind.SCORE: ScoreParams, StepKind.FILTER: FilterParams,
+    StepKind.EXPORT: ExportParams, StepKind.FINETUNE: FinetuneParams, StepKind.EVALUATE: EvaluateParams,
+    StepKind.STUDY: StudyParams,
+}
+
+# the roles each kind reads its inputs under (a step may leave a role empty)
+ROLES: dict[StepKind, tuple[str, ...]] = {
+    StepKind.INGEST: (), StepKind.TASKS: ("dialogues",), StepKind.EVOLVE: ("tasks", "dialogues"),
+    StepKind.REVIEW: ("candidates",), StepKind.EXPRESSIONS: ("tasks",),
+    StepKind.SAMPLE: ("dialogues", "tasks", "expressions"), StepKind.LABEL: ("prompts",),
+    StepKind.SCORE: ("labels", "dialogues"), StepKind.FILTER: ("labels", "scores"),
+    StepKind.EXPORT: ("records",), StepKind.FINETUNE: ("records",), StepKind.EVALUATE: ("adapter", "records"),
+    StepKind.STUDY: ("records",),
+}
+
+
+def params_class(kind: str) -> type[StepParams]:
+    """The params model of a step kind (OpaqueParams for kinds outside StepKind)."""
+    try:
+        return PARAMS[StepKind(kind)]
+    except ValueError:
+        return OpaqueParams
+
+
+def is_record_wise(kind: str) -> bool:
+    """Whether steps of this kind map over record batches (streamable) rather than need every record."""
+    return params_class(kind).record_wise
+
+
+# ---- steps and the plan --------------------------------------------------------------------------
 class Step(BaseModel):
-    """One node of the plan: `id` is `<kind>.<name>`; `params` are canonical and JSON-only."""
+    """One node of the plan: `id` is `<kind>.<name>`; `params` is the kind's typed model."""
 
     model_config = ConfigDict(frozen=True)
     id: str
-    kind: str
+    kind: str  # a StepKind value (or a test/plugin kind)
     name: str
-    params: dict[str, Any]
-    inputs: list[str] = Field(default_factory=list)  # ids of the steps this one reads, in order
+    params: SerializeAsAny[StepParams]
+    inputs: dict[str, list[str]] = Field(default_factory=dict)  # role → ids of the steps read, in order
     span: Span | None = None
     # where parts of the step were declared (e.g. each expect test): for messages only, so not part
     # of the fingerprint or the cache key — moving lines in a spec must not invalidate a run
     locations: dict[str, list[str]] = Field(default_factory=dict)
     fingerprint: str = ""  # sha256 of kind, name, params and the inputs' fingerprints
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_params(cls, data: Any) -> Any:
+        """Plan JSON (or a dict from a test) → the params model of the step's kind."""
+        if isinstance(data, dict) and isinstance(data.get("params"), dict):
+            data = {**data, "params": params_class(str(data.get("kind")))(**data["params"])}
+        return data
+
+    @property
+    def input_ids(self) -> list[str]:
+        """Every input step id, roles in name order (as in the canonical JSON), without repeats."""
+        return list(dict.fromkeys(i for role in sorted(self.inputs) for i in self.inputs[role]))
+
+    def role(self, name: str) -> list[str]:
+        """The ids of the steps read under `name` (empty when none)."""
+        return list(self.inputs.get(name, []))
+
+    def params_json(self) -> dict[str, Any]:
+        return self.params.model_dump(mode="json")
 
 
 class Plan(BaseModel):
@@ -41,11 +435,13 @@ class Plan(BaseModel):
 
     def graph(self) -> nx.DiGraph:
         """Edges go from a dependency to its dependent (dbt style)."""
+        import networkx as nx  # only compile/graph/run need it, not validate
+
         g = nx.DiGraph()
         for step in self.steps:
             g.add_node(step.id, step=step)
         for step in self.steps:
-            for dep in step.inputs:
+            for dep in step.input_ids:
                 g.add_edge(dep, step.id)
         return g
 

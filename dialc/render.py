@@ -13,7 +13,7 @@ def to_mermaid(plan: Plan) -> str:
         left, right = SHAPES.get(step.kind, ("[", "]"))
         lines.append(f'    {_node(step.id)}{left}"{step.id}"{right}')
     for step in plan.steps:
-        for dep in step.inputs:
+        for dep in step.input_ids:
             lines.append(f"    {_node(dep)} --> {_node(step.id)}")
     return "\n".join(lines) + "\n"
 
@@ -23,7 +23,7 @@ def to_dot(plan: Plan) -> str:
     for step in plan.steps:
         lines.append(f'    "{step.id}" [label="{step.id}"];')
     for step in plan.steps:
-        for dep in step.inputs:
+        for dep in step.input_ids:
             lines.append(f'    "{dep}" -> "{step.id}";')
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -33,7 +33,33 @@ def resolve(modules: list[ast.Module], main_file: str, diags: Diagnostics) -> IR
                 continue
             seen[(resolved.kind, resolved.name)] = resolved
             ir.decls.append(resolved)
+    fill_implicit_refs(ir, diags)
     return ir
+
+
+# fields whose default is "the only declaration of this kind"
+IMPLICIT_FROM = {("quality", "from"): "label", ("finetune", "data"): "quality", ("export", "from"): "quality"}
+
+
+def fill_implicit_refs(ir: IR, diags: Diagnostics) -> None:
+    """Fill `from`-style fields that default to the only candidate; complain when none or many."""
+    for decl in ir.decls:
+        for (kind, field), target_kind in IMPLICIT_FROM.items():
+            if decl.kind != kind or field in decl.fields or field in decl.field_spans:
+                continue
+            candidates = ir.of_kind(target_kind)
+            if len(candidates) == 1:
+                decl.fields[field] = RefIR(name=candidates[0].name, span=decl.name_span)
+            elif not candidates and kind == "finetune":
+                diags.report("no-training-data", f"finetune '{decl.name}' has no data: declare a quality block "
+                             "(or set data = QUALITY)", decl.name_span)
+            elif not candidates:
+                diags.report("missing-field", f"{kind} '{decl.name}' needs '{field}': no {target_kind} is declared",
+                             decl.name_span)
+            else:
+                names = ", ".join(c.name for c in candidates)
+                diags.report("missing-field", f"{kind} '{decl.name}' needs '{field}': choose one of {names}",
+                             decl.name_span)
 
 
 def _is_duplicate(decl: DeclIR, seen: dict[tuple[str, str], DeclIR], diags: Diagnostics) -> bool:

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from dialc.model_api import ModelAPI
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024  # larger specs are refused with a diagnostic, not parsed
 
 
-class Span(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Span(ModelAPI):
     """Where a construct sits in its source file (1-based line and column, end exclusive)."""
 
-    model_config = ConfigDict(frozen=True)
     file: str
     line: int
     col: int

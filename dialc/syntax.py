@@ -1,59 +1,69 @@
-"""The syntax tree of a .dial file: pydantic nodes, each with the span it was parsed from."""
+"""The syntax tree of a .dial file: typed, frozen dataclass nodes, each with the span it was parsed from."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from dialc.model_api import ModelAPI
 from dialc.source import Span
 
+node = dataclass(frozen=True, slots=True, kw_only=True)  # every node: immutable, keyword-built, compact
 
-class Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
+
+@node
+class Node(ModelAPI):
     span: Span
 
 
 # ---- values -------------------------------------------------------------------------------
+@node
 class Str(Node):
     type: Literal["str"] = "str"
     value: str
     long: bool = False  # written as """…""": the formatter keeps it multi-line
 
 
+@node
 class Num(Node):
     type: Literal["num"] = "num"
     value: int | float
     text: str  # as written, so the formatter keeps 100_000 readable
 
 
+@node
 class Name(Node):
     type: Literal["name"] = "name"
     name: str
 
 
+@node
 class Range(Node):
     type: Literal["range"] = "range"
     lo: Num
     hi: Num
 
 
+@node
 class ListV(Node):
     type: Literal["list"] = "list"
     items: list[Value]
 
 
+@node
 class Pair(Node):
     key: str
     key_span: Span
     value: Value
 
 
+@node
 class DictV(Node):
     type: Literal["dict"] = "dict"
     pairs: list[Pair]
 
 
+@node
 class Call(Node):
     type: Literal["call"] = "call"
     func: str
@@ -61,11 +71,13 @@ class Call(Node):
     kwargs: list[Pair]
 
 
+@node
 class Product(Node):
     type: Literal["product"] = "product"
     items: list[Value]
 
 
+@node
 class BlockV(Node):
     type: Literal["block"] = "block"
     kind: str
@@ -76,16 +88,19 @@ Value = Union[Str, Num, Name, Range, ListV, DictV, Call, Product, BlockV]  # noq
 
 
 # ---- expressions (keep / expect) ------------------------------------------------------------
+@node
 class Ref(Node):
     type: Literal["ref"] = "ref"
     parts: list[str]
 
 
+@node
 class Not(Node):
     type: Literal["not"] = "not"
     operand: Expr
 
 
+@node
 class BinOp(Node):
     type: Literal["binop"] = "binop"
     op: str  # and, or, >=, <=, ==, !=, >, <
@@ -97,17 +112,19 @@ Expr = Union[Num, Str, Ref, Call, Not, BinOp]  # noqa: UP007
 
 
 # ---- output schema types --------------------------------------------------------------------
+@node
 class TypeExpr(Node):
     base: str  # int, float, str, bool, enum, list
-    options: list[str] = Field(default_factory=list)  # enum(a, b)
+    options: list[str] = field(default_factory=list)  # enum(a, b)
     item: TypeExpr | None = None  # [str]
     optional: bool = False
     lo: Num | None = None  # [lo..hi]
     hi: Num | None = None
-    keywords: dict[str, Num] = Field(default_factory=dict)  # (max 40), (min 1)
+    keywords: dict[str, Num] = field(default_factory=dict)  # (max 40), (min 1)
 
 
 # ---- members and declarations ---------------------------------------------------------------
+@node
 class Assign(Node):
     member: Literal["assign"] = "assign"
     name: str
@@ -115,6 +132,7 @@ class Assign(Node):
     value: Value
 
 
+@node
 class Entry(Node):
     member: Literal["entry"] = "entry"
     name: str
@@ -123,6 +141,7 @@ class Entry(Node):
     weight: Num | None = None
 
 
+@node
 class SchemaField(Node):
     member: Literal["schema_field"] = "schema_field"
     name: str
@@ -130,20 +149,24 @@ class SchemaField(Node):
     type: TypeExpr
 
 
+@node
 class Keep(Node):
     member: Literal["keep"] = "keep"
     expr: Expr
 
 
+@node
 class Expect(Node):
     member: Literal["expect"] = "expect"
     expr: Expr
 
 
+@node
 class Word(Node):
     text: str
 
 
+@node
 class Decl(Node):
     member: Literal["decl"] = "decl"
     words: list[Word]  # kind, then name, then qualifiers: `dimension grounded grounding`
@@ -161,22 +184,21 @@ class Decl(Node):
 Member = Union[Assign, Entry, SchemaField, Keep, Expect, Decl]  # noqa: UP007
 
 
+@node
 class Include(Node):
     path: Str
 
 
+@node
 class Comment(Node):
     text: str
 
 
-class Module(BaseModel):
+@dataclass(kw_only=True)
+class Module(ModelAPI):
     """One parsed file: its includes, declarations and comments (kept for the formatter)."""
 
     file: str
-    includes: list[Include] = Field(default_factory=list)
-    decls: list[Decl] = Field(default_factory=list)
-    comments: list[Comment] = Field(default_factory=list)
-
-
-for _model in (ListV, Pair, DictV, Call, Product, BlockV, Not, BinOp, TypeExpr, Decl):
-    _model.model_rebuild()
+    includes: list[Include] = field(default_factory=list)
+    decls: list[Decl] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)

@@ -7,11 +7,9 @@ import inspect
 import re
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
-from lark.tree import Meta
-
 from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics
+from dialc.grammar.api import Meta, Token, Transformer, Tree, v_args
 from dialc.source import Span
 
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", re.S)

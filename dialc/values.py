@@ -15,10 +15,16 @@ from dialc.schema import FieldSpec
 _INVALID = object()  # a value that failed; the caller leaves the field unset
 
 
+def closest(word: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """The candidate closest to `word`, when one is close enough to be a likely typo."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggest(word: str, candidates: list[str] | tuple[str, ...]) -> list[Note]:
     """'did you mean …' as a note, when a close match exists."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return [Note(f'did you mean "{close[0]}"?')] if close else []
+    match = closest(word, candidates)
+    return [Note(f'did you mean "{match}"?')] if match is not None else []
 
 
 def describe(value: ast.Value) -> str:

@@ -157,7 +157,7 @@ def test_retries_exhausted_returns_reason(scripted: Callable[..., Scripted]) -> 
     assert result.error is not None and result.error.startswith("invalid JSON")
     schema_bad = scripted("--reply", '{"a": 1, "b": 2}').backend(retries=0)
     result = schema_bad.generate([ask("q", Constraint(kind="json", schema=SCHEMA))])[0]
-    assert not result.ok and "unexpected property 'b'" in str(result.error)
+    assert not result.ok and "unexpected field 'b'" in str(result.error)
 
 
 def test_truncated_output_is_not_ok(scripted: Callable[..., Scripted]) -> None:

@@ -24,9 +24,9 @@ VALID = [1.0, 1.0, 0.0, 1.0, 0.0]  # a yes/no rule
 
 def _score(ctx: StepContext) -> StepOutput:
     """Emits the verdicts given in params (a score.* step with known answers)."""
-    for v in ctx.params["verdicts"]:
+    for v in ctx.params.get("verdicts"):
         ctx.emit(v["id"], v)
-    return StepOutput(metrics={"records": len(ctx.params["verdicts"])})
+    return StepOutput(metrics={"records": len(ctx.params.get("verdicts"))})
 
 
 REGISTRY = DictRegistry({"score": SimpleNamespace(VERSION="1", run=_score)})

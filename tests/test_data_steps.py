@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from pipeline_kit import DIALOGUES, SPEC, records, run, write_project
 
 from dialc_runtime.data.review import read_review, write_review
+from dialc.plan import SampleParams
 from dialc_runtime.data.sampling import Draw, balance_report, cell_weights, declared_weights, draw_prompts
+from dialc_runtime.engine.layout import RunLayout
 
 
 def test_ingest_quarantines_malformed_rows_with_file_and_line(tmp_path: Path) -> None:
@@ -22,7 +25,7 @@ def test_ingest_quarantines_malformed_rows_with_file_and_line(tmp_path: Path) ->
     res = run(spec, tmp_path / "run", select=["ingest.dialogues"])
     step = res.step("ingest.dialogues")
     assert step.status == "ok" and step.metrics["dialogues"] == 3 and step.metrics["quarantined"] == 4
-    quarantine = (tmp_path / "run" / "artifacts" / step.key / "quarantine.txt").read_text()
+    quarantine = RunLayout(tmp_path / "run").quarantine(step.key or "").read_text()
     assert "dialogues.jsonl:4: invalid JSON" in quarantine
     assert "dialogues.jsonl:5: turn 1: unknown speaker 'landlord'" in quarantine
     assert "dialogues.jsonl:7: duplicate dialogue id 'd00'" in quarantine
@@ -72,14 +75,20 @@ def _synthetic(n_dialogues: int = 2400) -> tuple[list[dict], list[dict], dict]:
     return dialogues, tasks, axes
 
 
+def _sample_params(**fields: Any) -> SampleParams:
+    """Sample params as the compiler would build them (with their seed)."""
+    return SampleParams(seed=0, **fields)
+
+
 def test_sampler_matches_declared_weights_on_10000_draws() -> None:
     dialogues, tasks, axes = _synthetic()
-    scenario_weights = {"rental": {"weight": 1.0}, "purchase": {"weight": 2.0}, "complaint": {"weight": 1.0}}
-    params = {"count": 10_000, "balance": ["scenario", "category", "tone"], "scenarios": scenario_weights}
+    scenario_weights = {name: {"description": name, "weight": w}
+                        for name, w in (("rental", 1.0), ("purchase", 2.0), ("complaint", 1.0))}
+    params = _sample_params(count=10_000, balance=["scenario", "category", "tone"], scenarios=scenario_weights)
     draws = draw_prompts(dialogues, tasks, axes, params, seed=3)
     assert len(draws) == 10_000 and len(set(draws)) == 10_000  # without replacement
     cells = cell_weights(dialogues, tasks, {k: v["weight"] for k, v in scenario_weights.items()},
-                         params["balance"])
+                         params.balance)
     for key in ("scenario", "category", "tone"):
         report = balance_report(draws, declared_weights(cells, axes, key), key)
         for name, share in report["declared"].items():
@@ -92,7 +101,7 @@ def test_sampler_matches_declared_weights_on_10000_draws() -> None:
 
 def test_sampler_is_reproducible_from_the_seed() -> None:
     dialogues, tasks, axes = _synthetic(60)
-    params = {"count": 500, "balance": ["category"], "scenarios": {}}
+    params = _sample_params(count=500, balance=["category"])
     first = draw_prompts(dialogues, tasks, axes, params, seed=11)
     assert first == draw_prompts(dialogues, tasks, axes, params, seed=11)
     assert first != draw_prompts(dialogues, tasks, axes, params, seed=12)
@@ -101,7 +110,7 @@ def test_sampler_is_reproducible_from_the_seed() -> None:
 def test_sampler_stops_at_the_number_of_distinct_combinations() -> None:
     dialogues = [{"id": "d1", "scenario": "a"}, {"id": "d2", "scenario": "a"}]
     tasks = [{"id": "t", "category": "c", "weight": 1.0}]
-    draws = draw_prompts(dialogues, tasks, {"tone": {"x": 1.0, "y": 1.0}}, {"count": 50}, seed=0)
+    draws = draw_prompts(dialogues, tasks, {"tone": {"x": 1.0, "y": 1.0}}, _sample_params(count=50), seed=0)
     assert sorted(draws, key=str) == sorted({Draw(d, "a", "t", "c", (("tone", v),))
                                              for d in ("d1", "d2") for v in ("x", "y")}, key=str)
 

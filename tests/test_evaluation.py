@@ -369,11 +369,10 @@ def finetuned(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from dialc_runtime.steps import finetune
 
     root = tmp_path_factory.mktemp("steps")
-    params = {"base": {"path": str(tiny_model_dir), "max_tokens": 4}, "max_steps": 2, "lr": 1e-3,
-              "holdout": {"fraction": 0.3}}  # fmt: skip
+    params = {"base": {"name": "tiny", "path": str(tiny_model_dir), "max_tokens": 4}, "method": {"kind": "lora"},
+              "max_steps": 2, "lr": 1e-3, "holdout": {"fraction": 0.3, "seed": 7}}  # fmt: skip
     data = labelled(20)
     ctx = FakeContext(params, {"filter.quality": data}, root / "finetune.domain")
-    ctx.out_dir.mkdir()
     finetune.run(ctx)  # type: ignore[arg-type]
     return root, data, params
 
@@ -383,12 +382,10 @@ def evaluate_context(finetuned: tuple, tmp_path: Path, **params: Any) -> Any:
 
     root, data, ft_params = finetuned
     probe = write(tmp_path / "probe.jsonl", [dict(PROBE, id=f"p{i}") for i in range(3)])
-    settings = {"base": ft_params["base"], "domain": {"fraction": 0.3},
+    settings = {"base": ft_params["base"], "holdout": {"fraction": 0.3, "seed": 7},
                 "general": [{"path": str(probe)}], "max_drop": 100.0, **params}  # fmt: skip
     inputs = {"finetune.domain": [], "filter.quality": data}
-    ctx = FakeContext(settings, inputs, root / "evaluate.after")
-    ctx.out_dir.mkdir(exist_ok=True)
-    return ctx
+    return FakeContext(settings, inputs, root / "evaluate.after")
 
 
 def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path) -> None:
@@ -416,7 +413,7 @@ def test_evaluate_step_fails_the_gate_with_the_table(
     from dialc_runtime.errors import StepFailed
     from dialc_runtime.steps import evaluate
 
-    ctx = evaluate_context(finetuned, tmp_path, max_drop=0.5, domain=None)
+    ctx = evaluate_context(finetuned, tmp_path, max_drop=0.5, holdout=None)
 
     def collapsed(before: Any, after: Any, max_drop: float) -> tuple[bool, list]:
         rows = [dict(suite=n, before=50.0, after=20.0, delta=-30.0, max_drop=max_drop, ok=False)

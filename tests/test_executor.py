@@ -13,11 +13,12 @@ import pytest
 from rich.console import Console
 from runtime_fakes import FakeRegistry, make_plan
 
-from dialc_runtime.errors import SelectionError, UnknownStepKind
 from dialc_runtime.engine.executor import execute, status
+from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.registry import ModuleRegistry
 from dialc_runtime.engine.results import load_results
 from dialc_runtime.engine.store import Store
+from dialc_runtime.errors import SelectionError, UnknownStepKind
 
 # gen.a → map.b → map.c ; gen.x ; join.y(map.b, gen.x)
 DAG: list[tuple[str, dict[str, Any], list[str]]] = [
@@ -35,7 +36,7 @@ def dag(**edits: dict[str, Any]) -> Any:
 
 
 def records(run_dir: Path, step_id: str) -> list[tuple[str, Any]]:
-    key = load_results(run_dir / "run_results.json").step(step_id).key
+    key = load_results(RunLayout(run_dir).results).step(step_id).key
     with Store(run_dir) as store:
         return list(store.records(key or ""))
 
@@ -116,8 +117,8 @@ def test_recompute_forces_a_step(tmp_path: Path, reg: FakeRegistry) -> None:
 def test_tampered_record_is_detected_and_recomputed(tmp_path: Path, reg: FakeRegistry) -> None:
     execute(dag(), tmp_path, registry=reg, quiet=True)
     good = records(tmp_path, "map.b")
-    key = load_results(tmp_path / "run_results.json").step("map.b").key
-    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+    key = load_results(RunLayout(tmp_path).results).step("map.b").key
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
         db.execute(
             "UPDATE records SET data = '{\"v\":\"forged\"}' WHERE step_key = ? AND rkey = '00002'",
             (key,),
@@ -134,12 +135,8 @@ def test_tampered_file_is_detected_and_recomputed(tmp_path: Path, reg: FakeRegis
         [("gen.a", {"n": 2}, []), ("files.f", {}, ["gen.a"]), ("map.g", {}, ["gen.a"])]
     )
     execute(plan, tmp_path, registry=reg, quiet=True)
-    out = (
-        tmp_path
-        / "artifacts"
-        / (load_results(tmp_path / "run_results.json").step("files.f").key or "")
-        / "out.txt"
-    )
+    layout = RunLayout(tmp_path)
+    out = layout.artifact_dir(load_results(layout.results).step("files.f").key or "") / "out.txt"
     good = out.read_text()
     out.write_text("tampered")
     execute(plan, tmp_path, registry=reg, quiet=True)
@@ -151,7 +148,7 @@ def test_tampered_file_is_detected_and_recomputed(tmp_path: Path, reg: FakeRegis
 
 def test_corrupt_unselected_upstream_is_never_used(tmp_path: Path, reg: FakeRegistry) -> None:
     execute(dag(), tmp_path, registry=reg, quiet=True)
-    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
         db.execute("DELETE FROM records WHERE step_id = 'map.b' AND rkey = '00000'")
     res = execute(dag(), tmp_path, registry=reg, quiet=True, select=["c"], recompute=["c"])
     assert res.step("map.c").status == "failed"
@@ -181,7 +178,7 @@ def test_bad_selectors_say_what_exists(tmp_path: Path, reg: FakeRegistry) -> Non
     plan = make_plan([("gen.a", {"n": 1}, []), ("map.a", {}, ["gen.a"])])
     with pytest.raises(SelectionError, match="ambiguous: gen.a, map.a"):
         execute(plan, tmp_path, registry=reg, select=["a"])
-    assert not (tmp_path / "plan.json").exists()
+    assert not RunLayout(tmp_path).plan.exists()
 
 
 def test_selected_step_uses_cached_upstream_or_fails_clearly(
@@ -215,7 +212,7 @@ def test_failures_block_dependents_only(tmp_path: Path, reg: FakeRegistry) -> No
     )
     assert res.step("map.deeper").message == "upstream map.after skipped"
     assert not res.ok
-    saved = json.loads((tmp_path / "run_results.json").read_text())
+    saved = json.loads(RunLayout(tmp_path).results.read_text())
     assert saved["format"] == 1 and saved["steps"][1]["span"]["line"] == 2
     assert saved["totals"]["steps"] == {"ok": 2, "failed": 1, "skipped": 2}
 
@@ -227,7 +224,8 @@ def test_internal_error_keeps_the_traceback(tmp_path: Path, reg: FakeRegistry) -
     assert (
         b.status == "failed" and b.internal and b.message == "ZeroDivisionError: division by zero"
     )
-    assert "Traceback" in (tmp_path / "logs" / "boom.b.log").read_text()
+    assert "Traceback" in RunLayout(tmp_path).log("boom.b").read_text()
+    assert b.log == "logs/boom.b.log"  # relative to the run directory, as run_results.json says
     assert "internal error" in (b.diagnostic() or "") and res.step("gen.ok").status == "ok"
 
 

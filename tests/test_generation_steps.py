@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pipeline_kit import SPEC, records, run, write_project
 
-from dialc_runtime.quality.schema import check_output
+from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.models.validation import check_output
 
 GEN_SPEC = SPEC.replace("dialogues * tasks * style", "dialogues * evolved * style") + """
 tasks {{ model = tiny  from = dialogues  generate = 1  categories = [extraction]  dedup = 0.9 }}
@@ -37,7 +38,7 @@ def test_labels_satisfy_their_constraints_and_exports_validate(labelled: tuple[P
             assert check_output(_value(label), label["output"]) == []
     exported = res.step("export.dataset")
     assert exported.status == "ok"
-    out = root / "run" / "artifacts" / exported.key
+    out = RunLayout(root / "run").artifact_dir(exported.key or "")
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert rows and all(r["messages"][-1]["role"] == "assistant" for r in rows)
     by_id = {label["id"]: label for label in labels}

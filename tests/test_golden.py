@@ -17,7 +17,7 @@ import pytest
 
 from dialc.compiler import compile_plan
 from dialc.frontend import run_frontend
-from dialc.plan import Plan
+from dialc.plan import PARAMS, ROLES, Plan, StepKind
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -77,8 +77,11 @@ def test_plan_shape() -> None:
     ids = [s.id for s in plan.steps]
     assert len(ids) == len(set(ids)) and all(s.id == f"{s.kind}.{s.name}" for s in plan.steps)
     position = {step_id: i for i, step_id in enumerate(ids)}
-    assert all(position[dep] < position[s.id] for s in plan.steps for dep in s.inputs)
+    assert all(position[dep] < position[s.id] for s in plan.steps for dep in s.input_ids)
     assert all(len(s.fingerprint) == 64 for s in plan.steps)
+    # every input is read under one of the roles its kind declares, and every kind's params are typed
+    assert all(set(s.inputs) <= set(ROLES[StepKind(s.kind)]) for s in plan.steps)
+    assert all(isinstance(s.params, PARAMS[StepKind(s.kind)]) for s in plan.steps)
     assert {"ingest", "tasks", "evolve", "expressions", "sample", "label", "score", "filter",
             "export", "finetune", "evaluate"} <= {s.kind for s in plan.steps}
 

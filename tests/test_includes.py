@@ -31,7 +31,7 @@ def test_realestate_uses_the_shared_taxonomy(monkeypatch: pytest.MonkeyPatch) ->
     assert front.diags.items == [] and front.ir is not None
     assert [m.file for m in front.modules] == ["specs/shared/realestate_taxonomy.dial",
                                                "specs/realestate.dial"]
-    scenarios = compile_plan(front.ir, front.path).step("ingest.dialogues").params["scenarios"]
+    scenarios = compile_plan(front.ir, front.path).step("ingest.dialogues").params.scenarios  # type: ignore[attr-defined]
     assert set(scenarios) == {"rental", "purchase", "viewing", "transaction", "after_sales",
                               "complaint"}
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from dialc_runtime.models import locate as models
-from dialc_runtime.models.locate import ModelNotFound, cache_root, load_model, resolve_model
+from dialc_runtime.models.loading import load_model, load_tokenizer
+from dialc_runtime.models.locate import ModelNotFound, cache_root, resolve_model
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +130,14 @@ def test_load_model_is_ready_for_batched_generation(tiny_model_dir: Path) -> Non
 def test_load_model_bad_path() -> None:
     with pytest.raises(ModelNotFound):
         load_model("/definitely/not/a/model")
+
+
+def test_one_loader_for_training_and_for_tokenizers_alone(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer, _, _ = load_model(str(tiny_model_dir), device="cpu", training=True)
+    assert model.config.use_cache is False and tokenizer.padding_side == "right"
+    tokenizer.save_pretrained(tmp_path / "tok")  # a tokenizer-only directory (no config.json)
+    assert load_tokenizer(str(tmp_path / "tok")).pad_token_id is not None
+    assert load_tokenizer(str(tiny_model_dir)).padding_side == "left"
 
 
 TINY_GGUF = {  # llama.* metadata of a tiny GGUF written from the builtin one's tokenizer

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from dialc_runtime.models.base import Constraint
+from dialc_runtime.models.validation import check_output, schema_errors, validate_output
 from dialc_runtime.quality.rules import find_pii, repetition_ratio, score_rule
-from dialc_runtime.quality.schema import check_output, validate
 from dialc_runtime.quality.text import script_shares, tokens
 
 # The schema the compiler emits for `output { budget_max: int? [0..100000000]
@@ -32,27 +34,27 @@ def labelled(answer: str = "", value: Any = None, **extra: Any) -> dict[str, Any
 
 
 def test_schema_accepts_a_valid_value_and_nulls() -> None:
-    assert validate(GOOD, SCHEMA) == []
-    assert validate({"budget_max": None, "district": None, "bedrooms": None}, SCHEMA) == []
+    assert schema_errors(GOOD, SCHEMA) == []
+    assert schema_errors({"budget_max": None, "district": None, "bedrooms": None}, SCHEMA) == []
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ({**GOOD, "bedrooms": "two"}, "$.bedrooms: expected integer or null, got string"),
-        ({**GOOD, "bedrooms": 2.5}, "$.bedrooms: expected integer or null, got number"),
-        ({**GOOD, "bedrooms": True}, "$.bedrooms: expected integer or null, got boolean"),
+        ({**GOOD, "bedrooms": "two"}, '$.bedrooms: expected integer or null, got string "two"'),
+        ({**GOOD, "bedrooms": 2.5}, "$.bedrooms: expected integer or null, got number 2.5"),
+        ({**GOOD, "bedrooms": True}, "$.bedrooms: expected integer or null, got boolean true"),
         ({**GOOD, "bedrooms": 11}, "$.bedrooms: 11 is above the maximum 10"),
         ({**GOOD, "budget_max": -5}, "$.budget_max: -5 is below the minimum 0"),
         ({**GOOD, "district": "x" * 41}, "$.district: 41 characters, more than maxLength 40"),
         ({**GOOD, "parking": True}, "$: unexpected field 'parking'"),
         ({"budget_max": 1, "district": None}, "$: missing required field 'bedrooms'"),
-        ({**GOOD, "features": ["pool"]}, "$.features[0]: 'pool' is not one of ['balcony', 'lift']"),
+        ({**GOOD, "features": ["pool"]}, '$.features[0]: "pool" is not one of ["balcony", "lift"]'),
         ([GOOD], "$: expected object, got array"),
     ],
 )
 def test_schema_violations_are_named(value: Any, expected: str) -> None:
-    assert expected in validate(value, SCHEMA)
+    assert expected in schema_errors(value, SCHEMA)
 
 
 def test_schema_rule_on_records() -> None:
@@ -65,15 +67,66 @@ def test_schema_rule_on_records() -> None:
     assert "invalid JSON" in score_rule(failed, {"check": "schema"}).detail
 
 
+ONE_OF = {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 0}]}  # 3 matches both
+NESTED = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}, "maxItems": 2}}
+NULLABLE = {"type": "object", "additionalProperties": False, "required": ["a"],
+            "properties": {"a": {"type": ["string", "null"]}, "b": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}}
+OPEN = {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "integer"}}
+TRICKY = [  # (output constraint, decoded text, valid?)
+    ({"kind": "json", "schema": ONE_OF}, "3", False),
+    ({"kind": "json", "schema": ONE_OF}, "-3", True),
+    ({"kind": "json", "schema": ONE_OF}, "0.5", True),
+    ({"kind": "json", "schema": {"type": "number", "multipleOf": 0.1}}, "0.3", True),
+    ({"kind": "json", "schema": {"type": "number", "multipleOf": 0.1}}, "0.35", False),
+    ({"kind": "json", "schema": {"type": "integer", "multipleOf": 5}}, "15", True),
+    ({"kind": "json", "schema": {"type": "number"}}, "NaN", False),
+    ({"kind": "json", "schema": {"type": "number", "minimum": 0}}, "Infinity", False),
+    ({"kind": "json", "schema": {}}, "[1, NaN]", False),
+    ({"kind": "json", "schema": NESTED}, "[[1, 2], [3], []]", True),
+    ({"kind": "json", "schema": NESTED}, "[[1, 2, 3]]", False),
+    ({"kind": "json", "schema": NESTED}, '[[1, "2"]]', False),
+    ({"kind": "json", "schema": NULLABLE}, '{"a": null, "b": null}', True),
+    ({"kind": "json", "schema": NULLABLE}, '{"a": "x", "b": 2}', True),
+    ({"kind": "json", "schema": NULLABLE}, '{"b": 2}', False),
+    ({"kind": "json", "schema": NULLABLE}, '{"a": null, "c": 1}', False),
+    ({"kind": "json", "schema": OPEN}, '{"a": 1, "c": 2}', True),
+    ({"kind": "json", "schema": OPEN}, '{"a": 1, "c": "x"}', False),
+    ({"kind": "json", "schema": {"enum": [0, 1]}}, "true", False),
+    ({"kind": "json", "schema": {"type": "integer"}}, "2.0", True),
+    ({"kind": "json", "schema": {"type": "string", "pattern": "^[A-Z]"}}, '"Abc"', True),
+    ({"kind": "choice", "options": ["yes", "no"]}, "maybe", False),
+    ({"kind": "regex", "pattern": r"[A-Z]-\d+"}, "A-12 and more", False),
+    ({"kind": "text", "max_chars": 5}, "abcdef", False),
+]
+
+
+@pytest.mark.parametrize(("output", "text", "valid"), TRICKY)
+def test_label_validation_and_schema_rule_agree(output: dict[str, Any], text: str, valid: bool) -> None:
+    """The label's `ok` and the `schema` rule come from one validator: they never contradict."""
+    ok, value, error = validate_output(text, Constraint.from_dict(output))
+    assert ok is valid, error
+    record = labelled(text, value if output["kind"] == "json" else (text if ok else None),
+                      ok=ok, error=error, output=output)
+    assert score_rule(record, {"check": "schema"}).passed is ok
+    if output["kind"] == "json":  # a stored value the label did not produce (NaN kept, edited …)
+        assert (check_output(json.loads(text), output) == []) is ok
+
+
+def test_a_runaway_answer_lists_ten_violations_and_counts_the_rest() -> None:
+    errors = schema_errors(["x"] * 30, {"type": "array", "items": {"type": "integer"}})
+    assert len(errors) == 11 and errors[-1] == "… and 20 more"
+    assert errors[0] == '$[0]: expected integer, got string "x"'
+
+
 def test_schema_follows_refs_and_any_of() -> None:
     schema = {
         "type": "object",
         "properties": {"req": {"$ref": "#/$defs/Req"}},
         "$defs": {"Req": {"anyOf": [{"type": "integer", "maximum": 3}, {"type": "null"}]}},
     }
-    assert validate({"req": None}, schema) == []
-    assert validate({"req": 2}, schema) == []
-    assert validate({"req": 9}, schema) != []
+    assert schema_errors({"req": None}, schema) == []
+    assert schema_errors({"req": 2}, schema) == []
+    assert schema_errors({"req": 9}, schema) != []
 
 
 def test_other_output_kinds() -> None:

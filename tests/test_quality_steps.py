@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dialc_runtime.models.base import GenRequest, GenResult, ScoreRequest
+from pydantic import ValidationError
+from runtime_fakes import MemoryContext, make_plan
+
+from dialc.plan import ModelSpec, ScoreParams
 from dialc_runtime.errors import StepFailed
+from dialc_runtime.models.base import GenRequest, GenResult, ScoreRequest
 from dialc_runtime.steps import filter as filter_step
 from dialc_runtime.steps import score as score_step
 
@@ -61,52 +65,12 @@ LABELS = [
 ]
 
 
-class FakeContext:
-    """The documented StepContext surface, in memory."""
-
-    def __init__(
-        self,
-        step_id: str,
-        params: dict[str, Any],
-        inputs: dict[str, list[dict[str, Any]]],
-        backend: Any = None,
-        done: dict[str, Any] | None = None,
-    ) -> None:
-        self.step = SimpleNamespace(id=step_id, inputs=list(inputs), params=params)
-        self.params = params
-        self.seed = 42
-        self.done = dict(done or {})
-        self.emitted: dict[str, Any] = {}
-        self.warnings: list[str] = []
-        self.models: list[dict[str, Any]] = []
-        self._inputs = inputs
-        self._backend = backend
-
-    def records(self, step_id: str) -> Iterator[Any]:
-        return iter(self._inputs[step_id])
-
-    def emit(self, key: str, record: Any) -> None:
-        assert key not in self.emitted, f"{key} emitted twice"
-        self.emitted[key] = json.loads(json.dumps(record))  # records must be JSON
-
-    def backend(self, model_cfg: dict[str, Any]) -> Any:
-        self.models.append(model_cfg)
-        return self._backend
-
-    @contextmanager
-    def progress(self, total: int | None, description: str = "") -> Iterator[Any]:
-        yield SimpleNamespace(advance=lambda n=1: None)
-
-    def account(self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0):
-        pass
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+FakeContext = MemoryContext
 
 
 def score(dimension: dict[str, Any], **kwargs: Any) -> tuple[FakeContext, Any]:
     inputs = {"label.labels": LABELS, "ingest.dialogues": DIALOGUES}
-    ctx = FakeContext(f"score.{dimension['name']}", {"dimension": dimension}, inputs, **kwargs)
+    ctx = FakeContext(f"score.{dimension['name']}", {"dimension": dimension, "seed": 42}, inputs, **kwargs)
     return ctx, score_step.run(ctx)  # type: ignore[arg-type]
 
 
@@ -115,7 +79,7 @@ def passed(ctx: FakeContext) -> dict[str, bool | None]:
 
 
 def test_schema_rule_step() -> None:
-    ctx, out = score({"name": "valid", "kind": "rule", "rule": "schema"})
+    ctx, out = score({"name": "valid", "kind": "rule", "check": "schema"})
     assert passed(ctx) == {"p1": True, "p2": True, "p3": True, "p4": False, "p5": True, "p6": None}
     assert set(ctx.emitted["p4"]) == {"id", "score", "passed", "detail"}
     assert "unexpected field 'garage'" in ctx.emitted["p4"]["detail"]
@@ -159,8 +123,7 @@ JUDGE = {
     "rubric": "Helpful?",
     "scale": [1, 5],
     "method": "choice",
-    "model": {"name": "small", "backend": "fake"},
-    "batch_size": 2,
+    "model": {"name": "small", "path": "fake", "batch_size": 2},
 }
 
 
@@ -171,7 +134,7 @@ def test_judge_step_scores_in_batches_and_resumes() -> None:
     assert "p1" not in ctx.emitted and len(backend.requests) == 4  # p1 resumed, p6 skipped
     assert {k: r["score"] for k, r in ctx.emitted.items()} == {
         "p2": 1.0, "p3": 1.0, "p4": 0.25, "p5": 0.25, "p6": None}  # fmt: skip
-    assert ctx.models == [JUDGE["model"]]
+    assert ctx.models == [ModelSpec(**JUDGE["model"]).config()]
     assert out.metrics["records"] == 6 and out.metrics["judged"] == 4
     assert out.metrics["model_calls"] == 4 and out.metrics["prompt_tokens"] == 120
     assert len({r.seed for r in backend.requests}) == 4  # per-record seeds
@@ -185,29 +148,34 @@ def test_judge_step_failures_are_recorded_and_warned() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dimension", "message"),
+    "dimension",
     [
-        ({"name": "x", "kind": "vibes"}, "unknown dimension kind"),
-        ({"name": "x", "kind": "rule", "check": "vibes"}, "unknown rule"),
-        ({**JUDGE, "scale": [5, 1]}, "scale"),
-        ({**JUDGE, "model": None}, "names no model"),
+        {"name": "x", "kind": "vibes"},
+        {"name": "x", "kind": "rule", "check": "vibes"},
+        {**JUDGE, "model": None},
+        {**JUDGE, "batch_size": 2},  # a setting the spec language does not have
     ],
 )
-def test_bad_dimensions_fail_the_step(dimension: dict[str, Any], message: str) -> None:
-    with pytest.raises(StepFailed, match=message):
-        score(dimension, backend=Judge())
+def test_bad_dimensions_cannot_be_planned(dimension: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        ScoreParams(dimension=dimension, seed=1)
+
+
+def test_a_reversed_judge_scale_fails_the_step() -> None:
+    with pytest.raises(StepFailed, match="scale"):
+        score({**JUDGE, "scale": [5, 1]}, backend=Judge())
 
 
 QUALITY: dict[str, Any] = {
     "dimensions": {
-        "valid": {"gate": True},
-        "novel": {"gate": True},
-        "grounded": {"weight": 1},
-        "helpful": {"weight": 2},
+        "valid": {"kind": "rule", "gate": True},
+        "novel": {"kind": "dedup", "gate": True},
+        "grounded": {"kind": "grounding", "weight": 1},
+        "helpful": {"kind": "judge", "weight": 2},
     },
     "keep": {"op": ">=", "left": {"ref": "score"}, "right": 0.6},
-    "top_k": None,
-    "expects": [{"metric": "kept_rate", "op": ">=", "value": 0.3, "span": "specs/re.dial:40:3"}],
+    "top_k": 0,
+    "expects": [{"metric": "kept_rate", "op": ">=", "value": 0.3}],
 }
 
 
@@ -227,8 +195,9 @@ def scored_inputs() -> dict[str, list[dict[str, Any]]]:
     return inputs
 
 
-def run_filter(params: dict[str, Any]) -> tuple[FakeContext, Any]:
-    ctx = FakeContext("filter.quality", params, scored_inputs())
+def run_filter(params: dict[str, Any], where: list[str] | None = None) -> tuple[FakeContext, Any]:
+    locations = {"expects": where} if where else None
+    ctx = FakeContext("filter.quality", params, scored_inputs(), locations=locations)
     return ctx, filter_step.run(ctx)  # type: ignore[arg-type]
 
 
@@ -255,18 +224,19 @@ def test_filter_keeps_and_rejects_with_reasons() -> None:
 
 
 def test_grounding_as_a_gate_rejects_the_invented_budget() -> None:
-    dims = {**QUALITY["dimensions"], "grounded": {"gate": True}}
+    dims = {**QUALITY["dimensions"], "grounded": {"kind": "grounding", "gate": True}}
     ctx, _ = run_filter({**QUALITY, "dimensions": dims})
     assert ctx.emitted["p3"]["reason"] == "gate grounded failed: ungrounded: budget_max=9000"
 
 
 def test_failing_expectation_blocks_with_the_spec_location() -> None:
     expects = [
-        {"metric": "kept_rate", "op": ">=", "value": 0.5, "span": "specs/re.dial:40:3"},
-        {"metric": "duplicate_rate", "op": "<=", "value": 0.2, "span": "specs/re.dial:41:3"},
-        {"metric": "mean:grounded", "op": ">=", "value": 0.9, "span": "specs/re.dial:42:3"},
+        {"metric": "kept_rate", "op": ">=", "value": 0.5},
+        {"metric": "duplicate_rate", "op": "<=", "value": 0.2},
+        {"metric": "mean:grounded", "op": ">=", "value": 0.9},
     ]
-    ctx, out = run_filter({**QUALITY, "expects": expects})
+    where = ["specs/re.dial:40:3", "specs/re.dial:41:3", "specs/re.dial:42:3"]
+    ctx, out = run_filter({**QUALITY, "expects": expects}, where)
     assert out.status == "blocked"
     assert out.message == (
         "specs/re.dial:40:3: expect kept_rate >= 0.5 failed: kept_rate is 0.333\n"
@@ -283,18 +253,17 @@ def test_filter_rejects_a_keep_rule_naming_an_unknown_dimension() -> None:
 
 
 def test_judge_estimate_follows_the_sample_count() -> None:
-    steps = {
-        "sample.prompts": SimpleNamespace(inputs=[], params={"count": 40}),
-        "label.labels": SimpleNamespace(inputs=["sample.prompts"], params={}),
-    }
-    plan = SimpleNamespace(step=steps.__getitem__)
-    judge = SimpleNamespace(inputs=["label.labels"], params={"dimension": JUDGE})
-    assert score_step.estimate(judge, plan)["model_calls"] == 40
-    expected = SimpleNamespace(inputs=["label.labels"],
-                               params={"dimension": {**JUDGE, "method": "expected"}})  # fmt: skip
-    assert score_step.estimate(expected, plan)["model_calls"] == 200
-    rule = SimpleNamespace(inputs=["label.labels"], params={"dimension": {"kind": "rule"}})
-    assert score_step.estimate(rule, plan) == {"model_calls": 0, "tokens": 0}
+    plan = make_plan([
+        ("sample.prompts", {"count": 40, "seed": 1}, []),
+        ("label.labels", {"model": JUDGE["model"], "seed": 1}, ["sample.prompts"]),
+        ("score.choice", {"dimension": JUDGE, "seed": 1}, ["label.labels"]),
+        ("score.expected", {"dimension": {**JUDGE, "method": "expected"}, "seed": 1}, ["label.labels"]),
+        ("score.rule", {"dimension": {"name": "rule", "kind": "rule", "check": "schema"}, "seed": 1},
+         ["label.labels"]),
+    ])  # fmt: skip
+    assert score_step.estimate(plan.step("score.choice"), plan)["model_calls"] == 40
+    assert score_step.estimate(plan.step("score.expected"), plan)["model_calls"] == 200
+    assert score_step.estimate(plan.step("score.rule"), plan) == {"model_calls": 0, "tokens": 0}
 
 
 class FullJudge(Judge):
@@ -334,8 +303,8 @@ def test_steps_run_the_compiled_params_of_the_golden_plans(
     for step in steps:
         if step["kind"] not in ("score", "filter"):
             continue
-        inputs = {i: feed(i) for i in step["inputs"]}
-        ctx = FakeContext(step["id"], step["params"], inputs, backend=FullJudge())
+        inputs = {i: feed(i) for ids in step["inputs"].values() for i in ids}
+        ctx = FakeContext(step["id"], step["params"], inputs, backend=FullJudge(), locations=step["locations"])
         module = score_step if step["kind"] == "score" else filter_step
         out = module.run(ctx)  # type: ignore[arg-type]
         outputs[step["id"]] = list(ctx.emitted.values())

@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from dialc.plan import ScoreParams
 from runtime_fakes import make_plan
 
 from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.engine.registry import DictRegistry
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.evaluate.scoring import SuiteResult, check_retention, compare_row, format_table
-from dialc_runtime.engine.executor import execute
-from dialc_runtime.engine.registry import DictRegistry
 from dialc_runtime.report.page import summary_table, write_report
 from dialc_runtime.steps import evaluate as evaluate_step
 from dialc_runtime.steps import filter as filter_step
@@ -32,7 +34,7 @@ CATEGORIES = ["summarization", "analysis"]
 
 
 def _sample(ctx: StepContext) -> StepOutput:
-    n = int(ctx.params["count"])
+    n = int(ctx.params.get("count"))
     for i in range(n):
         ctx.emit(f"{i:06d}", {
             "id": f"prompts-{i:06d}", "dialogue_id": f"d{i % 4}",
@@ -62,7 +64,7 @@ def _answer(i: int) -> str:
 
 def _label(ctx: StepContext) -> StepOutput:
     out = []
-    for key, r in ctx.items(ctx.step.inputs[0]):
+    for key, r in ctx.items(ctx.step.input_ids[0]):
         i = int(key)
         ok = i != 7
         rec = {**r, "answer": _answer(i) if ok else "", "value": None, "ok": ok,
@@ -75,11 +77,10 @@ def _label(ctx: StepContext) -> StepOutput:
 
 def _score(ctx: StepContext) -> StepOutput:
     """The real score step, except judges: their verdict is a fixed function of the record."""
-    dim = ctx.params["dimension"]
-    if dim["kind"] != "judge":
+    if isinstance(ctx.params, ScoreParams):  # complete params: rule and dedup dimensions
         return score_step.run(ctx)
     records = []
-    for r in ctx.records(ctx.step.inputs[0]):
+    for r in ctx.records(ctx.step.input_ids[0]):
         i = int(r["id"].rsplit("-", 1)[1])
         cost = {"model_calls": 5, "prompt_tokens": 100, "completion_tokens": 0}
         verdict = {
@@ -146,16 +147,18 @@ GATES = {"sane_len": {"weight": 1.0, "kind": "rule"}, "helpful": {"weight": 2.0,
 def pipeline(expect: float = 0.2, after_general: float = 0.5) -> Any:
     scores = [f"score.{n}" for n in DIMS]
     filt = {"dimensions": GATES, "keep": {"left": {"ref": "score"}, "op": ">=", "right": 0.3},
-            "expects": [{"metric": "kept_rate", "op": ">=", "value": expect,
-                         "span": "specs/fake.dial:30:3"}]}  # fmt: skip
-    return make_plan([
+            "expects": [{"metric": "kept_rate", "op": ">=", "value": expect}]}
+    plan = make_plan([
         ("sample.prompts", {"count": 8}, []),
         ("label.labels", {}, ["sample.prompts"]),
-        *[(s, {"dimension": DIMS[s[6:]]}, ["label.labels"]) for s in scores],
+        *[(s, {"dimension": DIMS[s[6:]], "seed": 1}, ["label.labels"]) for s in scores],
         ("filter.quality", filt, ["label.labels", *scores]),
         ("finetune.domain", {}, ["filter.quality"]),
         ("evaluate.after", {"after_general": after_general}, ["finetune.domain", "filter.quality"]),
     ])  # fmt: skip
+    where = {"expects": ["specs/fake.dial:30:3"]}  # where the spec declared the expect (not in the key)
+    plan.steps = [s.model_copy(update={"locations": where}) if s.kind == "filter" else s for s in plan.steps]
+    return plan
 
 
 def run(tmp: Path, broken: bool = False, **kw: Any) -> str:
@@ -164,13 +167,13 @@ def run(tmp: Path, broken: bool = False, **kw: Any) -> str:
         reg.modules["label"] = SimpleNamespace(VERSION="1", run=_broken)
     execute(pipeline(**kw), tmp, registry=reg, quiet=True)
     path = write_report(tmp)
-    assert path == tmp / "report.html"
+    assert path == RunLayout(tmp).report
     return path.read_text(encoding="utf-8")
 
 
 def _broken(ctx: StepContext) -> StepOutput:
     """Labels three records, then fails (a crash mid-step keeps what was written)."""
-    for key, r in list(ctx.items(ctx.step.inputs[0]))[:3]:
+    for key, r in list(ctx.items(ctx.step.input_ids[0]))[:3]:
         ctx.emit(key, {**r, "answer": "x", "value": None, "ok": key != "000001", "attempts": 1,
                        "error": None if key != "000001" else "truncated JSON"})  # fmt: skip
     raise StepFailed("the labelling model is unreachable")
@@ -290,10 +293,10 @@ def test_blocked_filter_and_failed_retention(tmp_path: Path) -> None:
 
 def test_no_results_and_unreadable_results(tmp_path: Path) -> None:
     assert write_report(tmp_path) is None
-    (tmp_path / "run_results.json").write_text("{not json", encoding="utf-8")
+    RunLayout(tmp_path).results.write_text("{not json", encoding="utf-8")
     page = write_report(tmp_path)
     assert page is not None and "Error" in page.read_text(encoding="utf-8")
-    (tmp_path / "run_results.json").write_text(json.dumps({"format": 99}), encoding="utf-8")
+    RunLayout(tmp_path).results.write_text(json.dumps({"format": 99}), encoding="utf-8")
     assert "format 99" in (write_report(tmp_path) or tmp_path).read_text(encoding="utf-8")
     console = Console(file=io.StringIO(), width=120)
     console.print(summary_table(tmp_path))

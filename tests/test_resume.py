@@ -16,6 +16,7 @@ import pytest
 from runtime_fakes import ROOT, FakeRegistry, resume_plan
 
 from dialc_runtime.engine.executor import execute
+from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.results import load_results
 from dialc_runtime.engine.store import Store
 
@@ -23,7 +24,7 @@ N = 200  # records of the slow step
 
 
 def all_records(run_dir: Path) -> dict[str, list[tuple[str, Any]]]:
-    results = load_results(run_dir / "run_results.json")
+    results = load_results(RunLayout(run_dir).results)
     with Store(run_dir) as store:
         return {s.id: list(store.records(s.key or "")) for s in results.steps}
 
@@ -56,14 +57,14 @@ def test_kill_9_mid_step_then_resume(tmp_path: Path) -> None:
     proc = subprocess.Popen(script, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while stored_count(run_a / "store.sqlite") < 30 and time.monotonic() < deadline:
+        while stored_count(RunLayout(run_a).store) < 30 and time.monotonic() < deadline:
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    written = stored_count(run_a / "store.sqlite")
+    written = stored_count(RunLayout(run_a).store)
     assert 30 <= written < N
 
     reg = FakeRegistry()
@@ -86,7 +87,7 @@ def test_ctrl_c_keeps_records_and_writes_results(tmp_path: Path) -> None:
     reg.modules["gen"] = SimpleNamespace(VERSION="1", run=interrupted)
     with pytest.raises(KeyboardInterrupt):
         execute(resume_plan(3), tmp_path, registry=reg, quiet=True)
-    gen = load_results(tmp_path / "run_results.json").step("gen.slow")
+    gen = load_results(RunLayout(tmp_path).results).step("gen.slow")
     assert gen.status == "failed" and "interrupted" in gen.message and gen.records == 1
     reg.modules["gen"] = real_gen
     assert execute(resume_plan(3), tmp_path, registry=reg, quiet=True).step("gen.slow").metrics == {

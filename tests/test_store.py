@@ -1,4 +1,4 @@
-"""Record store contract (WAL, ordering, uniqueness, purge, find_record) and the hold-out split."""
+"""Record store contract: WAL, ordering, uniqueness, purge, find_record."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import dialc_runtime.engine.store
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.registry import DictRegistry
-from dialc_runtime.data.split import is_holdout
 from dialc_runtime.engine.store import Completed, Store, find_record
 
 
@@ -99,16 +98,3 @@ def test_find_record(tmp_path: Path) -> None:
     assert find_record(tmp_path, "99999") is None
     assert find_record(tmp_path / "nowhere", "00001") is None
 
-
-def test_holdout_split_is_stable_and_close_to_the_fraction() -> None:
-    ids = [f"dlg-{i}" for i in range(10_000)]
-    held = [d for d in ids if is_holdout(d, 0.1, seed=42)]
-    assert abs(len(held) / len(ids) - 0.1) < 0.01
-    assert held == [d for d in ids if is_holdout(d, 0.1, seed=42)]
-    assert held != [d for d in ids if is_holdout(d, 0.1, seed=43)]
-    bigger = {d for d in ids if is_holdout(d, 0.2, seed=42)}
-    assert set(held) <= bigger  # growing the fraction never moves a dialogue back to train
-    assert not any(is_holdout(d, 0.0, 1) for d in ids[:100])
-    assert all(is_holdout(d, 1.0, 1) for d in ids[:100])
-    with pytest.raises(ValueError):
-        is_holdout("x", 1.5, 0)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from pipeline_kit import SPEC, compile_spec, records, run, write_project
 
+from dialc.plan import EvaluateParams, StudyParams
+
+from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.steps.study import format_study, study_metrics, tiers_by_quality
 
 
@@ -36,10 +39,12 @@ def test_study_reuses_the_target_settings_and_evaluation_suites() -> None:
     study = plan.step("study.tiers")
     finetune = plan.step("finetune.domain")
     evaluate = plan.step("evaluate.after")
-    assert study.inputs == finetune.inputs == ["filter.quality"]
+    assert study.inputs == finetune.inputs == {"records": ["filter.quality"]}
     for key in ("base", "method", "epochs", "lr", "holdout"):
-        assert study.params[key] == finetune.params[key]
-    assert study.params["general"] == evaluate.params["general"] and study.params["tiers"] == 3
+        assert getattr(study.params, key) == getattr(finetune.params, key)
+    assert isinstance(study.params, StudyParams) and isinstance(evaluate.params, EvaluateParams)
+    assert study.params.general == evaluate.params.general and study.params.tiers == 3
+    assert study.params.holdout == evaluate.params.holdout is not None  # the one hold-out, everywhere
 
 
 @pytest.mark.slow
@@ -60,4 +65,4 @@ study tiers {{ finetune = domain  tiers = 3 }}
     assert rows[0]["mean_quality"] >= rows[1]["mean_quality"] >= rows[2]["mean_quality"]
     assert "builtin:general-probe" in study.metrics["spearman"]
     for tier in (1, 2, 3):
-        assert (tmp_path / "run" / "artifacts" / study.key / f"tier-{tier}" / "adapter").is_dir()
+        assert (RunLayout(tmp_path / "run").artifact_dir(study.key or "") / f"tier-{tier}" / "adapter").is_dir()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from runtime_fakes import MemoryContext  # noqa: E402
+
+from dialc.plan import Suite  # noqa: E402
 from dialc_runtime.train.trainer import (  # noqa: E402
     IGNORE,
     TrainConfig,
@@ -197,32 +198,10 @@ def test_full_fine_tuning_with_packing_writes_a_model(tiny_model_dir: Path, tmp_
 # ---------------------------------------------------------------- the finetune step
 
 
-class FakeContext:
-    """The documented StepContext attributes, over in-memory input records."""
-
-    def __init__(self, params: dict, inputs: dict[str, list], out_dir: Path, seed: int = 7) -> None:
-        self.step = SimpleNamespace(id="finetune.domain", kind="finetune", inputs=list(inputs))
-        self.params, self.seed, self.plan = params, seed, SimpleNamespace(settings={"seed": seed})
-        self._inputs, self.out_dir, self.done = inputs, out_dir, {}
-        self.emitted: dict[str, Any] = {}
-        self.warnings: list[str] = []
-        self.advanced = 0
-
-    def records(self, step_id: str) -> Any:
-        return iter(self._inputs[step_id])
-
-    def input_dir(self, step_id: str) -> Path:
-        return self.out_dir.parent / step_id
-
-    def emit(self, key: str, record: Any) -> None:
-        self.emitted[key] = record
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
-    @contextmanager
-    def progress(self, total: int | None, description: str = "") -> Any:
-        yield SimpleNamespace(advance=lambda n=1: setattr(self, "advanced", self.advanced + n))
+def FakeContext(params: dict, inputs: dict[str, list], out_dir: Path, seed: int = 7) -> Any:  # noqa: N802
+    """A finetune (or evaluate) step's context over in-memory records."""
+    kind = "evaluate" if "finetune.domain" in inputs else "finetune"
+    return MemoryContext(f"{kind}.domain", {"seed": seed, **params}, inputs, out_dir=out_dir, seed=seed)
 
 
 def labelled(n: int) -> list[dict[str, Any]]:
@@ -251,11 +230,10 @@ def test_finetune_step_trains_on_kept_training_records(tiny_model_dir: Path, tmp
         "max_steps": 2,
         "batch_size": 4,
         "lr": 1e-3,
-        "holdout": {"fraction": 0.3},
+        "holdout": {"fraction": 0.3, "seed": 7},
     }
     data = labelled(20)
     ctx = FakeContext(params, {"filter.quality": data}, tmp_path / "finetune.domain")
-    ctx.out_dir.mkdir()
     output = finetune.run(ctx)  # type: ignore[arg-type]
     expected_held = sum(1 for r in data if r["kept"] and is_holdout(r["dialogue_id"], 0.3, 7))
     summary = ctx.emitted["result"]
@@ -272,7 +250,8 @@ def test_finetune_step_fails_clearly_without_records(tiny_model_dir: Path, tmp_p
     from dialc_runtime.steps import finetune
 
     data = [dict(r, kept=False) for r in labelled(4)]
-    ctx = FakeContext({"base": {"path": str(tiny_model_dir)}}, {"filter.q": data}, tmp_path)
+    ctx = FakeContext({"base": {"name": "tiny", "path": str(tiny_model_dir)}, "method": {"kind": "lora"}},
+                      {"filter.q": data}, tmp_path)
     with pytest.raises(StepFailed, match="no training records"):
         finetune.run(ctx)  # type: ignore[arg-type]
 
@@ -283,6 +262,6 @@ def test_replay_suite_samples_come_from_the_suite(tmp_path: Path) -> None:
     probe = tmp_path / "probe.jsonl"
     rows = [{"id": f"p{i}", "question": f"Q{i}?", "choices": ["a", "b", "c", "d"], "answer": i % 4} for i in range(8)]
     probe.write_text("\n".join(json.dumps(r) for r in rows))
-    drawn = replay_samples([{"path": str(probe), "ratio": 0.5}], count=10, seed=0)
+    drawn = replay_samples([Suite(path=str(probe), ratio=0.5)], count=10, seed=0)
     assert len(drawn) == 5
     assert all(s["messages"][1]["content"] in "abcd" for s in drawn)

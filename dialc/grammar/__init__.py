@@ -1,34 +1,84 @@
-"""dialc/grammar/dial.lark → Lark parsers (the only module that knows where the grammar file lives)."""
+"""dialc/grammar/dial.lark → the LALR parser (the only module that knows where the grammar and its parser live)."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lark import Lark
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from lark import Lark, Token
 
 GRAMMAR_PATH = Path(__file__).resolve().with_name("dial.lark")
+# the options of the one parser; a change here, like a grammar change, needs `python -m dialc.grammar.build`
+OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "start": ["start", "value"],  # a whole file; one value, for `--set KIND.NAME.FIELD=VALUE`
+    "propagate_positions": True,
+    "maybe_placeholders": False,
+}
+_collecting = threading.local()  # the list comments go to while a parse collects them
 
 
 def grammar_text() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=4)
-def parser(start: str = "start") -> Lark:
-    """The LALR parser with positions on; `start` may be 'value' for --set overrides."""
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        start=start,
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=False,
-    )
+def grammar_digest(text: str) -> str:
+    """What a generated parser is checked against: the grammar text and the parser options."""
+    return hashlib.sha256((text + repr(sorted(OPTIONS.items()))).encode("utf-8")).hexdigest()
 
 
 @lru_cache(maxsize=1)
+def runtime() -> ModuleType:
+    """The standalone parser module: the generated one when current, else one generated now from the grammar.
+
+    Lark's runtime classes (Token, Tree, Transformer, the errors) come from this module too, so
+    that the parser and the code inspecting its output agree on them."""
+    try:
+        from dialc.grammar import _dial_parser as generated
+    except ImportError:
+        generated = None
+    if generated is not None and generated.GRAMMAR_SHA256 == grammar_digest(grammar_text()):
+        return generated
+    from dialc.grammar.build import load_generated  # the grammar was edited: slow, but never stale
+
+    return load_generated(grammar_text())
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    """The LALR parser with positions on; parse(text, start="value") reads one value (for --set)."""
+    return runtime().Lark_StandAlone(lexer_callbacks={"COMMENT": _on_comment})  # type: ignore[no-any-return]
+
+
 def token_lexer() -> Lark:
-    """A context-free lexer over the same terminals, used to explain syntax errors (brace matching)."""
-    return Lark(grammar_text(), parser="lalr", lexer="basic", propagate_positions=True)
+    """`.lex(text)`: a context-free lexer over the same terminals, used to explain syntax errors."""
+    return parser()
+
+
+@contextmanager
+def collect_comments() -> Iterator[list[Token]]:
+    """While open, every comment the parser lexes (in this thread) is appended to the yielded list."""
+    found: list[Token] = []
+    previous = getattr(_collecting, "sink", None)
+    _collecting.sink = found
+    try:
+        yield found
+    finally:
+        _collecting.sink = previous
+
+
+def _on_comment(token: Token) -> Token:
+    # %ignore'd tokens still reach lexer callbacks: one lexing pass yields the tree and the comments
+    sink = getattr(_collecting, "sink", None)
+    if sink is not None:
+        sink.append(token)
+    return token

@@ -99,5 +99,11 @@ def propose_messages(dialogue: dict[str, Any], category: str, scenario_descripti
             {"role": "user", "content": body}]
 
 
+def paraphrase_messages(instruction: str) -> list[dict[str, str]]:
+    """One paraphrase of a task instruction (an expression variant), answered as {"instruction": …}."""
+    return [{"role": "user", "content": "Paraphrase this task instruction, same meaning, different "
+             f"wording:\n{instruction}\nReply as {{\"instruction\": \"...\"}}."}]
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dialc_runtime.data.jsonl import JsonlError, read_jsonl
+
 DECISIONS = ("pending", "accept", "reject")
 HEADER_KEYS = ("id", "decision", "operator", "parent", "category", "instruction", "original")
 
@@ -26,13 +28,9 @@ def candidate_row(task: dict[str, Any], parents: dict[str, str]) -> dict[str, An
 def read_review(path: Path) -> dict[str, dict[str, Any]]:
     """id → row; every line must be a JSON object with an id and a known decision."""
     rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReviewFileError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+    for number, row in read_jsonl(path):
+        if isinstance(row, JsonlError):
+            raise ReviewFileError(str(row))
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise ReviewFileError(f"{path}:{number}: each line needs an \"id\"")
         if row.get("decision") not in DECISIONS:

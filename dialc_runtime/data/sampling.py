@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from dialc.plan import SampleParams
 from dialc_runtime.data.seeds import rng
 
 MAX_TRIES = 50  # redraws per prompt before a cell is considered exhausted
@@ -75,17 +76,17 @@ def allocate(weights: dict[tuple[str, str], float], capacity: dict[tuple[str, st
 
 
 def draw_prompts(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], axes: dict[str, dict[str, float]],
-                 params: dict[str, Any], seed: int) -> list[Draw]:
+                 params: SampleParams, seed: int) -> list[Draw]:
     """All draws, without replacement of (dialogue, task, expression), shuffled into a stable order."""
-    balance = list(params.get("balance") or [])
-    scenario_weights = {k: v["weight"] for k, v in (params.get("scenarios") or {}).items()}
+    balance = list(params.balance)
+    scenario_weights = {k: v.weight for k, v in params.scenarios.items()}
     weights = cell_weights(dialogues, tasks, scenario_weights, balance)
     by_scenario: dict[str, list[str]] = {}
     for d in dialogues:
         by_scenario.setdefault(d["scenario"], []).append(d["id"])
     combos = math.prod(len(v) for v in axes.values()) if axes else 1
     capacity = {c: len(by_scenario[c[0]]) * _applicable(tasks, *c) * combos for c in weights}
-    alloc = allocate(weights, capacity, int(params["count"]), int(params.get("min_per", 0)))
+    alloc = allocate(weights, capacity, params.count, params.min_per)
     fixed = _balanced_axis_values(axes, [a for a in balance if a in axes], sum(alloc.values()), seed)
     draws: list[Draw] = []
     for cell in sorted(alloc):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dialc.plan import Holdout
 
 _SCALE = float(1 << 64)
 
@@ -21,3 +25,8 @@ def is_holdout(dialogue_id: str, fraction: float, seed: int) -> bool:
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"hold-out fraction must be in [0, 1], got {fraction}")
     return holdout_point(dialogue_id, seed) < fraction
+
+
+def held_out(record: dict[str, Any], holdout: Holdout | None) -> bool:
+    """Whether a record's dialogue is in the plan's hold-out (never, when the plan declares none)."""
+    return holdout is not None and is_holdout(str(record["dialogue_id"]), holdout.fraction, holdout.seed)

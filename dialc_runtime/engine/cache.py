@@ -18,7 +18,7 @@ MISSING = "missing"  # digest of a listed file that does not exist (the step wil
 
 def effective_seed(step: Step, plan: Plan) -> int:
     """The step's own `seed` param, else the pipeline seed; part of the key either way."""
-    seed = step.params.get("seed")
+    seed = getattr(step.params, "seed", None)
     if seed is None:
         seed = plan.settings.get("seed", 0)
     return int(seed)
@@ -38,7 +38,7 @@ def step_key(
     return digest(
         {
             "kind": step.kind,
-            "params": step.params,
+            "params": step.params_json(),
             "version": version,
             "seed": seed,
             "inputs": input_digests,  # in the step's input order
@@ -49,12 +49,7 @@ def step_key(
 
 def listed_files(step: Step) -> list[str]:
     """The files a step reads, as listed by the compiler in `params.files`."""
-    files = step.params.get("files") or []
-    if isinstance(files, str):
-        return [files]
-    if isinstance(files, dict):
-        return [str(v) for v in files.values()]
-    return [str(f) for f in files]
+    return [str(f) for f in step.params.files]
 
 
 def file_digest(path: Path) -> str:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from dialc.plan import digest
+from dialc.plan import ModelSpec, StepParams, digest
 from dialc_runtime.errors import DuplicateRecord
 from dialc_runtime.engine.store import Store, record_json
 
@@ -47,7 +47,8 @@ class BackendPool:
     def __init__(self) -> None:
         self._loaded: dict[str, Any] = {}
 
-    def get(self, model_cfg: dict[str, Any]) -> Any:
+    def get(self, model: ModelSpec | dict[str, Any]) -> Any:
+        model_cfg = model.config() if isinstance(model, ModelSpec) else model
         k = digest(model_cfg)
         if k not in self._loaded:
             from dialc_runtime.models import get_backend  # heavy: only when a step needs a model
@@ -83,8 +84,14 @@ class CountingBackend:
         return getattr(self.inner, name)
 
 
-class StepContext:
-    """Everything run(ctx) may use (docs/contracts.md, "Step implementations")."""
+P = TypeVar("P", bound=StepParams)
+
+
+class StepContext(Generic[P]):
+    """Everything run(ctx) may use (docs/contracts.md, "Step implementations").
+
+    A step module annotates `run(ctx: StepContext[LabelParams])`: `ctx.params` is then its kind's
+    typed params model, and its inputs are read by role (`ctx.role_records("labels")`)."""
 
     def __init__(
         self,
@@ -101,7 +108,7 @@ class StepContext:
     ) -> None:
         self.step = step
         self.plan = plan
-        self.params: dict[str, Any] = step.params
+        self.params: P = step.params  # type: ignore[assignment]  # the compiler built it for this kind
         self.key = key  # this step's cache key
         self.seed = seed  # derive per-record seeds from this and the record key
         self.run_dir: Path = store.run_dir
@@ -120,7 +127,7 @@ class StepContext:
 
     def _input_key(self, step_id: str) -> str:
         if step_id not in self._input_keys:
-            inputs = ", ".join(self.step.inputs) or "none"
+            inputs = ", ".join(self.step.input_ids) or "none"
             raise KeyError(f"step {self.step.id} does not read {step_id} (its inputs: {inputs})")
         return self._input_keys[step_id]
 
@@ -128,6 +135,20 @@ class StepContext:
         """An input step's records, in key order."""
         for _, record in self._store.records(self._input_key(step_id)):
             yield record
+
+    def role(self, name: str) -> list[str]:
+        """The ids of the input steps read under a role (`labels`, `dialogues` …), in order."""
+        return self.step.role(name)
+
+    def role_records(self, name: str) -> Iterator[Any]:
+        """The records of every input step of a role, one step after the other, each in key order."""
+        for step_id in self.step.role(name):
+            yield from self.records(step_id)
+
+    def input_step(self, step_id: str) -> Step:
+        """An input step of the plan (its kind, name and typed params)."""
+        self._input_key(step_id)
+        return self.plan.step(step_id)
 
     def items(self, step_id: str) -> Iterator[tuple[str, Any]]:
         """An input step's (key, record) pairs, in key order."""
@@ -161,9 +182,9 @@ class StepContext:
 
     # models, progress, messages ------------------------------------------------------------
 
-    def backend(self, model_cfg: dict[str, Any]) -> CountingBackend:
-        """The shared backend for a model config; its calls and tokens are booked automatically."""
-        return CountingBackend(self._backends.get(model_cfg), self.account)
+    def backend(self, model: ModelSpec | dict[str, Any]) -> CountingBackend:
+        """The shared backend for a model; its calls and tokens are booked automatically."""
+        return CountingBackend(self._backends.get(model), self.account)
 
     def account(
         self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0

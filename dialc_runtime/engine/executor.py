@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from dialc_runtime.engine.cache import FileDigests, effective_seed, output_digest, step_key, verify
 from dialc_runtime.engine.context import BackendPool, StepContext, StepOutput
-from dialc_runtime.errors import SelectionError, StepFailed, UnknownStepKind
+from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.progress import make_reporter
 from dialc_runtime.engine.registry import Registry, StepModule, default_registry, estimator
 from dialc_runtime.engine.results import RunResults, StepResult, StepStatus, load_results, now
 from dialc_runtime.engine.selection import select_steps
 from dialc_runtime.engine.store import Completed, Store
+from dialc_runtime.errors import SelectionError, StepFailed, UnknownStepKind
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     from dialc.plan import Plan, Step
     from dialc_runtime.engine.progress import Reporter
 
-PLAN_FILE = "plan.json"
-RESULTS_FILE = "run_results.json"
-LOG_DIR = "logs"
 _UNUSABLE = ("failed", "blocked", "skipped")  # upstream outcomes that stop a dependent
 
 
@@ -45,7 +43,7 @@ class Resolver:
 
     def key(self, step: Step) -> str | None:
         """The step's cache key, or None while an input has no known output."""
-        inputs = [self.output(dep) for dep in step.inputs]
+        inputs = [self.output(dep) for dep in step.input_ids]
         if any(d is None for d in inputs):
             return None
         try:
@@ -117,8 +115,9 @@ def _run(
     reporter: Reporter,
 ) -> RunResults:
     """Run the selected steps; run_results.json is written even when interrupted."""
+    layout = RunLayout(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / PLAN_FILE).write_text(plan.to_json(), encoding="utf-8")
+    layout.plan.write_text(plan.to_json(), encoding="utf-8")
     t0 = perf_counter()
     with Store(run_dir) as store:
         runner = Runner(plan, store, registry, reporter, forced)
@@ -131,7 +130,7 @@ def _run(
             reporter.stop()
             results.steps = runner.results
             results.finished, results.seconds = now(), round(perf_counter() - t0, 3)
-            results.write(run_dir / RESULTS_FILE)
+            results.write(layout.results)
     return results
 
 
@@ -160,11 +159,11 @@ class Runner:
         return res
 
     def _decide(self, step: Step, res: StepResult) -> None:
-        bad = [d for d in step.inputs if self.status.get(d) in _UNUSABLE]
+        bad = [d for d in step.input_ids if self.status.get(d) in _UNUSABLE]
         if bad:
             res.message = f"upstream {bad[0]} {self.status[bad[0]]}"
             return
-        for dep in step.inputs:
+        for dep in step.input_ids:
             if dep not in self.status and self.resolver.output(dep) is None:
                 why = self.resolver.errors.get(dep, "it has no cached output")
                 res.status = "failed"
@@ -210,7 +209,7 @@ class Runner:
             key=key,
             seed=effective_seed(step, self.plan),
             store=self.store,
-            input_keys={d: self.resolver.keys[d] or "" for d in step.inputs},
+            input_keys={d: self.resolver.keys[d] or "" for d in step.input_ids},
             backends=self.backends,
             progress=partial(self.reporter.task, step.id),
             warn=partial(self.reporter.warn, step.id),
@@ -255,7 +254,7 @@ class Runner:
 
     def _internal(self, step: Step, res: StepResult, exc: BaseException) -> None:
         """An unexpected exception: a bug in the step; keep the traceback in logs/<id>.log."""
-        log = self.store.run_dir / LOG_DIR / f"{step.id}.log"
+        log = self.store.layout.log(step.id)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
         res.status, res.internal = "failed", True
@@ -309,9 +308,10 @@ def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> li
     run_dir = Path(run_dir)
     store = Store.existing(run_dir)
     last: dict[str, str] = {}  # step id → status in the last run
-    if (run_dir / RESULTS_FILE).is_file():
+    results_file = RunLayout(run_dir).results
+    if results_file.is_file():
         try:
-            previous = load_results(run_dir / RESULTS_FILE)
+            previous = load_results(results_file)
             last = {s.id: s.status for s in previous.steps}
         except (ValueError, KeyError, TypeError):
             pass  # an older or damaged results file only loses `last_status`

@@ -24,8 +24,16 @@ def resolve_name(plan: Plan, name: str) -> str:
     if matches:
         raise SelectionError(f"step name {name!r} is ambiguous: {', '.join(matches)}")
     close = difflib.get_close_matches(name, ids + [s.name for s in plan.steps], n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = f" (did you mean {_spell(plan, close[0])}?)" if close else ""
     raise SelectionError(f"unknown step {name!r}{hint}; steps: {', '.join(ids)}")
+
+
+def _spell(plan: Plan, match: str) -> str:
+    """How to select a close match: a name several steps share would only be ambiguous, so its ids."""
+    ids = [s.id for s in plan.steps if s.name == match]
+    if match in (s.id for s in plan.steps) or len(ids) == 1:
+        return repr(match)
+    return " or ".join(map(repr, ids))
 
 
 def select_steps(plan: Plan, selectors: list[str] | None) -> set[str]:

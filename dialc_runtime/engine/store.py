@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STORE_FILE = "store.sqlite"
+from dialc_runtime.engine.layout import RunLayout
+
 SCHEMA_VERSION = 1
 _PAGE = 1000  # rows fetched per query when streaming a step's records
 
@@ -66,16 +67,17 @@ class Store:
     """One run directory's records, completed steps and file artifacts."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
+        self.layout = RunLayout(Path(run_dir))
+        self.run_dir = self.layout.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so each emit is one durable transaction
-        self.db = sqlite3.connect(self.run_dir / STORE_FILE, isolation_level=None)
+        self.db = sqlite3.connect(self.layout.store, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"{self.run_dir / STORE_FILE}: unknown store version {version}")
+            raise RuntimeError(f"{self.layout.store}: unknown store version {version}")
         if version == 0:
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -83,7 +85,7 @@ class Store:
     @classmethod
     def existing(cls, run_dir: Path) -> Store | None:
         """Open the store of a run directory without creating one."""
-        return cls(run_dir) if (Path(run_dir) / STORE_FILE).is_file() else None
+        return cls(run_dir) if RunLayout(Path(run_dir)).store.is_file() else None
 
     def close(self) -> None:
         self.db.close()
@@ -170,7 +172,7 @@ class Store:
         shutil.rmtree(self.artifact_dir(key), ignore_errors=True)
 
     def artifact_dir(self, key: str) -> Path:
-        return self.run_dir / "artifacts" / key
+        return self.layout.artifact_dir(key)
 
     # lookup by record id (dialc show) ------------------------------------------------------
 
@@ -210,7 +212,7 @@ def find_record(run_dir: Path, record_id: str) -> tuple[str, Any] | None:
             hits = store.lookup(rkey, step_id)
     if not hits:
         return None
-    current, order = _current_keys(Path(run_dir))
+    current, order = _current_keys(RunLayout(Path(run_dir)))
 
     def rank(hit: tuple[str, str, Any, bool]) -> tuple[bool, int, bool]:
         sid, key, _, done = hit
@@ -220,17 +222,17 @@ def find_record(run_dir: Path, record_id: str) -> tuple[str, Any] | None:
     return best[0], best[2]
 
 
-def _current_keys(run_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+def _current_keys(layout: RunLayout) -> tuple[dict[str, str], dict[str, int]]:
     """Step id → key from the last run_results.json, and step id → position in plan.json."""
     keys: dict[str, str] = {}
     order: dict[str, int] = {}
     try:
-        results = json.loads((run_dir / "run_results.json").read_text("utf-8"))
+        results = json.loads(layout.results.read_text("utf-8"))
         keys = {s["id"]: s.get("key") for s in results.get("steps", [])}
     except (OSError, ValueError, KeyError, TypeError):
         pass
     try:
-        plan = json.loads((run_dir / "plan.json").read_text("utf-8"))
+        plan = json.loads(layout.plan.read_text("utf-8"))
         order = {s["id"]: i for i, s in enumerate(plan.get("steps", []))}
     except (OSError, ValueError, KeyError, TypeError):
         pass

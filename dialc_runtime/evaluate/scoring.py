@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +35,9 @@ class HFModel:
     @classmethod
     def load(cls, model: str | Path, adapter_dir: Path | None = None, **kw: Any) -> HFModel:
         """A model location (`builtin:`, HF directory, GGUF) + the PEFT adapter at `adapter_dir`."""
-        from dialc_runtime.models.locate import load_model
+        from dialc_runtime.models.loading import load_model
 
-        lm, tokenizer, device, _ = load_model(str(model))
-        if adapter_dir is not None:
-            from peft import PeftModel
-
-            with warnings.catch_warnings():  # PEFT calls a transformers API deprecated in 5.x
-                warnings.simplefilter("ignore", FutureWarning)
-                lm = PeftModel.from_pretrained(lm, adapter_dir).to(device).eval()
+        lm, tokenizer, _, _ = load_model(str(model), adapter=adapter_dir)
         return cls(lm, tokenizer, **kw)
 
     def encode(self, text: str) -> list[int]:
@@ -63,34 +56,12 @@ class HFModel:
         return head, whole[len(head) :]
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[float]:
-        """Sum of log-probabilities of each continuation's tokens given its context."""
+        """Sum of log-probabilities of each continuation's tokens given its context (the one HF
+        scorer, models.loglikelihood, on lm-evaluation-harness's token split)."""
+        from dialc_runtime.models.loglikelihood import loglikelihoods
+
         pairs = [self.encode_pair(c, x) for c, x in requests]
-        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
-        result = [0.0] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            for i, value in zip(chunk, self._score([pairs[i] for i in chunk]), strict=True):
-                result[i] = value
-        return result
-
-    def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        import torch
-
-        seqs = [(ctx + cont)[-(self.max_len + 1) :][:-1] for ctx, cont in pairs]
-        width = max(len(s) for s in seqs)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-        device = self.model.device
-        with torch.no_grad():
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        out = []
-        for row, (seq, (_, cont)) in enumerate(zip(seqs, pairs, strict=True)):
-            positions = range(len(seq) - len(cont), len(seq))  # logits at p predict token p + 1
-            targets = torch.tensor(cont)
-            out.append(logprobs[row, list(positions), targets].sum().item())
-        return out
+        return loglikelihoods(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.max_len)
 
     def render(self, prompt: Prompt) -> str:
         """Model input text: raw prompts as they are, chat messages through the chat template."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -17,6 +18,12 @@ class Constraint:
     pattern: str | None = None  # kind == "regex"
     options: tuple[str, ...] = ()  # kind == "choice"
     max_chars: int | None = None  # kind == "text": bound on free text
+
+    @classmethod
+    def from_dict(cls, output: Mapping[str, Any]) -> Constraint:
+        """The constraint of a task's output declaration (the plan's and the records' dict form)."""
+        return cls(kind=output.get("kind", "text"), schema=output.get("schema"), pattern=output.get("pattern"),
+                   options=tuple(output.get("options") or ()), max_chars=output.get("max_chars"))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from dialc_runtime.errors import StepFailed
 
@@ -146,37 +145,3 @@ def _convert(gguf: Path, out: Path) -> None:
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "model"
 
-
-def pick_device(device: str | None = None) -> tuple[Any, Any]:
-    """(torch.device, dtype): CUDA + bf16 when available (or asked), else CPU fp32."""
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, dtype
-
-
-def load_model(path: str, device: str | None = None) -> tuple[Any, Any, Any, Any]:
-    """(model, tokenizer, device, dtype) for a model path, in eval mode, ready for batched use.
-
-    The tokenizer pads on the left (batched generation) and always has a pad token.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # dialc draws its own progress; a bar per load is noise
-    directory = resolve_model(path)
-    dev, dtype = pick_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFound(f"cannot load model '{path}' from {directory}: {exc}") from exc
-    model.to(dev)
-    model.eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return model, tokenizer, dev, dtype

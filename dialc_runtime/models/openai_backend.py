@@ -20,7 +20,6 @@ validated with dialc_runtime.models.validation whatever the server claims to enf
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -32,9 +31,10 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from dialc_runtime.data.seeds import attempt_seed
+from dialc_runtime.errors import StepFailed
 from dialc_runtime.models.base import Constraint, GenRequest, GenResult, Message, ScoreRequest
 from dialc_runtime.models.validation import validate_output
-from dialc_runtime.errors import StepFailed
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})  # worth asking again
@@ -59,14 +59,6 @@ class HTTPFailure(Exception):
     @property
     def transient(self) -> bool:
         return self.status is None or self.status in TRANSIENT
-
-
-def attempt_seed(seed: int, attempt: int) -> int:
-    """A seed for attempt `attempt` (0 = the request's own seed), independent of other requests."""
-    if attempt == 0:
-        return seed
-    digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") >> 1  # servers take 32-bit seeds
 
 
 def _api_key(env_name: str | None) -> str:
@@ -342,9 +334,9 @@ class OpenAIBackend:
             raise ScoringUnsupported(
                 "scoring chat messages over HTTP needs the model's chat template: set the model's "
                 "`tokenizer` to a local HF directory of the served model")
-        from transformers import AutoTokenizer  # heavy: only for scoring chat prompts
+        from dialc_runtime.models.loading import load_tokenizer  # heavy: only for scoring chat prompts
 
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        tokenizer = load_tokenizer(str(source))
 
         def render(messages: tuple[Message, ...]) -> str:
             text = tokenizer.apply_chat_template(

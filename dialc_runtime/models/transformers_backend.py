@@ -14,18 +14,19 @@ Model settings (the model config dict; request-level decoding settings travel in
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from dialc_runtime.data.seeds import TORCH_BITS, attempt_seed
 from dialc_runtime.models.base import GenRequest, GenResult, Message, ScoreRequest
 from dialc_runtime.models.constrained import GrammarError, MaskBuilder
-from dialc_runtime.models.decoding import Decoded, Row, decode_batch, left_pad, positions
+from dialc_runtime.models.decoding import Decoded, Row, decode_batch
+from dialc_runtime.models.loading import load_model
+from dialc_runtime.models.loglikelihood import loglikelihoods
 from dialc_runtime.models.validation import validate_output
-from dialc_runtime.models.locate import load_model
 
 DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
@@ -85,14 +86,6 @@ def use_tall_head(model: Any) -> None:
     head = model.get_output_embeddings()
     if type(head) is torch.nn.Linear:
         head.__class__ = TallLinear
-
-
-def retry_seed(seed: int, attempt: int) -> int:
-    """A seed for attempt `attempt` (0 = the request's own seed), independent of other requests."""
-    if attempt == 0:
-        return seed
-    digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class TransformersBackend:
@@ -157,7 +150,7 @@ class TransformersBackend:
             max_tokens=max(1, request.max_tokens),
             temperature=temperature,
             top_p=request.top_p,
-            seed=retry_seed(request.seed, attempt),
+            seed=attempt_seed(request.seed, attempt, TORCH_BITS),
             fast_forward=self.fast_forward,
         )
 
@@ -202,40 +195,7 @@ class TransformersBackend:
         """Sum of log-probs of each continuation's tokens given its context, batched."""
         pairs = [self.score_ids(r) for r in requests]
         self.last_scored_tokens = sum(len(c) + len(t) for c, t in pairs)  # read by cost accounting
-        out = [0.0] * len(pairs)
-        rest = self._score_shared_contexts(pairs, out)
-        order = sorted(rest, key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            for i, value in zip(chunk, self._score_batch([pairs[i] for i in chunk]), strict=True):
-                out[i] = value
-        return out
-
-    def _score_shared_contexts(self, pairs: list[tuple[list[int], list[int]]], out: list[float]) -> list[int]:
-        """Single-token continuations of one context (a judge's 1..5 scale, option letters) cost one
-        forward pass for the whole group; returns the indices still to score one by one."""
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (context, cont) in enumerate(pairs):
-            if len(cont) == 1:
-                groups.setdefault(tuple(context), []).append(i)
-        shared = [(ctx, idx) for ctx, idx in groups.items() if len(idx) > 1]
-        for start in range(0, len(shared), self.batch_size):
-            chunk = shared[start : start + self.batch_size]
-            logprobs = self._next_token_logprobs([list(ctx) for ctx, _ in chunk])
-            for row, (_, indices) in enumerate(chunk):
-                for i in indices:
-                    out[i] = float(logprobs[row, pairs[i][1][0]])
-        done = {i for _, idx in shared for i in idx}
-        return [i for i in range(len(pairs)) if i not in done]
-
-    @torch.inference_mode()
-    def _next_token_logprobs(self, contexts: list[list[int]]) -> torch.Tensor:
-        """(batch, vocab) log-probabilities of the token after each context."""
-        ids, attn = left_pad(contexts, self.tokenizer.pad_token_id, self.loaded.device)
-        logits = self.loaded.model(
-            input_ids=ids, attention_mask=attn, position_ids=positions(attn), logits_to_keep=1
-        ).logits
-        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+        return loglikelihoods(self.loaded.model, pairs, self.tokenizer.pad_token_id, self.batch_size)
 
     def score_ids(self, request: ScoreRequest) -> tuple[list[int], list[int]]:
         """(context ids, continuation ids), tokenised separately so the boundary is exact."""
@@ -247,25 +207,3 @@ class TransformersBackend:
             bos = self.tokenizer.bos_token_id
             context = [bos if bos is not None else self.tokenizer.eos_token_id]
         return context, self._encode(request.continuation)
-
-    @torch.inference_mode()
-    def _score_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        # Left padding puts every continuation at the end, so only the last positions'
-        # logits are computed (a full (batch, length, vocab) tensor would be large).
-        keep = max(len(cont) for _, cont in pairs) + 1
-        ids, attn = left_pad([ctx + cont for ctx, cont in pairs], self.tokenizer.pad_token_id, self.loaded.device)
-        logits = self.loaded.model(
-            input_ids=ids, attention_mask=attn, position_ids=positions(attn), logits_to_keep=keep
-        ).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        out = []
-        for b, (_, cont) in enumerate(pairs):
-            if not cont:
-                out.append(0.0)
-                continue
-            first = keep - 1 - len(cont)  # position whose logits predict the first cont token
-            picked = logprobs[b, first : first + len(cont)].gather(
-                -1, torch.tensor(cont, device=logprobs.device)[:, None]
-            )
-            out.append(float(picked.sum()))
-        return out

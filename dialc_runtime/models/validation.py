@@ -1,19 +1,25 @@
-"""Decoded text + Constraint → (ok, parsed value, error): every output is checked after decoding.
+"""(text or parsed value) + output constraint → violations: the one output validator of the runtime.
 
-`schema_errors` validates JSON values against the JSON-schema subset dialc emits (types, bounds,
-required, additionalProperties, enum/const, string/array lengths, patterns, anyOf/oneOf/allOf,
-local `$ref`s); no JSON-schema library is a dependency of the runtime.
+The backends check every decoded output with `validate_output`; the `schema` quality rule checks a
+label's stored value with `check_output`; both end in `schema_errors`, so they cannot disagree.
+`schema_errors` covers the JSON-schema subset dialc emits and a little more (types, bounds,
+multipleOf, required, additionalProperties, enum/const, string/array lengths, uniqueItems, patterns,
+allOf/anyOf/oneOf/not, local `$ref`s); no JSON-schema library is a dependency of the runtime.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dialc_runtime.models.base import Constraint
 
 Validated = tuple[bool, Any, str | None]  # ok, value, error
+MAX_ERRORS = 10  # enough to explain an output; a runaway answer would otherwise list hundreds
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -27,53 +33,71 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 def validate_output(text: str, constraint: Constraint) -> Validated:
-    """Check `text` against `constraint`; the value is the parsed JSON / option / text."""
-    if constraint.kind == "json":
-        return _validate_json(text, constraint.schema or {})
-    if constraint.kind == "choice":
-        if text in constraint.options:
-            return True, text, None
-        return False, None, f"not one of the options {list(constraint.options)!r}: {text!r}"
-    if constraint.kind == "regex":
-        return _validate_regex(text, constraint.pattern or "")
-    if constraint.max_chars is not None and len(text) > constraint.max_chars:
-        return False, None, f"text longer than max_chars={constraint.max_chars} ({len(text)})"
-    return True, text, None
-
-
-def _validate_json(text: str, schema: dict[str, Any]) -> Validated:
+    """Check decoded `text` against `constraint`; the value is the parsed JSON / option / text."""
+    if constraint.kind != "json":
+        errors = check_output(text, constraint)
+        return (False, None, errors[0]) if errors else (True, text, None)
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError, or NaN / Infinity (not JSON)
         return False, None, f"invalid JSON: {exc}"
-    errors = schema_errors(value, schema)
+    errors = schema_errors(value, constraint.schema or {})
     if errors:
-        return False, value, "schema violation: " + "; ".join(errors[:5])
+        return False, value, "schema violation: " + "; ".join(errors)
     return True, value, None
 
 
-def _validate_regex(text: str, pattern: str) -> Validated:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def check_output(value: Any, constraint: Constraint | Mapping[str, Any]) -> list[str]:
+    """Violations of a parsed value against an output constraint (a Constraint or the plan's
+    constraint dict); empty = valid."""
+    if not isinstance(constraint, Constraint):
+        constraint = Constraint.from_dict(constraint)
+    if constraint.kind == "json":
+        return schema_errors(value, constraint.schema or {})
+    if not isinstance(value, str):
+        return [f"expected text, got {_describe(value)}"]
+    if constraint.kind == "choice":
+        if value in constraint.options:
+            return []
+        return [f"{_short(value)} is not one of the options {_short(list(constraint.options), 200)}"]
+    if constraint.kind == "regex":
+        return _regex_errors(value, constraint.pattern or "")
+    if constraint.max_chars is not None and len(value) > constraint.max_chars:
+        return [f"text has {len(value)} characters, more than max_chars {constraint.max_chars}"]
+    return []
+
+
+def _regex_errors(text: str, pattern: str) -> list[str]:
     try:
         compiled = re.compile(pattern)
     except re.error:  # a Rust-regex-only pattern: the decoding grammar already enforced it
-        return True, text, None
-    if compiled.fullmatch(text):
-        return True, text, None
-    return False, None, f"does not match /{pattern}/: {text!r}"
+        return []
+    return [] if compiled.fullmatch(text) else [f"{_short(text)} does not match /{pattern}/"]
 
 
-def schema_errors(value: Any, schema: dict[str, Any] | bool, path: str = "$") -> list[str]:
-    """Every violation of `schema` by `value`, each prefixed with its JSON path (empty = valid)."""
-    return _errors(value, schema, path, schema if isinstance(schema, dict) else {})
+def schema_errors(value: Any, schema: Mapping[str, Any] | bool, path: str = "$") -> list[str]:
+    """Every violation of `schema` by `value`, each prefixed with its JSON path (empty = valid);
+    past MAX_ERRORS, one last entry counts the rest."""
+    root = schema if isinstance(schema, Mapping) else {}
+    errors = _errors(value, schema, path, root)
+    if len(errors) > MAX_ERRORS:
+        errors = [*errors[:MAX_ERRORS], f"… and {len(errors) - MAX_ERRORS} more"]
+    return errors
 
 
-def _errors(value: Any, schema: dict[str, Any] | bool, path: str, root: dict[str, Any]) -> list:
+def _errors(value: Any, schema: Mapping[str, Any] | bool, path: str, root: Mapping[str, Any]) -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{path}: {value} is not a JSON number"]  # json.loads reads NaN; JSON has none
     if schema is True:
         return []
     if schema is False:
-        return [f"{path}: not allowed"]
+        return [f"{path}: no value is allowed here"]
     if "$ref" in schema:
-        target = _deref(schema["$ref"], root)
+        target = _deref(str(schema["$ref"]), root)
         if target is None:
             return [f"{path}: cannot resolve $ref {schema['$ref']!r}"]
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -92,116 +116,151 @@ def _errors(value: Any, schema: dict[str, Any] | bool, path: str, root: dict[str
     return errors
 
 
-def _deref(ref: str, root: dict[str, Any]) -> dict[str, Any] | None:
-    """The schema a local `#/...` reference points at, or None."""
+def _deref(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema a local `#/...` reference points at (pydantic's nested models), or None."""
     if ref == "#":
         return root
     if not ref.startswith("#/"):
         return None
     node: Any = root
     for part in ref[2:].split("/"):
-        if not isinstance(node, dict):
+        if not isinstance(node, Mapping):
             return None
         node = node.get(part.replace("~1", "/").replace("~0", "~"))
-    return node if isinstance(node, dict) else None
+    return node if isinstance(node, Mapping) else None
 
 
 def _is_type(value: Any, name: str) -> bool:
-    if isinstance(value, bool) and name not in ("boolean",):
-        return False
+    if isinstance(value, bool) and name != "boolean":
+        return False  # True is an int in Python, never in JSON
     if name == "integer" and isinstance(value, float):
         return value.is_integer()
     return isinstance(value, _TYPES.get(name, (object,)))
 
 
-def _type_errors(value: Any, schema: dict[str, Any], path: str) -> list[str]:
+def _type_errors(value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
     errors = []
     types = schema.get("type")
     if types is not None:
         names = [types] if isinstance(types, str) else list(types)
         if not any(_is_type(value, n) for n in names):
-            errors.append(f"{path}: expected {'/'.join(names)}, got {json.dumps(value)[:40]}")
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: {json.dumps(value)[:40]} not in enum {schema['enum']}")
-    if "const" in schema and value != schema["const"]:
-        errors.append(f"{path}: expected {json.dumps(schema['const'])}")
+            return [f"{path}: expected {' or '.join(names)}, got {_describe(value)}"]
+    if "enum" in schema and not any(_same(value, option) for option in schema["enum"]):
+        errors.append(f"{path}: {_short(value)} is not one of {_short(list(schema['enum']), 200)}")
+    if "const" in schema and not _same(value, schema["const"]):
+        errors.append(f"{path}: {_short(value)} is not {_short(schema['const'])}")
     return errors
 
 
-def _combinator_errors(value: Any, schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
+def _combinator_errors(value: Any, schema: Mapping[str, Any], path: str, root: Mapping[str, Any]) -> list[str]:
     errors = []
     for sub in schema.get("allOf", []):
         errors += _errors(value, sub, path, root)
     if "anyOf" in schema and all(_errors(value, s, path, root) for s in schema["anyOf"]):
-        errors.append(f"{path}: matches none of anyOf")
+        errors.append(f"{path}: {_short(value)} matches none of the allowed forms")
     if "oneOf" in schema:
         matching = sum(not _errors(value, s, path, root) for s in schema["oneOf"])
-        if matching != 1:
-            errors.append(f"{path}: matches {matching} of oneOf (expected exactly 1)")
+        if matching == 0:
+            errors.append(f"{path}: {_short(value)} matches none of the allowed forms")
+        elif matching > 1:
+            errors.append(f"{path}: {_short(value)} matches {matching} of the oneOf forms, exactly one allowed")
+    if "not" in schema and not _errors(value, schema["not"], path, root):
+        errors.append(f"{path}: {_short(value)} matches a form that is not allowed")
     return errors
 
 
-def _object_errors(value: dict[str, Any], schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
-    props: dict[str, Any] = schema.get("properties", {})
-    required = schema.get("required", [])
-    errors = [f"{path}: missing required '{k}'" for k in required if k not in value]
-    extra_schema = schema.get("additionalProperties", True)
+def _object_errors(value: dict[str, Any], schema: Mapping[str, Any], path: str, root: Mapping[str, Any]) -> list[str]:
+    props: Mapping[str, Any] = schema.get("properties", {})
+    errors = [f"{path}: missing required field {k!r}" for k in schema.get("required", []) if k not in value]
+    extra = schema.get("additionalProperties", True)
     for key, item in value.items():
         if key in props:
             errors += _errors(item, props[key], f"{path}.{key}", root)
-        elif extra_schema is False:
-            errors.append(f"{path}: unexpected property '{key}'")
+        elif extra is False:
+            errors.append(f"{path}: unexpected field {key!r}")
         else:
-            errors += _errors(item, extra_schema, f"{path}.{key}", root)
+            errors += _errors(item, extra, f"{path}.{key}", root)
     if len(value) < schema.get("minProperties", 0):
-        errors.append(f"{path}: fewer than {schema['minProperties']} properties")
+        errors.append(f"{path}: {len(value)} fields, fewer than minProperties {schema['minProperties']}")
     if len(value) > schema.get("maxProperties", len(value)):
-        errors.append(f"{path}: more than {schema['maxProperties']} properties")
+        errors.append(f"{path}: {len(value)} fields, more than maxProperties {schema['maxProperties']}")
     return errors
 
 
-def _array_errors(value: list[Any], schema: dict[str, Any], path: str, root: dict[str, Any]) -> list[str]:
+def _array_errors(value: list[Any], schema: Mapping[str, Any], path: str, root: Mapping[str, Any]) -> list[str]:
     errors = []
     if len(value) < schema.get("minItems", 0):
-        errors.append(f"{path}: fewer than {schema['minItems']} items")
+        errors.append(f"{path}: {len(value)} items, fewer than minItems {schema['minItems']}")
     if len(value) > schema.get("maxItems", len(value)):
-        errors.append(f"{path}: more than {schema['maxItems']} items")
+        errors.append(f"{path}: {len(value)} items, more than maxItems {schema['maxItems']}")
     prefix = schema.get("prefixItems", [])
     for i, item in enumerate(value):
         sub = prefix[i] if i < len(prefix) else schema.get("items", True)
         errors += _errors(item, sub, f"{path}[{i}]", root)
-    if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) < len(value):
+    if schema.get("uniqueItems") and any(_same(a, b) for i, a in enumerate(value) for b in value[i + 1 :]):
         errors.append(f"{path}: items are not unique")
     return errors
 
 
-def _string_errors(value: str, schema: dict[str, Any], path: str) -> list[str]:
+def _string_errors(value: str, schema: Mapping[str, Any], path: str) -> list[str]:
     errors = []
     if len(value) < schema.get("minLength", 0):
-        errors.append(f"{path}: shorter than {schema['minLength']} characters")
+        errors.append(f"{path}: {len(value)} characters, fewer than minLength {schema['minLength']}")
     if len(value) > schema.get("maxLength", len(value)):
-        errors.append(f"{path}: longer than {schema['maxLength']} characters")
+        errors.append(f"{path}: {len(value)} characters, more than maxLength {schema['maxLength']}")
     pattern = schema.get("pattern")
     if pattern is not None:
         try:
             if not re.search(pattern, value):
-                errors.append(f"{path}: does not match /{pattern}/")
+                errors.append(f"{path}: {_short(value)} does not match /{pattern}/")
         except re.error:
             pass  # a Rust-regex-only pattern: enforced by the decoding grammar
     return errors
 
 
-def _number_errors(value: float, schema: dict[str, Any], path: str) -> list[str]:
+def _number_errors(value: float, schema: Mapping[str, Any], path: str) -> list[str]:
     errors = []
     if "minimum" in schema and value < schema["minimum"]:
-        errors.append(f"{path}: {value} < minimum {schema['minimum']}")
+        errors.append(f"{path}: {value} is below the minimum {schema['minimum']}")
     if "maximum" in schema and value > schema["maximum"]:
-        errors.append(f"{path}: {value} > maximum {schema['maximum']}")
+        errors.append(f"{path}: {value} is above the maximum {schema['maximum']}")
     if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-        errors.append(f"{path}: {value} <= exclusiveMinimum {schema['exclusiveMinimum']}")
+        errors.append(f"{path}: {value} is not above {schema['exclusiveMinimum']}")
     if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
-        errors.append(f"{path}: {value} >= exclusiveMaximum {schema['exclusiveMaximum']}")
+        errors.append(f"{path}: {value} is not below {schema['exclusiveMaximum']}")
     step = schema.get("multipleOf")
-    if step and (value / step) != int(value / step):
+    if step and not _is_multiple(value, step):
         errors.append(f"{path}: {value} is not a multiple of {step}")
     return errors
+
+
+def _is_multiple(value: float, step: float) -> bool:
+    """Exact in decimal, as the numbers are written (0.3 is a multiple of 0.1; binary floats say no)."""
+    try:
+        return Decimal(repr(value)) % Decimal(repr(step)) == 0
+    except (InvalidOperation, ValueError):
+        return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: 1 == 1.0, but true is not 1 (Python's == says it is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _describe(value: Any) -> str:
+    """A value's JSON type, and the value itself when it is short: `number 2.5`, `array`."""
+    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
+        if _is_type(value, name):
+            return name if name in ("null", "array", "object") else f"{name} {_short(value)}"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

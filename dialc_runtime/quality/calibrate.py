@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dialc_runtime.data.jsonl import JsonlError, read_jsonl
 from dialc_runtime.report.data import dimension_config, dimension_names, dimension_scores, open_view
 
 if TYPE_CHECKING:
@@ -100,18 +100,11 @@ def _row(where: str, line: int, data: Any, dims: set[str], problems: list[str]) 
 
 def _raw_rows(path: Path) -> list[tuple[int, Any]]:
     """(line, parsed row) pairs; JSON syntax errors become rows of None with the error text."""
-    text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines(keepends=True))
+        reader = csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines(keepends=True))
         return [(reader.line_num, row) for row in reader]
-    out: list[tuple[int, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                out.append((number, ValueError(f"invalid JSON: {exc.msg} (column {exc.colno})")))
-    return out
+    return [(number, ValueError(row.reason) if isinstance(row, JsonlError) else row)
+            for number, row in read_jsonl(path)]
 
 
 def read_human(path: Path, dims: set[str]) -> tuple[list[HumanRow], set[str]]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from dialc_runtime.quality.schema import check_output
+from dialc_runtime.models.validation import check_output
 from dialc_runtime.quality.text import (
     content_text,
     language_scripts,

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.results import RunResults, StepResult, load_results
 from dialc_runtime.engine.store import Store
 
-RESULTS_FILE = "run_results.json"
-PLAN_FILE = "plan.json"
 NO_DATA = ("skipped", "pending")  # statuses whose step wrote nothing in this run
 
 
@@ -62,12 +61,12 @@ class RunView:
         """A file in the step's artifact directory, if it exists."""
         if step is None or not step.key:
             return None
-        path = self.run_dir / "artifacts" / step.key / name
+        path = RunLayout(self.run_dir).artifact_dir(step.key) / name
         return path if path.is_file() else None
 
 
 def _read_plan(run_dir: Path, problems: list[str]) -> dict[str, Any]:
-    path = run_dir / PLAN_FILE
+    path = RunLayout(run_dir).plan
     if not path.is_file():
         return {}
     try:
@@ -88,7 +87,7 @@ def _open_store(run_dir: Path, problems: list[str]) -> Store | None:
 
 def load_view(run_dir: Path) -> RunView | None:
     """None when there are no run results; raises ValueError when they cannot be read."""
-    path = Path(run_dir) / RESULTS_FILE
+    path = RunLayout(Path(run_dir)).results
     if not path.is_file():
         return None
     try:

@@ -7,16 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dialc_runtime.report import quality
-from dialc_runtime.report import sections
+from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.report import quality, sections
 from dialc_runtime.report.data import RunView, dimension_names, first_with_metrics, open_view
 from dialc_runtime.report.html import Raw, not_run, num, page, pairs, pct, section, tag
 from dialc_runtime.report.quality import dimension_figures
 
 if TYPE_CHECKING:
     from rich.table import Table
-
-REPORT_FILE = "report.html"
 
 # (anchor, title, builder): the page's sections in reading order
 SECTIONS: list[tuple[str, str, Callable[[RunView], Raw]]] = [
@@ -56,7 +54,7 @@ def render(view: RunView) -> str:
 def write_report(run_dir: Path) -> Path | None:
     """Write <run_dir>/report.html; None when the directory has no run_results.json."""
     run_dir = Path(run_dir)
-    target = run_dir / REPORT_FILE
+    target = RunLayout(run_dir).report
     try:
         with open_view(run_dir) as view:
             if view is None:

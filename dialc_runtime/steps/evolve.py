@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dialc.plan import EvolveParams, ModelSpec, Operator, Plan, Step, TasksParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.generation import generate_batched, json_request
 from dialc_runtime.data.prompts import EVOLVE_SCHEMA, evolve_messages
@@ -19,16 +20,16 @@ OUTSIDE_WORLD = re.compile(r"\b(internet|online search|browse|latest (market )?d
                            r"|上网|搜索|最新数据", re.I)
 
 
-def run(ctx: StepContext) -> StepOutput:
+def run(ctx: StepContext[EvolveParams]) -> StepOutput:
     p = ctx.params
-    tasks = [t for t in ctx.records(ctx.step.inputs[0]) if not t.get("filtered")]
+    tasks = [t for t in ctx.role_records("tasks") if not t.get("filtered")]
     for index, task in enumerate(tasks):
         ctx.emit(f"0-{index:05d}", task)
     frontier, known = tasks, [t["instruction"] for t in tasks]
     reasons: dict[str, int] = {}
     produced = 0
-    for round_no in range(1, p["rounds"] + 1):
-        chosen = _choose(frontier, p["per_round"], ctx.seed, round_no)
+    for round_no in range(1, p.rounds + 1):
+        chosen = _choose(frontier, p.per_round, ctx.seed, round_no)
         evolved = _evolve_round(ctx, chosen, round_no)
         frontier = []
         for key, task in evolved:
@@ -51,23 +52,24 @@ def _choose(frontier: list[dict[str, Any]], per_round: int, seed: int, round_no:
     return rng(seed, "round", round_no).sample(frontier, per_round)
 
 
-def _evolve_round(ctx: StepContext, chosen: list[dict[str, Any]], round_no: int) -> list[tuple[str, dict]]:
+def _evolve_round(ctx: StepContext[EvolveParams], chosen: list[dict[str, Any]],
+                  round_no: int) -> list[tuple[str, dict]]:
     """Each chosen task rewritten by one operator; finished candidates reused from an interrupted run."""
     p = ctx.params
-    jobs = []
+    jobs: list[tuple[str, dict[str, Any], Operator]] = []
     for task in chosen:
-        op = rng(ctx.seed, "operator", round_no, task["id"]).choice(p["operators"])
-        jobs.append((f"{round_no}-{task['id']}~{op['name']}", task, op))
+        op = rng(ctx.seed, "operator", round_no, task["id"]).choice(p.operators)
+        jobs.append((f"{round_no}-{task['id']}~{op.name}", task, op))
     todo = [j for j in jobs if j[0] not in ctx.done]
-    model = p["model"]
-    requests = [json_request(evolve_messages(op["name"], op.get("prompt"), task, _scenario(task)),
+    model: ModelSpec = p.model
+    requests = [json_request(evolve_messages(op.name, op.prompt, task, _scenario(task)),
                              EVOLVE_SCHEMA, model, derive(ctx.seed, key))
                 for key, task, op in todo]
     generated = generate_batched(ctx, model, requests, f"evolving round {round_no}")
     results = {key: result for (key, _, _), result in zip(todo, generated, strict=True)}
     out = []
     for key, task, op in jobs:
-        out.append((key, ctx.done[key] if key in ctx.done else _child(task, op["name"], round_no, results[key])))
+        out.append((key, ctx.done[key] if key in ctx.done else _child(task, op.name, round_no, results[key])))
     return out
 
 
@@ -97,10 +99,11 @@ def failure_reason(task: dict[str, Any], known: list[str]) -> str | None:
     return None
 
 
-def estimate(step: Any, plan: Any) -> dict[str, int]:
+def estimate(step: Step, plan: Plan) -> dict[str, int]:
     """At most per_round (or every task) rewrites per round."""
     from dialc_runtime.engine.estimates import generation
 
-    declared = sum(len(s.params.get("declared", [])) for s in plan.steps if s.kind == "tasks")
-    per_round = step.params["per_round"] or max(declared, 1)
-    return generation(per_round * step.params["rounds"], step.params["model"], prompt_tokens=120)
+    assert isinstance(step.params, EvolveParams)
+    declared = sum(len(s.params.declared) for s in plan.steps if isinstance(s.params, TasksParams))
+    per_round = step.params.per_round or max(declared, 1)
+    return generation(per_round * step.params.rounds, step.params.model, prompt_tokens=120)

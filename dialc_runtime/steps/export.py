@@ -5,33 +5,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dialc.plan import ExportParams
 from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.train.samples import chat_sample, trainable
 
 VERSION = "1"
 LINEAGE_FIELDS = ("id", "dialogue_id", "scenario", "task_id", "category", "instruction", "expression", "lineage",
                   "label_model", "attempts", "scores", "aggregate", "kept", "reason")
 
 
-def chat_row(record: dict[str, Any]) -> dict[str, Any]:
-    """The SFT sample: the production prompt's messages plus the label as the assistant turn."""
-    messages = [*record["messages"], {"role": "assistant", "content": record["answer"]}]
-    return {"messages": messages, "metadata": {k: record.get(k) for k in LINEAGE_FIELDS}}
-
-
-def run(ctx: StepContext) -> StepOutput:
+def run(ctx: StepContext[ExportParams]) -> StepOutput:
     p = ctx.params
-    records = [r for r in ctx.records(ctx.step.inputs[0]) if p["include"] == "all" or r.get("kept")]
-    rows = [chat_row(r) for r in records if r.get("ok", True) and r.get("answer")]
+    records = [r for r in ctx.role_records("records") if p.include == "all" or r.get("kept")]
+    rows = [chat_sample(r, LINEAGE_FIELDS) for r in records if trainable(r)]
     files: dict[str, str] = {}
-    if "chat_jsonl" in p["formats"]:
+    if "chat_jsonl" in p.formats:
         path = ctx.out_dir / "train.jsonl"
         with path.open("w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
         files["chat_jsonl"] = path.name
-    if "parquet" in p["formats"]:
+    if "parquet" in p.formats:
         files["parquet"] = _parquet(ctx, rows)
-    if "hf_dataset" in p["formats"]:
+    if "hf_dataset" in p.formats:
         files["hf_dataset"] = _hf_dataset(ctx, rows)
     for index, row in enumerate(rows):
         ctx.emit(f"{index:06d}", row)

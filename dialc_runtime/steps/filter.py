@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialc.plan import FilterParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.quality.aggregate import (
@@ -20,19 +21,12 @@ from dialc_runtime.quality.keep import RuleError
 VERSION = "1"
 
 
-def dimension_name(step_id: str, dims: dict[str, Dimension]) -> str:
-    """`score.helpfulness` → "helpfulness" (or its last dotted part, if that names a dimension)."""
-    name = step_id.split(".", 1)[1]
-    last = step_id.rsplit(".", 1)[1]
-    return last if name not in dims and last in dims else name
-
-
-def read_scores(ctx: Any, dims: dict[str, Dimension]) -> dict[str, dict[str, dict[str, Any]]]:
-    """dimension name → record id → its score record, for every score.* input."""
+def read_scores(ctx: StepContext[FilterParams]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dimension name → record id → its score record, for every score step it reads."""
     scores = {}
-    for step_id in ctx.step.inputs:
-        if step_id.startswith("score."):
-            scores[dimension_name(step_id, dims)] = {str(r["id"]): r for r in ctx.records(step_id)}
+    for step_id in ctx.role("scores"):
+        name = ctx.input_step(step_id).name  # a score step is named after its dimension
+        scores[name] = {str(r["id"]): r for r in ctx.records(step_id)}
     return scores
 
 
@@ -56,7 +50,7 @@ def decide_all(
     labels: list[dict[str, Any]],
     scores: dict[str, dict[str, dict[str, Any]]],
     dims: dict[str, Dimension],
-    params: dict[str, Any],
+    params: FilterParams,
 ) -> list[dict[str, Any]]:
     """Every record's decision (gates, keep rule, then top_k per group) as output rows."""
     per_record = [
@@ -64,18 +58,18 @@ def decide_all(
     ]
     try:
         decisions = [
-            decide(r, v, dims, params.get("keep")) for r, v in zip(labels, per_record, strict=True)
+            decide(r, v, dims, params.keep) for r, v in zip(labels, per_record, strict=True)
         ]
     except RuleError as exc:
         raise StepFailed(str(exc)) from exc
-    decisions = apply_top_k(labels, decisions, params.get("top_k"))
+    decisions = apply_top_k(labels, decisions, params.top_k)
     return [row(r, v, d) for r, v, d in zip(labels, per_record, decisions, strict=True)]
 
 
-def run(ctx: StepContext) -> StepOutput:
-    dims = parse_dimensions(ctx.params.get("dimensions") or {})
-    labels = [r for s in ctx.step.inputs if s.startswith("label.") for r in ctx.records(s)]
-    scores = read_scores(ctx, dims)
+def run(ctx: StepContext[FilterParams]) -> StepOutput:
+    dims = parse_dimensions({n: d.model_dump() for n, d in ctx.params.dimensions.items()})
+    labels = list(ctx.role_records("labels"))
+    scores = read_scores(ctx)
     for name in dims:
         if name not in scores:
             ctx.warn(f"dimension {name} has no score step among the inputs: it counts as missing")
@@ -85,9 +79,9 @@ def run(ctx: StepContext) -> StepOutput:
         if str(record["id"]) not in ctx.done:
             ctx.emit(str(record["id"]), record)
     metrics = summary(rows, list(dims), ctx.seed)
-    where = (getattr(ctx.step, "locations", None) or {}).get("expects", [])  # kept out of the cache key
-    expects = [{**e, "span": e.get("span") or (where[i] if i < len(where) else "")}
-               for i, e in enumerate(ctx.params.get("expects") or [])]
+    where = ctx.step.locations.get("expects", [])  # kept out of the cache key
+    expects = [{**e.model_dump(), "span": where[i] if i < len(where) else ""}
+               for i, e in enumerate(ctx.params.expects)]
     metrics["expects"] = check_all(expects, rows)
     failed = [e["message"] for e in metrics["expects"] if not e["ok"]]
     if failed:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dialc_runtime.engine.context import StepContext, StepOutput
-from dialc_runtime.errors import StepFailed
+from dialc.plan import IngestParams
+from dialc_runtime.data.jsonl import JsonlError, read_jsonl
 from dialc_runtime.data.pii import scrub
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.engine.layout import QUARANTINE_FILE
+from dialc_runtime.errors import StepFailed
 
 VERSION = "1"
 MAX_FIELD = 1 << 24  # csv field size limit (bytes): long turns are fine, a runaway row is not
@@ -21,24 +23,24 @@ class BadRow(Exception):
     """One malformed row: the reason is reported with the file and line."""
 
 
-def run(ctx: StepContext) -> StepOutput:
+def run(ctx: StepContext[IngestParams]) -> StepOutput:
     p = ctx.params
-    path = Path(p["path"])
+    path = Path(p.path)
     if not path.is_file():
         raise StepFailed(f"source file not found: {path}")
     dialogues, problems = read_dialogues(path, p)
-    if problems and p["on_error"] == "fail":
+    if problems and p.on_error == "fail":
         shown = "\n  ".join(problems[:10])
         raise StepFailed(f"{len(problems)} malformed row(s) in {path}:\n  {shown}")
-    quarantine = ctx.out_dir / "quarantine.txt"
+    quarantine = ctx.out_dir / QUARANTINE_FILE
     quarantine.write_text("".join(f"{line}\n" for line in problems), encoding="utf-8")
     for message in problems[:5]:
         ctx.warn(message)
     masked: Counter[str] = Counter()
-    known = set(p.get("scenarios") or {})
+    known = set(p.scenarios)
     unknown: Counter[str] = Counter()
     for index, dialogue in enumerate(dialogues):
-        if p["pii_scrub"]:
+        if p.pii_scrub:
             masked.update(_scrub_dialogue(dialogue))
         if known and dialogue["scenario"] not in known:
             unknown[dialogue["scenario"]] += 1
@@ -51,9 +53,9 @@ def run(ctx: StepContext) -> StepOutput:
                                "turns": sum(len(d["turns"]) for d in dialogues)})
 
 
-def read_dialogues(path: Path, p: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def read_dialogues(path: Path, p: IngestParams) -> tuple[list[dict[str, Any]], list[str]]:
     """All well-formed dialogues, and a 'file:line: reason' message per malformed row."""
-    rows = _jsonl_rows(path, p) if p["format"] == "jsonl" else _csv_rows(path, p)
+    rows = _jsonl_rows(path, p) if p.format == "jsonl" else _csv_rows(path, p)
     dialogues: list[dict[str, Any]] = []
     problems: list[str] = []
     seen: set[str] = set()
@@ -68,27 +70,22 @@ def read_dialogues(path: Path, p: dict[str, Any]) -> tuple[list[dict[str, Any]],
     return dialogues, problems
 
 
-def _role_map(p: dict[str, Any]) -> dict[str, str]:
+def _role_map(p: IngestParams) -> dict[str, str]:
     """raw speaker label (lower-cased) → spec role."""
-    return {raw.lower(): role for role, raws in p["roles"].items() for raw in raws}
+    return {raw.lower(): role for role, raws in p.roles.items() for raw in raws}
 
 
-def _jsonl_rows(path: Path, p: dict[str, Any]) -> Iterator[tuple[int, Any]]:
-    fields = p["fields"]
+def _jsonl_rows(path: Path, p: IngestParams) -> Iterator[tuple[int, Any]]:
+    fields = p.fields.model_dump()
     roles = _role_map(p)
-    with path.open("rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-                yield line_no, _dialogue_from_json(obj, fields, roles)
-            except UnicodeDecodeError:
-                yield line_no, BadRow("not valid UTF-8")
-            except json.JSONDecodeError as exc:
-                yield line_no, BadRow(f"invalid JSON: {exc.msg} (column {exc.colno})")
-            except BadRow as exc:
-                yield line_no, exc
+    for line_no, obj in read_jsonl(path):
+        if isinstance(obj, JsonlError):
+            yield line_no, BadRow(obj.reason)
+            continue
+        try:
+            yield line_no, _dialogue_from_json(obj, fields, roles)
+        except BadRow as exc:
+            yield line_no, exc
 
 
 def _dialogue_from_json(obj: Any, fields: dict[str, str], roles: dict[str, str]) -> dict[str, Any]:
@@ -125,9 +122,9 @@ def _required_text(obj: dict[str, Any], key: str) -> str:
     return value.strip()
 
 
-def _csv_rows(path: Path, p: dict[str, Any]) -> Iterator[tuple[int, Any]]:
+def _csv_rows(path: Path, p: IngestParams) -> Iterator[tuple[int, Any]]:
     """One turn per row, grouped by dialogue id in file order; a bad row spoils only its dialogue."""
-    fields = p["fields"]
+    fields = p.fields.model_dump()
     roles = _role_map(p)
     csv.field_size_limit(MAX_FIELD)
     grouped: dict[str, dict[str, Any]] = {}

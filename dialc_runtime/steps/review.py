@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dialc.plan import ReviewParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.data.review import ReviewFileError, merge_candidates
@@ -11,9 +12,9 @@ from dialc_runtime.data.review import ReviewFileError, merge_candidates
 VERSION = "1"
 
 
-def run(ctx: StepContext) -> StepOutput:
-    path = Path(ctx.params["path"])
-    tasks = [t for t in ctx.records(ctx.step.inputs[0]) if not t.get("filtered")]
+def run(ctx: StepContext[ReviewParams]) -> StepOutput:
+    path = Path(ctx.params.path)
+    tasks = [t for t in ctx.role_records("candidates") if not t.get("filtered")]
     originals = [t for t in tasks if t.get("origin") != "evolved"]
     candidates = [t for t in tasks if t.get("origin") == "evolved"]
     parents = {t["id"]: t["instruction"] for t in tasks}

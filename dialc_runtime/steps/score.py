@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dialc.plan import JudgeDimension, LabelParams, Plan, SampleParams, ScoreParams, Step
+from dialc_runtime.data.seeds import record_seed
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.quality.dedup import Item, find_duplicates
@@ -22,26 +23,16 @@ JUDGE_BATCH = 8  # records per judge call: one durable commit per batch
 SKIPPED = Verdict(None, None, "skipped: label failed", {"skipped": True})
 
 
-def inputs_of(ctx: Any, prefix: str) -> list[str]:
-    return [s for s in ctx.step.inputs if s.startswith(prefix)]
-
-
-def labelled(ctx: Any) -> list[dict[str, Any]]:
-    """Every label.* input's records, in key order."""
-    steps = inputs_of(ctx, "label.")
-    if not steps:
+def labelled(ctx: StepContext[ScoreParams]) -> list[dict[str, Any]]:
+    """The records of the label steps it scores, in key order."""
+    if not ctx.role("labels"):
         raise StepFailed(f"{ctx.step.id} reads no label step (inputs: {ctx.step.inputs})")
-    return [record for step_id in steps for record in ctx.records(step_id)]
+    return list(ctx.role_records("labels"))
 
 
-def dialogues(ctx: Any) -> dict[str, dict[str, Any]]:
-    """The ingest.* inputs' dialogues by id (empty when the step reads none)."""
-    return {str(d["id"]): d for s in inputs_of(ctx, "ingest.") for d in ctx.records(s)}
-
-
-def record_seed(seed: int, key: str) -> int:
-    """A per-record seed from the step seed and the record key (resumable, batch-independent)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "big")
+def dialogues(ctx: StepContext[ScoreParams]) -> dict[str, dict[str, Any]]:
+    """The dialogues the labels were made from, by id (empty when the dimension reads none)."""
+    return {str(d["id"]): d for d in ctx.role_records("dialogues")}
 
 
 def load_tokenizer(dim: dict[str, Any]) -> dict[str, Any]:
@@ -49,13 +40,12 @@ def load_tokenizer(dim: dict[str, Any]) -> dict[str, Any]:
     path = dim.get("tokenizer")
     if rule_name(dim) != "length" or not isinstance(path, str):
         return dim
-    from transformers import AutoTokenizer
-
-    from dialc_runtime.models.locate import ModelNotFound, resolve_model
+    from dialc_runtime.models.loading import load_tokenizer
+    from dialc_runtime.models.locate import ModelNotFound
 
     try:
-        return {**dim, "tokenizer": AutoTokenizer.from_pretrained(resolve_model(path))}
-    except (ModelNotFound, OSError, ValueError) as exc:
+        return {**dim, "tokenizer": load_tokenizer(path)}
+    except ModelNotFound as exc:
         raise StepFailed(f"length rule: cannot load tokenizer {path!r}: {exc}") from exc
 
 
@@ -129,7 +119,7 @@ def score_judge(ctx: Any, labels: list[dict[str, Any]], dim: dict[str, Any], put
     todo = [r for r in pending if r.get("ok", True)]
     by_id = dialogues(ctx)
     backend = ctx.backend(dim["model"])  # ctx books its calls and tokens
-    size = int(dim.get("batch_size", JUDGE_BATCH))
+    size = int(dim["model"].get("batch_size") or JUDGE_BATCH)  # the judge model's batch size
     with ctx.progress(len(todo), f"judging {dim.get('name', '')}") as bar:
         for start in range(0, len(todo), size):
             batch = todo[start : start + size]
@@ -160,8 +150,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(ctx: StepContext) -> StepOutput:
-    dim: dict[str, Any] = ctx.params.get("dimension") or {}
+def run(ctx: StepContext[ScoreParams]) -> StepOutput:
+    dim: dict[str, Any] = ctx.params.settings()
     kind = dim.get("kind")
     labels = labelled(ctx)
     started = time.perf_counter()
@@ -204,14 +194,16 @@ def finish(
 JUDGE_PROMPT_TOKENS = 400  # a typical judge prompt: dialogue, instruction, answer, rubric
 
 
-def estimate(step: Any, plan: Any) -> dict[str, int]:
+def estimate(step: Step, plan: Plan) -> dict[str, int]:
     """Dry-run estimate: judges make one call per record (choice) or one per scale value."""
-    dim = step.params.get("dimension") or {}
-    if dim.get("kind") != "judge":
+    assert isinstance(step.params, ScoreParams)
+    dim = step.params.dimension
+    if not isinstance(dim, JudgeDimension):
         return {"model_calls": 0, "tokens": 0}
-    labels = [plan.step(s) for s in step.inputs if s.startswith("label.")]
-    samples = [plan.step(s) for label in labels for s in label.inputs if s.startswith("sample.")]
-    records = sum(int(s.params.get("count", 0)) for s in samples)
-    per_record = len(JudgeSpec.from_params(dim).values) if dim.get("method") == "expected" else 1
+    labels = [plan.step(s) for s in step.role("labels")]
+    samples = [plan.step(s) for label in labels if isinstance(label.params, LabelParams)
+               for s in label.role("prompts")]
+    records = sum(s.params.count for s in samples if isinstance(s.params, SampleParams))
+    per_record = len(JudgeSpec.from_params(step.params.settings()).values) if dim.method == "expected" else 1
     calls = records * per_record
     return {"model_calls": calls, "tokens": calls * JUDGE_PROMPT_TOKENS}

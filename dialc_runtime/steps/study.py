@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialc.plan import StudyParams
+from dialc_runtime.data.split import held_out
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
-from dialc_runtime.data.split import is_holdout
 from dialc_runtime.steps.evaluate import evaluate_model, holdout_records, load_suites
-from dialc_runtime.steps.finetune import chat_sample, holdout_setting, train_config
+from dialc_runtime.steps.finetune import train_config
+from dialc_runtime.train.samples import chat_sample, trainable
 
 VERSION = "1"
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
@@ -23,25 +25,24 @@ def tiers_by_quality(records: list[dict[str, Any]], tiers: int) -> list[list[dic
     return [scored[i * size:(i + 1) * size] for i in range(tiers)] if size else []
 
 
-def training_pool(ctx: StepContext) -> list[dict[str, Any]]:
+def training_pool(records: list[dict[str, Any]], params: StudyParams) -> list[dict[str, Any]]:
     """Every successfully labelled record outside the hold-out, kept or not: tiers span all quality."""
-    fraction, seed = holdout_setting(ctx.params, ctx)
-    return [r for step_id in ctx.step.inputs if step_id.startswith("filter.") for r in ctx.records(step_id)
-            if r.get("ok") and r.get("answer")
-            and not (fraction > 0 and is_holdout(str(r["dialogue_id"]), fraction, seed))]
+    return [r for r in records if trainable(r) and not held_out(r, params.holdout)]
 
 
-def run(ctx: StepContext) -> StepOutput:
+def run(ctx: StepContext[StudyParams]) -> StepOutput:
     from dialc_runtime.evaluate.scoring import HFModel
 
-    tiers = tiers_by_quality(training_pool(ctx), int(ctx.params["tiers"]))
+    p = ctx.params
+    records = list(ctx.role_records("records"))
+    tiers = tiers_by_quality(training_pool(records, p), p.tiers)
     if not tiers or len(tiers[0]) < MIN_PER_TIER:
-        raise StepFailed(f"too few scored records for {ctx.params['tiers']} tiers of at least {MIN_PER_TIER}: "
+        raise StepFailed(f"too few scored records for {p.tiers} tiers of at least {MIN_PER_TIER}: "
                          "raise sample.count")
-    suites = load_suites(ctx.params)
-    holdout = holdout_records(ctx)
-    base = str((ctx.params.get("base") or {}).get("path"))
-    max_tokens = int((ctx.params.get("base") or {}).get("max_tokens") or 256)
+    suites = load_suites(p.general, p.limit)
+    holdout = holdout_records(records, p.holdout)
+    base = p.base.path
+    max_tokens = p.base.max_tokens
     rows = [ctx.done[k] for k in sorted(ctx.done)]
     with ctx.progress(len(tiers), "training quality tiers") as bar:
         bar.advance(len(rows))
@@ -55,7 +56,7 @@ def run(ctx: StepContext) -> StepOutput:
     return StepOutput(metrics=study_metrics(rows), message=format_study(rows))
 
 
-def _train_tier(ctx: StepContext, base: str, records: list[dict[str, Any]], index: int) -> Any:
+def _train_tier(ctx: StepContext[StudyParams], base: str, records: list[dict[str, Any]], index: int) -> Any:
     from dialc_runtime.train.trainer import train
 
     cfg = train_config(ctx.params, ctx.seed, [], len(records))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialc.plan import GenerateTasks, TasksParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.generation import generate_batched, json_request
 from dialc_runtime.data.prompts import PROPOSE_SCHEMA, propose_messages
@@ -14,15 +15,15 @@ VERSION = "1"
 GENERATED_OUTPUT = {"kind": "text", "max_chars": 400}  # when no declared task of the category exists
 
 
-def run(ctx: StepContext) -> StepOutput:
+def run(ctx: StepContext[TasksParams]) -> StepOutput:
     p = ctx.params
-    tasks = [dict(t) for t in p["declared"]]
+    tasks = [t.model_dump(mode="json") for t in p.declared]
     dropped = 0
-    if p.get("generate"):
-        proposals = _proposals(ctx, p["generate"], tasks)
+    if p.generate is not None:
+        proposals = _proposals(ctx, p.generate, tasks)
         kept_texts = [t["instruction"] for t in tasks]
         for task in proposals:
-            if is_near_copy(task["instruction"], kept_texts, p["dedup_threshold"]):
+            if is_near_copy(task["instruction"], kept_texts, p.dedup_threshold):
                 dropped += 1
                 continue
             kept_texts.append(task["instruction"])
@@ -30,26 +31,27 @@ def run(ctx: StepContext) -> StepOutput:
     for index, task in enumerate(tasks):
         ctx.emit(f"{index:05d}", task)
     categories = sorted({t["category"] for t in tasks})
-    return StepOutput(metrics={"tasks": len(tasks), "declared": len(p["declared"]),
-                               "generated": len(tasks) - len(p["declared"]), "near_duplicates_dropped": dropped,
+    return StepOutput(metrics={"tasks": len(tasks), "declared": len(p.declared),
+                               "generated": len(tasks) - len(p.declared), "near_duplicates_dropped": dropped,
                                "categories": categories})
 
 
-def _proposals(ctx: StepContext, gen: dict[str, Any], declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _proposals(ctx: StepContext[TasksParams], gen: GenerateTasks,
+               declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One request per (scenario, category, i); each answered as {"instruction": …} under a JSON schema."""
-    source_id = ctx.step.inputs[0]
     by_scenario: dict[str, list[dict[str, Any]]] = {}
-    for dialogue in ctx.records(source_id):
+    for dialogue in ctx.role_records("dialogues"):
         by_scenario.setdefault(dialogue["scenario"], []).append(dialogue)
     outputs = {t["category"]: t["output"] for t in reversed(declared)}
     jobs = []
     for scenario in sorted(by_scenario):
-        description = gen["scenarios"].get(scenario, {}).get("description", scenario)
-        for category in gen["categories"]:
-            for i in range(gen["per_scenario"]):
+        known = gen.scenarios.get(scenario)
+        description = known.description if known is not None else scenario
+        for category in gen.categories:
+            for i in range(gen.per_scenario):
                 dialogue = rng(ctx.seed, "propose", scenario, category, i).choice(by_scenario[scenario])
                 jobs.append((scenario, category, i, propose_messages(dialogue, category, description)))
-    model = gen["model"]
+    model = gen.model
     requests = [json_request(m, PROPOSE_SCHEMA, model, derive(ctx.seed, "propose", s, c, i)) for s, c, i, m in jobs]
     results = generate_batched(ctx, model, requests, "proposing tasks")
     tasks = []

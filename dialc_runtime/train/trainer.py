@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dialc_runtime.models.locate import resolve_model
+from dialc_runtime.models.loading import load_model
 
 IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss ignore_index)
 Progress = Callable[[dict[str, Any]], None]  # called once per logged step with loss, tokens/s, ETA
@@ -194,24 +194,17 @@ class Collator:
 # ---------------------------------------------------------------- model
 
 
-def load_for_training(base_dir: Path, cfg: TrainConfig) -> tuple[Any, Any]:
-    """Base model wrapped with LoRA when asked, and its tokenizer.
+def load_for_training(base: str | Path, cfg: TrainConfig) -> tuple[Any, Any]:
+    """Base model (any model location) wrapped with LoRA when asked, and its tokenizer.
 
     On CUDA a LoRA base is stored in bf16 (PEFT keeps the adapter in fp32); full fine-tuning keeps
     fp32 master weights and trains under bf16 autocast, so small updates are not rounded away.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from transformers.utils import logging as hf_logging
+    from transformers import set_seed
 
-    hf_logging.disable_progress_bar()  # the step's own progress bar is the one that matters
-    cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    half = cuda and cfg.method == "lora"
-    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16 if half else torch.float32)
-    model.config.use_cache = False  # no KV cache while training (also enables packed masks)
+    half = torch.cuda.is_available() and cfg.method == "lora"
+    model, tokenizer, _, _ = load_model(base, dtype=torch.bfloat16 if half else torch.float32, training=True)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -332,7 +325,7 @@ def train(
     out_dir/train_log.json (loss per step) and out_dir/train_meta.json.
     """
     out_dir, ckpt_dir = Path(out_dir), Path(out_dir) / "checkpoints"
-    model, tokenizer = load_for_training(resolve_model(str(base_dir)), cfg)
+    model, tokenizer = load_for_training(base_dir, cfg)
     mixed = mix_replay(records, cfg.replay, cfg.replay_ratio, cfg.seed)
     examples, dropped = build_examples(tokenizer, mixed, cfg.max_len)
     if not examples:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from dialc_runtime.data.jsonl import JsonlError, read_jsonl
 
 LETTERS = "ABCD"
 FORMATS = ("probe", "gsm8k", "cmmlu")  # file formats read_suite knows
@@ -58,17 +59,12 @@ def _fail(path: Path, line: int, message: str) -> SuiteFormatError:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of a JSON-lines file."""
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise _fail(path, number, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise _fail(path, number, "expected a JSON object")
-            yield number, row
+    for number, row in read_jsonl(path):
+        if isinstance(row, JsonlError):
+            raise SuiteFormatError(str(row))
+        if not isinstance(row, dict):
+            raise _fail(path, number, "expected a JSON object")
+        yield number, row
 
 
 def mc_context(question: str) -> str:

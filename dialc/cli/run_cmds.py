@@ -1,22 +1,20 @@
-"""Runtime commands (run, status, show, review) → runtime calls; imported lazily so `validate` stays light."""
+"""Runtime commands (run, status, show, review, report, calibrate) → runtime calls, each importing the runtime when run."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from dialc.cli import SetOption, SpecArg, _plan, app
+from dialc.cli.common import RunDirOption, SetOption, SpecArg, load_plan
 
-RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: the spec's "
-                                                                       "pipeline output, e.g. runs/NAME).")]
 EXIT_BLOCKED = 3  # stopped at a gate: a human review is pending or a data test (expect) failed
 
 
-@app.command()
 def run(
     spec: SpecArg,
     overrides: SetOption = None,
@@ -39,7 +37,7 @@ def run(
     from dialc_runtime.errors import SelectionError
     from dialc_runtime.engine.executor import execute
 
-    plan = _plan(spec, overrides)
+    plan = load_plan(spec, overrides)
     target = run_dir or Path(plan.settings["output"])
     console = Console(stderr=True)
     try:
@@ -90,7 +88,6 @@ def _write_report(run_dir: Path, console: Any) -> None:
         console.print(f"report: {path}", markup=False, highlight=False)
 
 
-@app.command()
 def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
     """Show which steps are done, cached, stale or pending, without running anything."""
     from rich.console import Console
@@ -98,7 +95,7 @@ def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
 
     from dialc_runtime.engine.executor import status as step_status
 
-    plan = _plan(spec, overrides)
+    plan = load_plan(spec, overrides)
     rows = step_status(plan, run_dir or Path(plan.settings["output"]))
     table = Table(title=f"{plan.pipeline}: status", title_justify="left")
     for column in ("step", "state", "records", "last run", "note"):
@@ -108,7 +105,6 @@ def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
     Console().print(table)
 
 
-@app.command()
 def show(
     record_id: Annotated[str, typer.Argument(help="A record id (e.g. prompts-000003) or STEP_ID:KEY.")],
     run_dir: RunDirOption = None,
@@ -129,7 +125,6 @@ def show(
     raise typer.Exit(1)
 
 
-@app.command()
 def review(
     file: Annotated[Path, typer.Argument(help="A review file written by an evolve step.")],
     accept_all: Annotated[bool, typer.Option("--accept-all", help="Accept every pending candidate.")] = False,
@@ -142,14 +137,13 @@ def review(
     raise typer.Exit(review_file(file, accept_all=accept_all, reject_all=reject_all, list_only=list_only))
 
 
-@app.command()
 def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
     """Write the run's self-contained HTML report (scores, balance, cost, examples, before/after) and a summary."""
     from rich.console import Console
 
     from dialc_runtime.report.page import summary_table, write_report
 
-    plan = _plan(spec, overrides)
+    plan = load_plan(spec, overrides)
     target = run_dir or Path(plan.settings["output"])
     path = write_report(target)
     if path is None:
@@ -160,7 +154,6 @@ def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
     console.print(f"report: {path}", markup=False, highlight=False)
 
 
-@app.command()
 def calibrate(
     spec: SpecArg,
     human: Annotated[Path, typer.Option("--human", help="Human ratings: JSONL or CSV rows of {id, DIMENSION: "
@@ -179,7 +172,7 @@ def calibrate(
     from dialc_runtime.quality.calibrate import CalibrationError, parse_scale, render
     from dialc_runtime.quality.calibrate import calibrate as compare
 
-    plan = _plan(spec, overrides)
+    plan = load_plan(spec, overrides)
     try:
         bounds = parse_scale(scale) if scale else None
     except ValueError as exc:
@@ -195,3 +188,10 @@ def calibrate(
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2, ensure_ascii=False, default=str))
     else:
         Console().print(render(result))
+
+
+# (name, function) in the order `dialc --help` lists them, after the compiler commands
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("run", run), ("status", status), ("show", show), ("review", review), ("report", report),
+    ("calibrate", calibrate),
+]

@@ -1,0 +1,62 @@
+"""A run directory → the path of each thing dialc keeps in it (the on-disk contract, spelled once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# These names are user-visible (people open report.html, CI reads run_results.json): renaming one
+# breaks existing run directories and scripts, so tests/test_layout.py pins them.
+PLAN_FILE = "plan.json"  # the plan this run executed (canonical JSON)
+RESULTS_FILE = "run_results.json"  # outcome of every selected step, versioned
+STORE_FILE = "store.sqlite"  # records and completed steps (SQLite, WAL)
+ARTIFACTS_DIR = "artifacts"  # artifacts/<cache key>/: a step attempt's files
+LOGS_DIR = "logs"  # logs/<step id>.log: tracebacks of internal errors
+REPORT_FILE = "report.html"  # the offline HTML report
+QUARANTINE_FILE = "quarantine.txt"  # in an ingest step's artifact dir: malformed rows, file:line
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Where each part of one run lives under `run_dir`."""
+
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))  # accept str as well
+
+    @property
+    def plan(self) -> Path:
+        return self.run_dir / PLAN_FILE
+
+    @property
+    def results(self) -> Path:
+        return self.run_dir / RESULTS_FILE
+
+    @property
+    def store(self) -> Path:
+        return self.run_dir / STORE_FILE
+
+    @property
+    def artifacts(self) -> Path:
+        return self.run_dir / ARTIFACTS_DIR
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / LOGS_DIR
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / REPORT_FILE
+
+    def artifact_dir(self, key: str) -> Path:
+        """The file artifacts of the step attempt with this cache key."""
+        return self.artifacts / key
+
+    def log(self, step_id: str) -> Path:
+        """The traceback file of a step that failed with an internal error."""
+        return self.logs / f"{step_id}.log"
+
+    def quarantine(self, key: str) -> Path:
+        """The malformed rows an ingest step (with this cache key) skipped."""
+        return self.artifact_dir(key) / QUARANTINE_FILE
