@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
+from dialc.graphs import find_cycle
 from dialc.ir import IR, DeclIR, RefIR
 from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set
 from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, TEMPLATE_PLACEHOLDERS
+from dialc.source import Span
 from dialc.values import closest, suggest
 
 BUILTIN_SUITES = ("builtin:general-probe",)
@@ -115,31 +115,27 @@ def _did_you_mean(ir: IR, name: str, candidates: list[str],
     return [Note(note.message, target.name_span if target is not None else None)], target
 
 
-def dependency_graph(ir: IR) -> nx.DiGraph:
-    """Declarations as nodes, an edge from each referenced declaration to the one referring to it."""
-    graph = nx.DiGraph()
-    for decl in ir.decls:
-        graph.add_node(decl.id)
+def dependency_graph(ir: IR) -> dict[str, dict[str, Span]]:
+    """Declarations as nodes, an edge (with the last reference's span) from each referenced one to the referrer."""
+    graph: dict[str, dict[str, Span]] = {decl.id: {} for decl in ir.decls}
     for decl in ir.decls:
         for field, ref in decl_refs(decl):
             target = lookup(ir, ref.name, field_kinds(decl, field) or tuple(KINDS))
             if target is not None:
-                graph.add_edge(target.id, decl.id, span=ref.span)
+                graph.setdefault(target.id, {})[decl.id] = ref.span
     return graph
 
 
 def pass_cycles(ir: IR, diags: Diagnostics) -> None:
     """Report one cycle (breaking it changes the others), the same one on every run."""
     graph = dependency_graph(ir)
-    try:
-        edges = nx.find_cycle(graph)  # depth-first in declaration order: deterministic
-    except nx.NetworkXNoCycle:
+    cycle = find_cycle(graph)  # depth-first in declaration order: deterministic
+    if cycle is None:
         return
     order = {d.id: i for i, d in enumerate(ir.decls)}
-    cycle = [u for u, _ in edges]
     start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
     path = [*cycle[start:], *cycle[:start], cycle[start]]
-    span = graph.edges[path[-2], path[-1]]["span"]
+    span = graph[path[-2]][path[-1]]
     diags.report("cycle", "dependency cycle: " + " -> ".join(path), span)
 
 

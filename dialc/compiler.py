@@ -96,7 +96,13 @@ class Lowering:
         return ModelSpec(name=decl.name, **cfg)
 
     def suites(self, suites: list[dict[str, Any]] | None) -> list[Suite]:
-        return [Suite(**{**s, "path": self.path(s["path"])}) for s in suites or []]
+        return [Suite(**{**s, "path": self.path(s["path"]), **_listed(s, "subjects")}) for s in suites or []]
+
+
+def _listed(fields: dict[str, Any], key: str) -> dict[str, Any]:
+    """`subjects = "law"` and `subjects = [law, art]` alike as a list."""
+    value = fields.get(key)
+    return {key: [value]} if isinstance(value, str) else {}
 
 
 def compile_plan(ir: IR, spec_path: str) -> Plan:
@@ -310,7 +316,8 @@ def _training(low: Lowering, finetune: DeclIR) -> dict[str, Any]:
     """A fine-tune target's training settings (finetune and every study tier train alike)."""
     f = finetune.fields
     replay = low.suites(f.get("replay"))
-    return {**{k: f[k] for k in TRAINING_FIELDS}, "base": low.model(f["base"]), "method": f["method"],
+    method = f["method"] if isinstance(f["method"], dict) else {"kind": f["method"]}  # `lora` or `lora { … }`
+    return {**{k: f[k] for k in TRAINING_FIELDS}, "base": low.model(f["base"]), "method": method,
             "replay": replay, "holdout": _holdout(low, finetune),
             "files": [s.path for s in replay if not s.path.startswith("builtin:")]}
 

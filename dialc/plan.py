@@ -83,7 +83,7 @@ class Suite(Frozen):
     kind: str | None = None  # choice / gsm8k / cmmlu …; None = from the file
     limit: int | None = None  # items at most
     ratio: float | None = None  # replay: share of general samples mixed into training
-    subjects: list[str] | str | None = None
+    subjects: list[str] | None = None  # cmmlu subjects (a single name becomes a list)
     fewshot: int | None = None
 
 
@@ -130,11 +130,15 @@ class TaskSpec(Frozen):
 
 # ---- params per step kind ------------------------------------------------------------------------
 class StepParams(Frozen):
-    """Base of every params model; `record_wise` says whether the step maps over record batches
-    (the engine may stream it and ship it to workers) or needs a global view."""
+    """Base of every params model; `record_wise()` says whether the step maps over record batches
+    (the engine may stream it and ship it to workers) or needs a global view of its inputs."""
 
-    record_wise: ClassVar[bool] = False
+    RECORD_WISE: ClassVar[bool] = False
+    SHAPE_NOTE: ClassVar[str] = ""  # exceptions to RECORD_WISE, for the contract doc
     files: list[str] = Field(default_factory=list)  # files the step reads: their contents are in the cache key
+
+    def record_wise(self) -> bool:
+        return self.RECORD_WISE
 
 
 class FieldMapping(Frozen):
@@ -175,7 +179,7 @@ class Operator(Frozen):
 
 
 class EvolveParams(StepParams):
-    record_wise: ClassVar[bool] = True
+    RECORD_WISE: ClassVar[bool] = True  # each round maps over the tasks it evolves
     model: ModelSpec
     operators: list[Operator]
     rounds: int
@@ -210,7 +214,7 @@ class SampleParams(StepParams):
 
 
 class LabelParams(StepParams):
-    record_wise: ClassVar[bool] = True
+    RECORD_WISE: ClassVar[bool] = True
     model: ModelSpec  # max_tokens already set to the label's own when it declares one
     seed: int
 
@@ -262,9 +266,13 @@ Dimension = Annotated[RuleDimension | GroundingDimension | JudgeDimension | Dedu
 
 
 class ScoreParams(StepParams):
-    record_wise: ClassVar[bool] = True
+    RECORD_WISE: ClassVar[bool] = True
+    SHAPE_NOTE: ClassVar[str] = "dedup dimensions are global (each record is compared with all earlier ones)"
     dimension: Dimension
     seed: int
+
+    def record_wise(self) -> bool:
+        return self.dimension.kind != "dedup"
 
     def settings(self) -> dict[str, Any]:
         """The dimension as the plain dict the quality functions read."""
@@ -383,8 +391,9 @@ def params_class(kind: str) -> type[StepParams]:
 
 
 def is_record_wise(kind: str) -> bool:
-    """Whether steps of this kind map over record batches (streamable) rather than need every record."""
-    return params_class(kind).record_wise
+    """Whether steps of this kind (as a rule: see SHAPE_NOTE) map over record batches rather than need
+    every record."""
+    return params_class(kind).RECORD_WISE
 
 
 # ---- steps and the plan --------------------------------------------------------------------------

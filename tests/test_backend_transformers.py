@@ -12,9 +12,9 @@ import pytest
 from dialc_runtime.models import clear_backends, get_backend
 from dialc_runtime.models import transformers_backend as tb
 from dialc_runtime.models.base import Constraint, GenRequest, ScoreRequest
+from dialc_runtime.models.locate import ModelNotFound
 from dialc_runtime.models.transformers_backend import TransformersBackend
 from dialc_runtime.models.validation import schema_errors, validate_output
-from dialc_runtime.models.locate import ModelNotFound
 
 REQUIREMENTS = {
     "type": "object",

@@ -286,7 +286,7 @@ def score_domain(output: str, record: Mapping[str, Any]) -> dict[str, float]:
 
 
 def evaluate_domain(
-    lm: LM, records: list[Mapping[str, Any]], name: str = "domain", max_new_tokens: int = 256
+    lm: LM, records: Sequence[Mapping[str, Any]], name: str = "domain", max_new_tokens: int = 256
 ) -> SuiteResult:
     """Generate an answer to each held-out production prompt and score it against the label."""
     outputs = lm.generate([list(r["messages"]) for r in records], max_new_tokens)

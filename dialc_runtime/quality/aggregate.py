@@ -6,10 +6,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from dialc.schema import KEEP_FIELDS
 from dialc_runtime.quality.keep import evaluate, fmt
 
 MISSING = {"score": None, "passed": None, "detail": "no score record"}
-RECORD_FIELDS = ("category", "scenario", "task_id", "dialogue_id")  # usable in keep rules
+RECORD_FIELDS = KEEP_FIELDS  # record fields a keep rule may name: the language's list, not a copy
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,20 @@ class RunView:
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.results.steps if s.id == step_id), None)
 
-    def params(self, step_id: str) -> dict[str, Any]:
-        """A step's params from plan.json ({} when unknown)."""
+    def plan_step(self, step_id: str) -> dict[str, Any]:
+        """A step as plan.json has it ({} when unknown)."""
         for s in self.plan.get("steps", []):
             if isinstance(s, dict) and s.get("id") == step_id:
-                return s.get("params") or {}
+                return s
         return {}
+
+    def params(self, step_id: str) -> dict[str, Any]:
+        """A step's params from plan.json ({} when unknown)."""
+        return self.plan_step(step_id).get("params") or {}
+
+    def name(self, step_id: str) -> str:
+        """A step's name (a score step's is its dimension's), from plan.json, else the id's tail."""
+        return str(self.plan_step(step_id).get("name") or step_id.partition(".")[2])
 
     def records(self, step: StepResult | None) -> list[Any]:
         """Every stored record of the step's key (a failed step's partial output included)."""
@@ -116,7 +124,7 @@ def dimension_names(view: RunView) -> list[str]:
     for step in view.steps("filter"):
         names += [n for n in view.params(step.id).get("dimensions") or {} if n not in names]
     for step in view.steps("score"):
-        name = step.id.split(".", 1)[1]
+        name = view.name(step.id)
         if name not in names:
             names.append(name)
     return names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dialc.plan import EvaluateParams, Holdout
@@ -19,7 +19,7 @@ VERSION = "1"
 MODELS = ("before", "after")  # base model, fine-tuned model
 
 
-def holdout_records(records: Iterable[dict[str, Any]], holdout: Holdout | None) -> list[dict[str, Any]]:
+def holdout_records(records: Iterable[dict[str, Any]], holdout: Holdout | None) -> list[Mapping[str, Any]]:
     """The kept labelled records whose dialogue is in the hold-out the fine-tune left out."""
     return [record for record in records if record.get("kept") and held_out(record, holdout)]
 
@@ -50,7 +50,8 @@ def fine_tuned(ctx: StepContext[EvaluateParams]) -> tuple[str, Path | None]:
     raise StepFailed(f"{ids[0]} left no adapter or model in {out}")
 
 
-def evaluate_model(lm: Any, suites: list, holdout: list, max_tokens: int) -> dict[str, Any]:
+def evaluate_model(lm: Any, suites: list[tuple[SuiteSpec, Suite]], holdout: list[Mapping[str, Any]],
+                   max_tokens: int) -> dict[str, Any]:
     """One model on every suite (and the domain hold-out, if any) → name → SuiteResult."""
     from dialc_runtime.evaluate.scoring import evaluate_choice, evaluate_domain, evaluate_generation
 
@@ -95,7 +96,7 @@ def run(ctx: StepContext[EvaluateParams]) -> StepOutput:
     return StepOutput(metrics=metrics(rows, len(holdout)), message=table)
 
 
-def compare(results: dict, general: list[str], max_drop: float) -> tuple[bool, list[dict]]:
+def compare(results: dict[str, Any], general: list[str], max_drop: float) -> tuple[bool, list[dict[str, Any]]]:
     """Gated rows for the general suites, then an ungated row for the domain hold-out."""
     from dialc_runtime.evaluate.scoring import check_retention, compare_row
 
@@ -109,7 +110,7 @@ def compare(results: dict, general: list[str], max_drop: float) -> tuple[bool, l
     return ok, rows
 
 
-def write_report(ctx: Any, results: dict, rows: list[dict], table: str) -> None:
+def write_report(ctx: Any, results: dict[str, Any], rows: list[dict[str, Any]], table: str) -> None:
     """Emit one record per (model, suite) and the table; write eval.json + eval.txt to out_dir."""
     for label, by_suite in results.items():
         for name, result in by_suite.items():
@@ -123,7 +124,7 @@ def write_report(ctx: Any, results: dict, rows: list[dict], table: str) -> None:
     (ctx.out_dir / "eval.txt").write_text(table + "\n")
 
 
-def metrics(rows: list[dict], holdout: int) -> dict[str, Any]:
+def metrics(rows: list[dict[str, Any]], holdout: int) -> dict[str, Any]:
     """Flat metrics for the run report: before/after/change per suite, in points."""
     gated = [row["ok"] for row in rows if "ok" in row]
     out: dict[str, Any] = {"holdout_records": holdout, "retention_ok": all(gated)}

@@ -53,7 +53,7 @@ def _choose(frontier: list[dict[str, Any]], per_round: int, seed: int, round_no:
 
 
 def _evolve_round(ctx: StepContext[EvolveParams], chosen: list[dict[str, Any]],
-                  round_no: int) -> list[tuple[str, dict]]:
+                  round_no: int) -> list[tuple[str, dict[str, Any]]]:
     """Each chosen task rewritten by one operator; finished candidates reused from an interrupted run."""
     p = ctx.params
     jobs: list[tuple[str, dict[str, Any], Operator]] = []
@@ -74,7 +74,7 @@ def _evolve_round(ctx: StepContext[EvolveParams], chosen: list[dict[str, Any]],
 
 
 def _scenario(task: dict[str, Any]) -> str:
-    return (task.get("scenarios") or ["these"])[0]
+    return str((task.get("scenarios") or ["these"])[0])
 
 
 def _child(parent: dict[str, Any], operator: str, round_no: int, result: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
             "metadata": json.dumps(meta, ensure_ascii=False, sort_keys=True)}
 
 
-def _parquet(ctx: StepContext, rows: list[dict[str, Any]]) -> str:
+def _parquet(ctx: StepContext[ExportParams], rows: list[dict[str, Any]]) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -53,7 +53,7 @@ def _parquet(ctx: StepContext, rows: list[dict[str, Any]]) -> str:
     return path.name
 
 
-def _hf_dataset(ctx: StepContext, rows: list[dict[str, Any]]) -> str:
+def _hf_dataset(ctx: StepContext[ExportParams], rows: list[dict[str, Any]]) -> str:
     from datasets import Dataset
 
     path = ctx.out_dir / "hf_dataset"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dialc.plan import ExpressionsParams, Paraphrase
-from dialc_runtime.engine.context import StepContext, StepOutput
-from dialc_runtime.models.generation import generate_each, json_request
 from dialc_runtime.data.prompts import EVOLVE_SCHEMA, paraphrase_messages
 from dialc_runtime.data.seeds import derive
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.models.generation import generate_each, json_request
 
 VERSION = "1"
 

@@ -30,7 +30,7 @@ def read_scores(ctx: StepContext[FilterParams]) -> dict[str, dict[str, dict[str,
     return scores
 
 
-def row(record: dict[str, Any], verdicts: dict[str, dict[str, Any]], decision: Decision) -> dict:
+def row(record: dict[str, Any], verdicts: dict[str, dict[str, Any]], decision: Decision) -> dict[str, Any]:
     """The emitted record: the label, every dimension's verdict, the aggregate and the decision."""
     quality = {
         name: {k: v for k, v in verdict.items() if k != "id"} for name, verdict in verdicts.items()

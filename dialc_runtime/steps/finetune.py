@@ -54,7 +54,7 @@ TRAIN_SETTINGS = ("epochs", "max_steps", "lr", "schedule", "warmup", "batch_size
                   "packing", "merge")
 
 
-def train_config(params: TrainingParams, seed: int, replay: list[dict], count: int) -> Any:
+def train_config(params: TrainingParams, seed: int, replay: list[dict[str, Any]], count: int) -> Any:
     """The plan's training params → a TrainConfig (LoRA settings the spec leaves out keep its defaults)."""
     from dialc_runtime.train.trainer import TrainConfig
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from dialc.plan import LabelParams, ModelSpec, Plan, Step
-from dialc_runtime.models.base import Constraint, GenRequest
-from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.data.seeds import derive
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.models.base import Constraint, GenRequest
+from dialc_runtime.models.generation import generate_each
 
 VERSION = "1"
 
@@ -23,19 +24,13 @@ def run(ctx: StepContext[LabelParams]) -> StepOutput:
     (source,) = ctx.role("prompts")
     todo = [(key, r) for key, r in ctx.items(source) if key not in ctx.done]
     total = ctx.count(source)
-    backend = ctx.backend(model)
-    batch = model.batch_size
     finished = list(ctx.done.values())
-    with ctx.progress(total, "labelling") as bar:
-        bar.advance(total - len(todo))
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
-            results = backend.generate([request_for(r, model, ctx.seed) for _, r in chunk])
-            for (key, record), result in zip(chunk, results, strict=True):
-                labelled = _labelled(record, result, model)
-                ctx.emit(key, labelled)
-                finished.append(labelled)
-            bar.advance(len(chunk))
+    requests = [request_for(r, model, ctx.seed) for _, r in todo]
+    for index, result in generate_each(ctx, model, requests, "labelling", done=total - len(todo)):
+        key, record = todo[index]
+        labelled = _labelled(record, result, model)
+        ctx.emit(key, labelled)
+        finished.append(labelled)
     return StepOutput(metrics=_metrics(finished))
 
 

@@ -54,16 +54,22 @@ def _record(name: str, index: int, draw: Any, dialogue: dict[str, Any], task: di
         if choice:
             instruction, phrasing = paraphrases[choice - 1], f"paraphrase-{choice}"
     expression = dict(draw.expression)
-    values = {**expression, "dialogue": transcript(dialogue), "instruction": instruction,
-              "scenario": draw.scenario, "category": draw.category, "task_id": task["id"],
-              "scenario_description": _description(p, draw.scenario),
-              "output_format": output_format(task["output"])}
+    values = {**expression, **template_values(dialogue, task, instruction, draw, _description(p, draw.scenario))}
     return {"id": f"{name}-{index:06d}", "dialogue_id": draw.dialogue, "scenario": draw.scenario,
             "task_id": task["id"], "category": draw.category, "instruction": instruction,
             "expression": expression, "output": task["output"],
             "messages": render_prompt(p.template, p.system, values),
             "lineage": {"task_origin": task.get("origin", "declared"), "chain": task.get("chain", []),
                         "phrasing": phrasing, "reviewed": task.get("reviewed")}}
+
+
+def template_values(dialogue: dict[str, Any], task: dict[str, Any], instruction: str, draw: Any,
+                    description: str) -> dict[str, str]:
+    """What a prompt template's placeholders stand for: exactly dialc.schema.TEMPLATE_PLACEHOLDERS
+    (plus the expression axes), so `validate` and the runtime agree on which names exist."""
+    return {"dialogue": transcript(dialogue), "instruction": instruction, "scenario": draw.scenario,
+            "scenario_description": description, "category": draw.category,
+            "output_format": output_format(task["output"]), "task_id": task["id"]}
 
 
 def _description(p: SampleParams, scenario: str) -> str:
