@@ -7,10 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.graphs import find_cycle
-from dialc.ir import IR, DeclIR, RefIR
+from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
 from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set
 from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, TEMPLATE_PLACEHOLDERS
 from dialc.source import Span
@@ -197,14 +196,14 @@ def pass_quality(ir: IR, diags: Diagnostics) -> None:
             _check_expect(expect, names, diags)
 
 
-def _check_keep(keep: ast.Keep, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
+def _check_keep(keep: RuleIR, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
     refs = list(_expr_refs(keep.expr))
-    if not any(r.parts == [name] for r in refs for name in (*dims, "score")):
+    if not any(r.parts == (name,) for r in refs for name in (*dims, "score")):
         diags.report("keep-no-dimension", "keep rule names neither 'score' nor a dimension "
                      f"({', '.join(dims) or 'none declared'})", keep.span)
     known = [*dims, "score", *fields]
     for ref in refs:
-        name = ".".join(ref.parts)
+        name = ref.dotted
         if name not in known:
             diags.report("unknown-ref", f'unknown dimension "{name}" in keep rule', ref.span,
                          notes=suggest(name, known))
@@ -213,48 +212,52 @@ def _check_keep(keep: ast.Keep, dims: list[str], fields: list[str], diags: Diagn
                      "dimensions and record fields with numbers or strings", call.span)
 
 
-def _expr_nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
+def _expr_nodes(expr: ExprIR) -> Iterator[ExprIR]:
     """Every node of a keep/expect expression, depth first."""
     yield expr
-    if isinstance(expr, ast.BinOp):
+    if isinstance(expr, BinaryIR):
         yield from _expr_nodes(expr.left)
         yield from _expr_nodes(expr.right)
-    elif isinstance(expr, ast.Not):
+    elif isinstance(expr, NotIR):
         yield from _expr_nodes(expr.operand)
 
 
-def _expr_refs(expr: ast.Expr) -> Iterator[ast.Ref]:
-    return (node for node in _expr_nodes(expr) if isinstance(node, ast.Ref))
+def _expr_refs(expr: ExprIR) -> Iterator[NameIR]:
+    return (node for node in _expr_nodes(expr) if isinstance(node, NameIR))
 
 
-def _expr_calls(expr: ast.Expr) -> Iterator[ast.Call]:
-    return (node for node in _expr_nodes(expr) if isinstance(node, ast.Call))
+def _expr_calls(expr: ExprIR) -> Iterator[CallIR]:
+    return (node for node in _expr_nodes(expr) if isinstance(node, CallIR))
 
 
-def _check_expect(expect: ast.Expect, dims: list[str], diags: Diagnostics) -> None:
+def _is_number(expr: ExprIR) -> bool:
+    return isinstance(expr, LiteralIR) and isinstance(expr.value, int | float)
+
+
+def _check_expect(expect: RuleIR, dims: list[str], diags: Diagnostics) -> None:
     expr = expect.expr
-    if not (isinstance(expr, ast.BinOp) and expr.op in (">=", "<=", ">", "<", "==", "!=")):
+    if not (isinstance(expr, BinaryIR) and expr.op in (">=", "<=", ">", "<", "==", "!=")):
         diags.report("unknown-metric", "expect needs a comparison, e.g. `expect kept_rate >= 0.5`", expect.span)
         return
-    if not isinstance(expr.right, ast.Num):
+    if not _is_number(expr.right):
         diags.report("type-mismatch", "expect compares a metric with a number, e.g. `expect kept_rate >= 0.5`",
                      expr.right.span)
     metric = expr.left
-    if isinstance(metric, ast.Ref) and ".".join(metric.parts) in EXPECT_METRICS:
+    if isinstance(metric, NameIR) and metric.dotted in EXPECT_METRICS:
         return
-    if isinstance(metric, ast.Call) and metric.func in ("mean", "pass_rate"):
+    if isinstance(metric, CallIR) and metric.func in ("mean", "pass_rate"):
         arg = metric.args[0] if metric.args else None
         allowed = [*dims, "score"] if metric.func == "mean" else dims
-        if isinstance(arg, ast.Name) and arg.name in allowed:
+        if isinstance(arg, NameIR) and arg.dotted in allowed:
             return
-        shown = f'"{arg.name}" is not one' if isinstance(arg, ast.Name) else "none given"
+        shown = f'"{arg.dotted}" is not one' if isinstance(arg, NameIR) else "none given"
         diags.report("unknown-ref", f"{metric.func}() needs a dimension name: {shown} "
                      f"(dimensions: {', '.join(dims) or 'none declared'})", metric.span,
-                     notes=suggest(arg.name, allowed) if isinstance(arg, ast.Name) else [])
+                     notes=suggest(arg.dotted, allowed) if isinstance(arg, NameIR) else [])
         return
-    if isinstance(metric, ast.Call) and metric.func == "balance_p" and len(metric.args) == 1:
+    if isinstance(metric, CallIR) and metric.func == "balance_p" and len(metric.args) == 1:
         return
-    shown = ".".join(metric.parts) if isinstance(metric, ast.Ref) else getattr(metric, "func", "?")
+    shown = metric.dotted if isinstance(metric, NameIR) else getattr(metric, "func", "?")
     diags.report("unknown-metric", f"unknown metric '{shown}' (metrics: {', '.join(EXPECT_METRICS)}, "
                  "mean(DIM), pass_rate(DIM), balance_p(KEY))", metric.span,
                  notes=suggest(shown, [*EXPECT_METRICS, *EXPECT_FUNCTIONS]))

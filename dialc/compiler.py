@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dialc import syntax as ast
-from dialc.ir import IR, DeclIR, RefIR
+from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
 from dialc.plan import (
     DimensionWeight,
     EvaluateParams,
@@ -279,23 +278,22 @@ def _conjunction(exprs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return result
 
 
-def expr_json(expr: ast.Expr) -> Any:
+def expr_json(expr: ExprIR) -> Any:
     """A keep/expect expression as a small JSON AST the runtime evaluates."""
-    if isinstance(expr, ast.Num | ast.Str):
+    if isinstance(expr, LiteralIR):
         return expr.value
-    if isinstance(expr, ast.Ref):
-        return {"ref": ".".join(expr.parts)}
-    if isinstance(expr, ast.Not):
+    if isinstance(expr, NameIR):
+        return {"ref": expr.dotted}
+    if isinstance(expr, NotIR):
         return {"op": "not", "operand": expr_json(expr.operand)}
-    if isinstance(expr, ast.Call):
-        return {"call": expr.func, "args": [a.name if isinstance(a, ast.Name) else getattr(a, "value", None)
-                                            for a in expr.args]}
+    if isinstance(expr, CallIR):
+        return {"call": expr.func, "args": [a.dotted if isinstance(a, NameIR) else a.value for a in expr.args]}
     return {"op": expr.op, "left": expr_json(expr.left), "right": expr_json(expr.right)}
 
 
-def _expect(expect: ast.Expect) -> Expect:
+def _expect(expect: RuleIR) -> Expect:
     expr = expect.expr
-    assert isinstance(expr, ast.BinOp)
+    assert isinstance(expr, BinaryIR)
     left = expr_json(expr.left)
     metric = left["ref"] if "ref" in left else f"{left['call']}:{left['args'][0] if left['args'] else ''}"
     return Expect(metric=metric, op=expr.op, value=expr_json(expr.right))
@@ -316,8 +314,7 @@ def _training(low: Lowering, finetune: DeclIR) -> dict[str, Any]:
     """A fine-tune target's training settings (finetune and every study tier train alike)."""
     f = finetune.fields
     replay = low.suites(f.get("replay"))
-    method = f["method"] if isinstance(f["method"], dict) else {"kind": f["method"]}  # `lora` or `lora { … }`
-    return {**{k: f[k] for k in TRAINING_FIELDS}, "base": low.model(f["base"]), "method": method,
+    return {**{k: f[k] for k in TRAINING_FIELDS}, "base": low.model(f["base"]), "method": f["method"],
             "replay": replay, "holdout": _holdout(low, finetune),
             "files": [s.path for s in replay if not s.path.startswith("builtin:")]}
 

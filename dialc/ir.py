@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dialc import syntax as ast
 from dialc.model_api import ModelAPI
 from dialc.source import Span
 
@@ -15,6 +14,60 @@ class RefIR(ModelAPI):
     """A by-name reference to another declaration, with where it was written."""
 
     name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiteralIR(ModelAPI):
+    """A number or string in a keep rule or data test."""
+
+    value: int | float | str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameIR(ModelAPI):
+    """A dotted name in an expression: a dimension, `score`, a record field or a metric."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallIR(ModelAPI):
+    """`func(arg, …)`: arguments are names or literals (mean(helpful), balance_p(scenario))."""
+
+    func: str
+    args: tuple[NameIR | LiteralIR, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotIR(ModelAPI):
+    operand: ExprIR
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BinaryIR(ModelAPI):
+    op: str  # and, or, >=, <=, ==, !=, >, <
+    left: ExprIR
+    right: ExprIR
+    span: Span
+
+
+ExprIR = LiteralIR | NameIR | CallIR | NotIR | BinaryIR
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleIR(ModelAPI):
+    """A keep rule or a data test (`expect`): one expression and where it was written."""
+
+    expr: ExprIR
     span: Span
 
 
@@ -39,8 +92,8 @@ class DeclIR(ModelAPI):
     field_spans: dict[str, Span] = field(default_factory=dict)
     entries: list[EntryIR] = field(default_factory=list)
     children: list[DeclIR] = field(default_factory=list)
-    keep: list[ast.Keep] = field(default_factory=list)
-    expects: list[ast.Expect] = field(default_factory=list)
+    keep: list[RuleIR] = field(default_factory=list)
+    expects: list[RuleIR] = field(default_factory=list)
 
     @property
     def id(self) -> str:

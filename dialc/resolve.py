@@ -7,7 +7,7 @@ from typing import Any
 
 from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
-from dialc.ir import IR, DeclIR, EntryIR, RefIR
+from dialc.ir import IR, BinaryIR, CallIR, DeclIR, EntryIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
 from dialc.outputs import output_from_block, output_from_call
 from dialc.schema import DIMENSION_FIELDS, KINDS, FieldSpec, KindSpec
 from dialc.values import INVALID, Coercer, suggest
@@ -35,6 +35,26 @@ def resolve(modules: list[ast.Module], main_file: str, diags: Diagnostics) -> IR
             ir.decls.append(resolved)
     fill_implicit_refs(ir, diags)
     return ir
+
+
+def lower_expr(expr: ast.Expr) -> ExprIR:
+    """A keep/expect expression of the syntax tree → its IR form (the IR keeps no syntax nodes)."""
+    if isinstance(expr, ast.Num | ast.Str):
+        return LiteralIR(value=expr.value, span=expr.span)
+    if isinstance(expr, ast.Ref):
+        return NameIR(parts=tuple(expr.parts), span=expr.span)
+    if isinstance(expr, ast.Not):
+        return NotIR(operand=lower_expr(expr.operand), span=expr.span)
+    if isinstance(expr, ast.Call):
+        return CallIR(func=expr.func, args=tuple(_call_arg(a) for a in expr.args), span=expr.span)
+    return BinaryIR(op=expr.op, left=lower_expr(expr.left), right=lower_expr(expr.right), span=expr.span)
+
+
+def _call_arg(value: ast.Value) -> NameIR | LiteralIR:
+    if isinstance(value, ast.Name):
+        return NameIR(parts=(value.name,), span=value.span)
+    literal = value.value if isinstance(value, ast.Num | ast.Str) else str(getattr(value, "value", ""))
+    return LiteralIR(value=literal, span=value.span)
 
 
 # fields whose default is "the only declaration of this kind"
@@ -133,9 +153,9 @@ def _fill_members(ir: DeclIR, decl: ast.Decl, spec: KindSpec, fields: dict[str, 
         elif isinstance(member, ast.Decl) and f"decl:{member.kind}" in spec.members:
             _child(ir, member, diags)
         elif isinstance(member, ast.Keep) and "keep" in spec.members:
-            ir.keep.append(member)
+            ir.keep.append(RuleIR(expr=lower_expr(member.expr), span=member.span))
         elif isinstance(member, ast.Expect) and "expect" in spec.members:
-            ir.expects.append(member)
+            ir.expects.append(RuleIR(expr=lower_expr(member.expr), span=member.span))
         else:
             what = {"entry": "a scenario entry", "schema_field": "an output-schema field", "keep": "a keep rule",
                     "expect": "an expect test", "decl": "a nested declaration"}[member.member]
@@ -217,6 +237,8 @@ def _fill_defaults(ir: DeclIR, fields: dict[str, FieldSpec], diags: Diagnostics)
         if spec.required:
             diags.report("missing-field", f"{ir.kind} '{ir.name}' needs field '{name}' ({spec.doc})",
                          ir.name_span)
+        elif spec.type == "model_method" and spec.default is not None:  # `lora`, as if written out
+            ir.fields[name] = {"kind": spec.default}
         elif spec.type == "ref" and spec.default is not None:  # `from = tasks` by default: a real reference
             ir.fields[name] = RefIR(name=spec.default, span=ir.name_span)
         elif spec.default is not None:

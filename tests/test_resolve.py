@@ -80,8 +80,6 @@ def test_a_default_reference_is_a_real_reference_at_the_declaration() -> None:
     assert source.span == evolve.name_span  # an unresolvable default is reported at the declaration
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the schema default of finetune.method is the string 'lora', while "
-                                       "`method = lora` resolves to {'kind': 'lora'}; the typed plan rejects the str")
 def test_a_defaulted_field_has_the_same_form_as_the_same_value_written_out() -> None:
     implicit, _ = decl("finetune f { base = m  data = q }", "finetune.f")
     explicit, _ = decl("finetune f { base = m  data = q  method = lora }", "finetune.f")
