@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 
-from dialc_runtime.data.seeds import derive, rng
+from dialc_runtime.data.seeds import TORCH_BITS, attempt_seed, derive, record_seed, rng
 
 
 def test_derived_seeds_are_pinned_across_versions() -> None:
@@ -46,3 +46,14 @@ def test_a_private_stream_ignores_the_global_random_state() -> None:
     random.seed(2)
     random.random()
     assert draws() == first and len(set(first)) == 3
+
+
+def test_request_and_retry_seeds_are_pinned() -> None:
+    """The judge's per-record seeds and the backends' retry seeds kept their numbers when they moved
+    here (sha256 of "seed:key", top 32 / 63 / 31 bits)."""
+    assert record_seed(42, "p-000001") == 1001870798
+    assert attempt_seed(7, 0, TORCH_BITS) == attempt_seed(7, 0) == 7  # the request's own seed first
+    assert attempt_seed(7, 1, TORCH_BITS) == 7768823104508221553
+    assert attempt_seed(7, 2) == 1187467706  # OpenAI-compatible servers: 31 bits
+    retries = {attempt_seed(s, a) for s in range(50) for a in (1, 2, 3)}
+    assert len(retries) == 150 and all(0 <= v < 2**31 for v in retries)

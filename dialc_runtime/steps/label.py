@@ -10,7 +10,7 @@ from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.base import Constraint, GenRequest
 from dialc_runtime.models.generation import generate_each
 
-VERSION = "1"
+VERSION = "2"  # 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
 
 
 def request_for(record: dict[str, Any], model: ModelSpec, seed: int) -> GenRequest:

@@ -18,7 +18,7 @@ from dialc_runtime.quality.rules import RULES, rule_name, score_rule
 from dialc_runtime.quality.text import compact_json
 from dialc_runtime.quality.verdict import Verdict
 
-VERSION = "1"
+VERSION = "2"  # 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
 JUDGE_BATCH = 8  # records per judge call: one durable commit per batch
 SKIPPED = Verdict(None, None, "skipped: label failed", {"skipped": True})
 
