@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from dialc.diagnostics import Diagnostics, Note
+from dialc.files import regular_file_problem
 from dialc.graphs import find_cycle
 from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
-from dialc.samples import pass_sample_inputs, pass_sample_size, pass_task_set
-from dialc.schema import EXPECT_FUNCTIONS, EXPECT_METRICS, KEEP_FIELDS, KINDS, TEMPLATE_PLACEHOLDERS
+from dialc.plausibility import corpus_notes, pass_plausibility
+from dialc.samples import pass_min_per, pass_sample_inputs, pass_sample_mix, pass_sample_size, pass_task_set
+from dialc.schema import (
+    EVOLVE_PLACEHOLDERS,
+    EXPECT_FUNCTIONS,
+    EXPECT_METRICS,
+    KEEP_FIELDS,
+    KINDS,
+    TEMPLATE_PLACEHOLDERS,
+)
+from dialc.security import current_policy, insecure_key_problem, real
 from dialc.source import Span
+from dialc.testsets import pass_testset_files, pass_testsets
 from dialc.values import closest, suggest
 
 BUILTIN_SUITES = ("builtin:general-probe",)
+# a conservative static bound on finetune.max_len: SmolLM2's chat template with the default system prompt and
+# answer-format hint takes about 70 tokens before any dialogue or answer (finetune { max_len = 64 } failed)
+MIN_MAX_LEN = 128
 TERMINAL_KINDS = ("pipeline", "scenarios", "task", "tasks", "evaluate", "export", "finetune", "quality", "study")
 
 
@@ -23,10 +38,11 @@ def run_checks(ir: IR, diags: Diagnostics, *, check_files: bool = True) -> None:
     """All passes in order; each one reports and goes on, so one run shows every problem."""
     passes: list[Callable[[IR, Diagnostics], None]] = [
         pass_refs, pass_cycles, pass_unused, pass_sample_inputs, pass_task_set, pass_weights,
-        pass_templates, pass_quality, pass_training, pass_evaluation,
+        pass_templates, pass_quality, pass_training, pass_evaluation, pass_plausibility, pass_min_per,
+        pass_testsets, pass_model_keys,
     ]
     if check_files:
-        passes += [pass_files, pass_sample_size]
+        passes += [pass_project_paths, pass_files, pass_sample_size, pass_sample_mix, pass_testset_files]
     for check in passes:
         check(ir, diags)
 
@@ -37,6 +53,9 @@ def iter_refs(value: Any) -> Iterator[RefIR]:
         yield value
     elif isinstance(value, list):
         for item in value:
+            yield from iter_refs(item)
+    elif isinstance(value, dict):  # evaluate.domain = {"gold": ref, "fraction": …}
+        for item in value.values():
             yield from iter_refs(item)
 
 
@@ -169,19 +188,34 @@ def pass_templates(ir: IR, diags: Diagnostics) -> None:
         for field in ("template", "system"):
             text = sample.fields.get(field)
             if isinstance(text, str):
-                _check_template(text, known, sample.span_of(field), diags)
+                _check_template(ir, text, known, sample.span_of(field), diags)
+    for evolve in ir.of_kind("evolve"):
+        for text in (evolve.fields.get("prompts") or {}).values():
+            if isinstance(text, str):
+                _check_template(ir, text, list(EVOLVE_PLACEHOLDERS), evolve.span_of("prompts"), diags)
 
 
-def _check_template(text: str, known: list[str], span: Any, diags: Diagnostics) -> None:
+def _check_template(ir: IR, text: str, known: list[str], span: Any, diags: Diagnostics) -> None:
+    """Only plain `{name}` placeholders: a conversion (`!r`) or a format spec (`:>999999999`) would run
+    Python's format machinery on record text at run time (a gigabyte of padding, an internal error)."""
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        parts = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(text) if name is not None]
     except ValueError as exc:
         diags.report("bad-template", f"malformed template: {exc} (write {{{{ and }}}} for literal braces)", span)
         return
+    names = []
+    for name, spec, conv in parts:
+        if spec or conv:
+            shown = name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")
+            diags.report("bad-template", f"placeholder {{{shown}}}: only plain {{name}} placeholders are allowed "
+                         "(no !conversion or :format spec)", span)
+        else:
+            names.append(name)
     for name in names:
         if name not in known:
             diags.report("bad-template", f"placeholder {{{name}}} is provided by no upstream step "
-                         f"(available: {', '.join(known)})", span, notes=suggest(name, known))
+                         f"(available: {', '.join(known)})", span,
+                         notes=[*suggest(name, known), *corpus_notes(ir, name)])
 
 
 def pass_quality(ir: IR, diags: Diagnostics) -> None:
@@ -191,12 +225,12 @@ def pass_quality(ir: IR, diags: Diagnostics) -> None:
         if not names:
             diags.report("no-dimensions", f"quality '{quality.name}' declares no dimension", quality.name_span)
         for keep in quality.keep:
-            _check_keep(keep, names, [*KEEP_FIELDS, *axes], diags)
+            _check_keep(ir, keep, names, [*KEEP_FIELDS, *axes], diags)
         for expect in quality.expects:
             _check_expect(expect, names, diags)
 
 
-def _check_keep(keep: RuleIR, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
+def _check_keep(ir: IR, keep: RuleIR, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
     refs = list(_expr_refs(keep.expr))
     if not any(r.parts == (name,) for r in refs for name in (*dims, "score")):
         diags.report("keep-no-dimension", "keep rule names neither 'score' nor a dimension "
@@ -206,7 +240,7 @@ def _check_keep(keep: RuleIR, dims: list[str], fields: list[str], diags: Diagnos
         name = ref.dotted
         if name not in known:
             diags.report("unknown-ref", f'unknown dimension "{name}" in keep rule', ref.span,
-                         notes=suggest(name, known))
+                         notes=[*suggest(name, known), *corpus_notes(ir, name)])
     for call in _expr_calls(keep.expr):
         diags.report("type-mismatch", f"a keep rule cannot call {call.func}(): compare 'score', "
                      "dimensions and record fields with numbers or strings", call.span)
@@ -270,6 +304,12 @@ def pass_training(ir: IR, diags: Diagnostics) -> None:
         if isinstance(data, RefIR) and quality is not None and not quality.children:
             diags.report("no-training-data", f"finetune '{finetune.name}' trains on quality '{quality.name}', "
                          "which keeps nothing (no dimensions)", data.span)
+        max_len = finetune.fields.get("max_len")
+        if isinstance(max_len, int) and max_len < MIN_MAX_LEN:
+            diags.report("out-of-range", f"max_len = {max_len} cannot hold a training example: the chat template's "
+                         "role markers, the system prompt, the answer-format hint and a dialogue alone take more; "
+                         f"at least {MIN_MAX_LEN} tokens (real prompts need several hundred)",
+                         finetune.span_of("max_len"))
 
 
 def pass_evaluation(ir: IR, diags: Diagnostics) -> None:
@@ -284,7 +324,7 @@ def pass_evaluation(ir: IR, diags: Diagnostics) -> None:
         if finetune is None:
             continue
         _check_replay_overlap(evaluate, finetune, diags)
-        if evaluate.fields.get("domain") is None:
+        if ir.evaluation_holdout(evaluate) is None:  # gold only: no share of the training data held out
             continue
         first = holdouts.setdefault(finetune.name, evaluate)
         if first is not evaluate and ir.evaluation_holdout(first) != ir.evaluation_holdout(evaluate):
@@ -311,11 +351,61 @@ def _check_replay_overlap(evaluate: DeclIR, finetune: DeclIR, diags: Diagnostics
                          evaluate.span_of("general"), notes=[Note("replayed here", finetune.span_of("replay"))])
 
 
+READ_FIELDS = {"source": ("path",), "testset": ("path", "references"), "evolve": ("review",)}
+SUITE_FIELDS = {"evaluate": ("general",), "finetune": ("replay",), "study": ("general",)}
+
+
+def pass_project_paths(ir: IR, diags: Diagnostics) -> None:
+    """Files a spec reads stay inside the project (dialc.security); outputs outside it are said out loud."""
+    policy = current_policy()
+    if policy is None:
+        return
+    base = Path(ir.spec_dir)
+    for decl, field, path in _read_paths(ir):
+        if not policy.allows(base / path):
+            diags.report("outside-project", policy.outside(path, f"{decl.kind}.{field}"), decl.span_of(field))
+    for pipeline in ir.of_kind("pipeline"):
+        output = pipeline.fields.get("output")
+        if isinstance(output, str) and not policy.allows(base / output):
+            diags.report("writes-outside-project", f"the run directory {output} is outside the project: records, "
+                         f"artifacts and reports are written to {real(base / output)}", pipeline.span_of("output"))
+
+
+def _read_paths(ir: IR) -> Iterator[tuple[DeclIR, str, str]]:
+    """(declaration, field, path) of every local file a spec reads (model paths excepted)."""
+    for kind, fields in READ_FIELDS.items():
+        for decl in ir.of_kind(kind):
+            for field in fields:
+                if isinstance(decl.fields.get(field), str):
+                    yield decl, field, decl.fields[field]
+    for kind, fields in SUITE_FIELDS.items():
+        for decl in ir.of_kind(kind):
+            for field in fields:
+                for suite in decl.fields.get(field) or []:
+                    if isinstance(suite, dict) and not str(suite.get("path", "builtin:")).startswith("builtin:"):
+                        yield decl, field, str(suite["path"])
+
+
+def pass_model_keys(ir: IR, diags: Diagnostics) -> None:
+    """An API key never goes in clear to another machine unless the model says so."""
+    for model in ir.of_kind("model"):
+        f = model.fields
+        problem = insecure_key_problem(f.get("base_url"), f.get("api_key_env"), bool(f.get("allow_insecure")))
+        if f.get("backend") == "openai" and problem:
+            diags.report("insecure-key", problem, model.span_of("base_url"))
+
+
 def pass_files(ir: IR, diags: Diagnostics) -> None:
     base = Path(ir.spec_dir)
+    policy = current_policy()
     for source in ir.of_kind("source"):
         path = source.fields.get("path")
-        if isinstance(path, str) and not (base / path).is_file():
+        problem = regular_file_problem(base / path, path) if isinstance(path, str) else None
+        if problem is None or (policy is not None and not policy.allows(base / str(path))):
+            continue  # outside the project: pass_project_paths said so
+        if os.path.lexists(base / str(path)) and not (base / str(path)).is_dir():  # a FIFO, a device, a loop …
+            diags.report("missing-file", f"source {problem}", source.span_of("path"))
+        else:
             diags.report("missing-file", f"source file not found: {path} (relative to {ir.spec_dir or '.'})",
                          source.span_of("path"))
     for model in ir.of_kind("model"):

@@ -35,6 +35,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unbounded-output": ("warning", "an output-schema string or integer without bounds: "
                          "constrained generation runs away"),
     "bad-regex": ("error", "a regular expression that does not compile"),
+    "unbounded-regex": ("warning", "a regular expression whose matching time dialc cannot bound (nested "
+                        "repetition, overlapping alternatives, backreferences): each match stops after 1 s"),
     "bad-template": ("error", "a template placeholder that no upstream step provides"),
     # references and graph
     "unknown-ref": ("error", "a name that refers to nothing declared"),
@@ -42,6 +44,11 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unused": ("warning", "a declaration nothing uses"),
     "cycle": ("error", "steps depend on each other in a cycle"),
     "missing-file": ("error", "a data file the spec reads does not exist"),
+    "outside-project": ("error", "a file the spec reads lies outside the project (the spec's folder or its "
+                        "version-control root); --allow-path DIR widens it"),
+    "writes-outside-project": ("warning", "an output (the run directory) would be written outside the project"),
+    "insecure-key": ("error", "an API key would be sent in clear (plain http) to another machine; use https or "
+                     "allow_insecure = true"),
     # quality, training, evaluation
     "keep-no-dimension": ("error", "a keep rule that names no quality dimension or the aggregate score"),
     "unknown-metric": ("error", "an expect test on a metric dialc does not compute"),
@@ -49,8 +56,15 @@ CODES: dict[str, tuple[Severity, str]] = {
     "no-training-data": ("error", "a fine-tune target with no data to train on"),
     "holdout-overlap": ("error", "an evaluation hold-out that overlaps the training data"),
     "bad-holdout": ("error", "a hold-out fraction outside (0, 1)"),
+    "testset-leak": ("error", "a gold test-set dialogue that also appears in a training source (same id or "
+                     "near-duplicate text): the score would measure memorisation"),
+    "bad-reference": ("error", "a gold reference file entry that is missing, unreadable or not a valid answer "
+                      "to its task"),
     "no-evaluation-suite": ("warning", "an evaluation without a general-capability suite cannot show retention"),
     "sample-too-large": ("warning", "a sample count larger than the number of distinct combinations"),
+    "similar-name": ("warning", "a category one typo away from another: it becomes a category of its own"),
+    "inapplicable-dimension": ("warning", "a keep rule or gate names a dimension that does not apply to some "
+                               "task's output kind: for those records it is skipped (not applicable)"),
     "unknown-suite": ("error", "a general-capability suite that is neither builtin nor an existing file"),
 }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
+from dialc.lower_gold import gold_set, prompt_format
 from dialc.plan import (
     DimensionWeight,
     EvaluateParams,
@@ -36,7 +37,9 @@ from dialc.plan import (
     TaskSpec,
     TasksParams,
     fingerprint,
+    resolve_path,
 )
+from dialc.samples import product_role
 from dialc.schema import KINDS
 
 MODEL_FIELDS = tuple(KINDS["model"].fields)  # every field of a model declaration goes into its ModelSpec
@@ -61,6 +64,7 @@ class Lowering:
         self.steps: dict[str, Step] = {}
         self.order: dict[str, int] = {}
         self.outputs: dict[str, str] = {}  # declaration id → id of the step whose records it names
+        self.gated: set[str] = set()  # expressions steps whose paraphrases pass a review step
 
     def add(self, kind: StepKind, name: str, params: StepParams, inputs: dict[str, list[str]], decl: DeclIR,
             locations: dict[str, list[str]] | None = None) -> str:
@@ -72,10 +76,17 @@ class Lowering:
         return sid
 
     def path(self, relative: str) -> str:
-        """A spec-relative path as a path relative to the working directory (POSIX separators)."""
+        """A path as written in the spec: relative to the spec's folder (normalised, POSIX separators).
+
+        The plan never holds a path relative to the working directory, so its params and cache keys
+        are the same wherever dialc runs; the executor resolves them (dialc.plan.resolve_paths)."""
         if relative.startswith("builtin:") or os.path.isabs(relative):
             return relative
-        return Path(os.path.relpath(Path(self.ir.spec_dir) / relative)).as_posix()
+        return Path(os.path.normpath(relative)).as_posix()
+
+    def exists(self, path: str) -> bool:
+        """Whether a plan path (spec-relative) names an existing file, seen from the working directory."""
+        return Path(resolve_path(path, self.ir.spec_dir)).is_file()
 
     def decl(self, ref: RefIR | str, kinds: tuple[str, ...]) -> DeclIR:
         name = ref.name if isinstance(ref, RefIR) else ref
@@ -115,7 +126,7 @@ def compile_plan(ir: IR, spec_path: str) -> Plan:
             lower(low, decl)
     name = pipeline.name if pipeline else Path(spec_path).stem
     output = pipeline.fields.get("output") if pipeline else None
-    settings = {"seed": ir.seed, "output": low.path(output) if output else f"runs/{name}"}
+    settings = {"seed": ir.seed, "output": low.path(output) if output else f"runs/{name}"}  # spec-relative
     steps = _finalise(low)
     return Plan(pipeline=name, spec=Path(spec_path).as_posix(), settings=settings, steps=steps)
 
@@ -150,7 +161,8 @@ def _lower_source(low: Lowering, decl: DeclIR) -> None:
     fmt = f.get("format") or ("csv" if path.lower().endswith(".csv") else "jsonl")
     params = IngestParams(path=path, format=fmt, files=[path], roles=f["roles"],
                           fields={k: f[k] for k in ("id", "scenario", "turns", "role", "text")},
-                          on_error=f["on_error"], pii_scrub=f["pii_scrub"], scenarios=_scenarios(low.ir))
+                          on_error=f["on_error"], pii_scrub=f["pii_scrub"], scenarios=_scenarios(low.ir),
+                          max_quarantine=f["max_quarantine"])
     low.outputs[decl.id] = low.add(StepKind.INGEST, decl.name, params, {}, decl)
 
 
@@ -200,13 +212,33 @@ def _axes(decl: DeclIR) -> dict[str, dict[str, float]]:
 
 
 def _lower_expressions(low: Lowering, decl: DeclIR) -> None:
+    """Paraphrases are made of the task set the samples draw (evolved tasks included); behind a review
+    gate they are made of its candidates and join them at the gate, so none reaches a sample unreviewed."""
     paraphrase = None
     tasks: list[str] = []
+    gate: Step | None = None
     if decl.fields.get("paraphrases") and "paraphrase" in decl.fields and "tasks.tasks" in low.outputs:
         paraphrase = Paraphrase(model=low.model(decl.fields["paraphrase"]), n=decl.fields["paraphrases"])
-        tasks.append(low.outputs["tasks.tasks"])
+        source = low.steps[_paraphrased_tasks(low, decl)]
+        gate = source if source.kind == StepKind.REVIEW else None
+        tasks.append(gate.role("candidates")[0] if gate is not None else source.id)
     params = ExpressionsParams(axes=_axes(decl), paraphrase=paraphrase)
-    low.outputs[decl.id] = low.add(StepKind.EXPRESSIONS, decl.name, params, {"tasks": tasks}, decl)
+    sid = low.outputs[decl.id] = low.add(StepKind.EXPRESSIONS, decl.name, params, {"tasks": tasks}, decl)
+    if gate is not None:
+        inputs = {**gate.inputs, "candidates": [*gate.role("candidates"), sid]}
+        low.steps[gate.id] = gate.model_copy(update={"inputs": inputs})
+        low.gated.add(sid)
+
+
+def _paraphrased_tasks(low: Lowering, decl: DeclIR) -> str:
+    """The step of the task set drawn together with these expressions (the declared tasks by default)."""
+    for sample in low.ir.of_kind("sample"):
+        refs = [r for r in sample.fields.get("from", []) if isinstance(r, RefIR)]
+        if any(r.name == decl.name and product_role(low.ir, r) == "expressions" for r in refs):
+            for ref in refs:
+                if product_role(low.ir, ref) == "tasks":
+                    return low.output(ref, ("tasks", "evolve"))
+    return low.outputs["tasks.tasks"]
 
 
 def _sample_sources(low: Lowering, sample: DeclIR) -> list[DeclIR]:
@@ -222,7 +254,9 @@ def _lower_sample(low: Lowering, decl: DeclIR) -> None:
         if "source" in kinds:
             inputs["dialogues"].append(low.output(ref, ("source",)))
         elif "expressions" in kinds:
-            inputs["expressions"].append(low.output(ref, ("expressions",)))
+            expressions = low.output(ref, ("expressions",))
+            if expressions not in low.gated:  # gated paraphrases arrive through the review step
+                inputs["expressions"].append(expressions)
             axes.update(_axes(low.decl(ref, ("expressions",))))
         else:
             inputs["tasks"].append(low.output(ref, ("tasks", "evolve")))
@@ -300,9 +334,22 @@ def _expect(expect: RuleIR) -> Expect:
 
 
 def _lower_export(low: Lowering, decl: DeclIR) -> None:
-    params = ExportParams(formats=decl.fields["formats"], include=decl.fields["include"])
-    records = [low.output(decl.fields["from"], ("quality",))]
+    quality = low.decl(decl.fields["from"], ("quality",))
+    params = ExportParams(formats=decl.fields["formats"], include=decl.fields["include"],
+                          holdout=_export_holdout(low, quality))
+    records = [low.outputs[quality.id]]
     low.add(StepKind.EXPORT, decl.name, params, {"records": records}, decl)
+
+
+def _export_holdout(low: Lowering, quality: DeclIR) -> Holdout | None:
+    """The hold-out of the first fine-tune trained on the same quality block (exported as its own split)."""
+    for finetune in low.ir.of_kind("finetune"):
+        data = finetune.fields.get("data")
+        if isinstance(data, RefIR) and low.decl(data, ("quality",)).id == quality.id:
+            holdout = _holdout(low, finetune)
+            if holdout is not None:
+                return holdout
+    return None
 
 
 def _holdout(low: Lowering, finetune: DeclIR) -> Holdout | None:
@@ -325,8 +372,8 @@ def _lower_finetune(low: Lowering, decl: DeclIR) -> None:
     low.outputs[decl.id] = low.add(StepKind.FINETUNE, decl.name, params, {"records": records}, decl)
 
 
-def _suite_files(suites: list[Suite]) -> list[str]:
-    return [s.path for s in suites if not s.path.startswith("builtin:") and Path(s.path).is_file()]
+def _suite_files(low: Lowering, suites: list[Suite]) -> list[str]:
+    return [s.path for s in suites if not s.path.startswith("builtin:") and low.exists(s.path)]
 
 
 def _lower_evaluate(low: Lowering, decl: DeclIR) -> None:
@@ -334,10 +381,15 @@ def _lower_evaluate(low: Lowering, decl: DeclIR) -> None:
     finetune = low.decl(f["model"], ("finetune",))
     split = low.ir.evaluation_holdout(decl)
     general = low.suites(f.get("general"))
+    testset = low.ir.evaluation_gold(decl)
+    gold = gold_set(low.ir, testset, low.path, _task_spec) if testset is not None else None
+    files = _suite_files(low, general) + ([gold.path, gold.references] if gold is not None else [])
     params = EvaluateParams(base=low.model(finetune.fields["base"]),
                             holdout=Holdout(fraction=split[0], seed=split[1]) if split else None,
+                            gold=gold, gold_limit=f["gold_limit"],
+                            prompt=prompt_format(low.ir, finetune) if gold is not None else None,
                             general=general, max_drop=f["max_drop"], limit=f["limit"], seed=low.ir.seed_of(decl),
-                            files=_suite_files(general))
+                            files=files)
     inputs = {"adapter": [low.outputs[finetune.id]], "records": [low.output(finetune.fields["data"], ("quality",))]}
     low.add(StepKind.EVALUATE, decl.name, params, inputs, decl)
 
@@ -354,7 +406,7 @@ def _lower_study(low: Lowering, decl: DeclIR) -> None:
     first = evaluations[0].fields if evaluations else {}
     general = low.suites(decl.fields.get("general") or first.get("general"))
     training = _training(low, finetune)
-    training["files"] = sorted({*training["files"], *_suite_files(general)})
+    training["files"] = sorted({*training["files"], *_suite_files(low, general)})
     params = StudyParams(**training, tiers=decl.fields["tiers"], general=general,
                          limit=decl.fields["limit"] or first.get("limit", 0), seed=low.ir.seed_of(decl))
     records = [low.output(finetune.fields["data"], ("quality",))]

@@ -58,7 +58,8 @@ def shared_models() -> list[str]:
 
     names = ["ModelSpec", "Holdout", "Suite", "Scenario", "TaskSpec", "JsonOutput", "TextOutput", "ChoiceOutput",
              "RegexOutput", "RuleDimension", "GroundingDimension", "JudgeDimension", "DedupDimension",
-             "DimensionWeight", "Expect", "LoraMethod", "FieldMapping", "GenerateTasks", "Operator", "Paraphrase"]
+             "DimensionWeight", "Expect", "LoraMethod", "FieldMapping", "GenerateTasks", "Operator", "Paraphrase",
+             "GoldSet", "PromptFormat"]
     lines = []
     for name in names:
         model = getattr(plan, name)

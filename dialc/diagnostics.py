@@ -61,6 +61,13 @@ class Diagnostics:
             self._seen.add(diag)
             self.items.append(diag)
 
+    def truncate(self, count: int) -> list[Diagnostic]:
+        """Take back the items reported after the first `count` (and return them)."""
+        dropped = self.items[count:]
+        del self.items[count:]
+        self._seen.difference_update(dropped)
+        return dropped
+
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity == "error"]

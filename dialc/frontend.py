@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,12 +14,13 @@ from dialc.checks import run_checks
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import IR
 from dialc.overrides import apply_overrides
-from dialc.parser import parse_source
 from dialc.resolve import resolve
+from dialc.security import PathPolicy, allowed_paths, reading_policy
 from dialc.source import Source, SourceError, Span, read_source
-from dialc.transformer import to_ast
+from dialc.transformer import parse_to_ast
 
 MAX_INCLUDE_DEPTH = 32
+SPEC_SUFFIX = ".dial"  # a file named otherwise that fails to parse has its contents withheld from messages
 
 
 @dataclass
@@ -49,21 +53,41 @@ def parse_file(path: Path, diags: Diagnostics, name: str | None = None,
     except SourceError as exc:
         diags.report("include-error" if at else "file-error", str(exc), at)
         return None
-    return parse_text(source, diags)
+    before = len(diags.items)
+    module = parse_text(source, diags)
+    if not shown.endswith(SPEC_SUFFIX) and any(d.severity == "error" for d in diags.items[before:]):
+        _withhold(diags, before, source, at)
+    return module
+
+
+def _withhold(diags: Diagnostics, before: int, source: Source, at: Span | None) -> None:
+    """A file that is not named .dial and does not parse (a .env, a key file): say where, never show what
+    is in it (no source line, no token text), in one message at its include."""
+    first = next(d for d in diags.truncate(before) if d.severity == "error")
+    where = f"line {first.span.line}, column {first.span.col}" if first.span else "its start"
+    diags.sources.pop(source.name, None)
+    diags.report("syntax", f"{source.name} does not parse as a .dial spec (first error at {where}); the contents "
+                 "of a file that is not a spec are never shown (name it .dial to see them)",
+                 at or Span(file=source.name, line=1, col=1, end_line=1, end_col=2))
 
 
 def parse_text(source: Source, diags: Diagnostics) -> ast.Module | None:
-    tree, comments = parse_source(source, diags)
-    if tree is None:
-        return None
-    return to_ast(tree, source.name, comments, diags)
+    return parse_to_ast(source, diags)
 
 
 def load_modules(path: Path, diags: Diagnostics, name: str | None = None) -> list[ast.Module]:
     """The main module and everything it includes, included files first (depth-first, each once)."""
     modules: list[ast.Module] = []
-    _load(path.resolve(), diags, modules, stack=[], done=set(), at=None, name=name)
+    _load(resolved(path), diags, modules, stack=[], done=set(), at=None, name=name)
     return modules
+
+
+def resolved(path: Path) -> Path:
+    """The absolute path with symlinks resolved; a symlink loop stays as written (reading it says so)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop from …"
+        return Path(os.path.abspath(path))
 
 
 def _load(path: Path, diags: Diagnostics, modules: list[ast.Module], stack: list[Path],
@@ -82,14 +106,36 @@ def _load(path: Path, diags: Diagnostics, modules: list[ast.Module], stack: list
     if module is None:
         return
     for include in module.includes:
-        target = (path.parent / include.path.value).resolve()
+        target = resolved(path.parent / include.path.value)
         _load(target, diags, modules, [*stack, path], done, include.path.span)
     done.add(path)
     modules.append(module)
 
 
-def run_frontend(path: Path, overrides: list[str] | None = None, *, check_files: bool = True) -> Frontend:
-    """Parse, include, override, resolve and check one spec; never raises on user errors."""
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: syntax nodes, IR and plans hold no reference cycles, so on a big
+    spec its full collections (at every ~25% growth of the heap) only cost time, nearly half of it at
+    10,000 tasks (bench/bench_compile.py). The cycles a run may leave are collected once it is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def run_frontend(path: Path, overrides: list[str] | None = None, *, check_files: bool = True,
+                 allow: Sequence[Path] | None = None) -> Frontend:
+    """Parse, include, override, resolve and check one spec; never raises on user errors. Every file it
+    reads stays inside the spec's project or an `allow` folder (dialc.security; default: --allow-path)."""
+    policy = PathPolicy.for_spec(path, allowed_paths() if allow is None else allow)
+    with paused_gc(), reading_policy(policy):
+        return _run_frontend(path, overrides, check_files)
+
+
+def _run_frontend(path: Path, overrides: list[str] | None, check_files: bool) -> Frontend:
     diags = Diagnostics()
     result = Frontend(path=display_path(path), diags=diags)
     result.modules = load_modules(path, diags, display_path(path))

@@ -149,8 +149,15 @@ class IR(ModelAPI):
 
         The one definition of the hold-out: checks compare it, the compiler writes it into the
         fine-tune, study and evaluate params, and the runtime only reads those."""
-        domain = evaluate.fields.get("domain")
-        return (float(domain["fraction"]), self.seed_of(evaluate)) if domain else None
+        domain = evaluate.fields.get("domain") or {}
+        fraction = domain.get("fraction")
+        return (float(fraction), self.seed_of(evaluate)) if fraction is not None else None
+
+    def evaluation_gold(self, evaluate: DeclIR) -> DeclIR | None:
+        """The testset an evaluation scores against (`domain = gold(NAME)`), or None."""
+        ref = (evaluate.fields.get("domain") or {}).get("gold")
+        found = self.find(ref.name, ("testset",)) if isinstance(ref, RefIR) else []
+        return found[0] if found else None
 
     def finetune_holdout(self, finetune: DeclIR) -> tuple[float, int] | None:
         """The hold-out a fine-tune leaves out of training: that of the first evaluation of it with one."""

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from dialc import syntax as ast
-from dialc.diagnostics import Diagnostics
+from dialc.diagnostics import Diagnostics, Note
+from dialc.regex_bounds import warn_unbounded
 from dialc.values import describe, suggest
 
 SCALARS = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
@@ -108,6 +109,17 @@ def output_from_call(value: ast.Value, diags: Diagnostics) -> dict[str, Any] | N
 
 def _text(value: ast.Call, diags: Diagnostics) -> dict[str, Any] | None:
     limits = {p.key: p.value for p in value.kwargs}
+    if value.args:  # text(350): a bound the parser would otherwise ignore
+        shown = getattr(value.args[0], "text", "N")
+        diags.report("type-mismatch", "text() takes its bound by name: text(max = N) (characters)",
+                     value.args[0].span, notes=[Note(f"did you mean text(max = {shown})?")])
+        return None
+    for pair in value.kwargs:
+        if pair.key != "max":  # text(min = 3), text(maxlen = 300): a setting that would do nothing
+            hint = [Note(f"did you mean text(max = {getattr(pair.value, 'text', 'N')})?")]
+            diags.report("type-mismatch", f"text() takes one argument, max = N (characters): {pair.key} "
+                         "would be ignored", pair.key_span, notes=hint if pair.key.startswith("max") else [])
+            return None
     max_chars = limits.get("max")
     if not isinstance(max_chars, ast.Num) or isinstance(max_chars.value, float) or max_chars.value < 1:
         diags.report("unbounded-output", "text output needs a positive integer bound: text(max = N)", value.span)
@@ -133,4 +145,5 @@ def _regex(value: ast.Call, diags: Diagnostics) -> dict[str, Any] | None:
     except re.error as exc:
         diags.report("bad-regex", f"invalid regular expression: {exc}", value.args[0].span)
         return None
+    warn_unbounded(value.args[0].value, value.args[0].span, diags)
     return {"kind": "regex", "pattern": value.args[0].value}

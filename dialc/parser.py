@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from dialc.diagnostics import Diagnostics, Note
 from dialc.grammar import collect_comments, parser, token_lexer
 from dialc.grammar.api import (
-    Lark,
     LarkError,
     Token,
     Tree,
@@ -31,43 +32,43 @@ TOKEN_WORDS = {
 MAX_DEPTH = 200  # deeper nesting than this is refused before Lark's recursion would overflow
 MAX_OPERATORS = 200  # and/or/not in one file: each nests the expression tree one level deeper
 _OPERATOR_WORD = re.compile(r"\b(and|or|not)\b")
+_BRACKET = re.compile(r"[{}\[\]()]")
+T = TypeVar("T")
 
 
-def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tuple[Tree | None, list[Token]]:
-    """Parse one file; on a syntax error report it and return (None, comments)."""
+def parse_source(source: Source, diags: Diagnostics, start: str = "start") -> tuple[Tree[Token] | None, list[Token]]:
+    """Parse one file to a parse tree; on a syntax error report it and return (None, comments)."""
+    return parse_guarded(source, diags, lambda text: parser().parse(text, start=start))
+
+
+def parse_guarded(source: Source, diags: Diagnostics, parse: Callable[[str], T]) -> tuple[T | None, list[Token]]:
+    """Run `parse` on the file's text with its comments collected; syntax errors become diagnostics (None)."""
     diags.add_source(source)
-    comments: list[Token] = []
     if _too_deep(source, diags) or _too_many_operators(source, diags):
-        return None, comments
+        return None, []
     try:
-        tree = _parse(parser(), source.text, start, comments)
+        # the lexer hands comments to a callback as it goes: one pass, no second lexing for the formatter
+        with collect_comments() as comments:
+            result = parse(source.text)
     except UnexpectedInput as exc:
         _report_syntax(source, exc, diags)
-        return None, comments
+        return None, []
     except (LarkError, RecursionError) as exc:  # defensive: any other parser failure is the user's input
         diags.report("syntax", f"cannot parse: {type(exc).__name__}", _point(source.name, 1, 1))
-        return None, comments
-    return tree, comments
-
-
-def _parse(lark: Lark, text: str, start: str, comments: list[Token]) -> Tree:
-    # the lexer hands comments to a callback as it goes: one pass, no second lexing for the formatter
-    with collect_comments() as found:
-        tree = lark.parse(text, start=start)
-    comments.extend(found)
-    return tree
+        return None, []
+    return result, comments
 
 
 def _too_deep(source: Source, diags: Diagnostics) -> bool:
     depth = 0
-    for offset, char in enumerate(source.text):
-        if char in "{[(":
+    for match in _BRACKET.finditer(source.text):  # brackets only: a big spec is mostly other characters
+        if match.group() in "{[(":
             depth += 1
             if depth > MAX_DEPTH:
-                line, col = source.position(offset)
+                line, col = source.position(match.start())
                 diags.report("syntax", f"nesting deeper than {MAX_DEPTH} levels", _point(source.name, line, col))
                 return True
-        elif char in "}])":
+        else:
             depth = max(0, depth - 1)
     return False
 
@@ -157,12 +158,8 @@ def _previous_token(exc: UnexpectedToken) -> Token | None:
         stack = exc.interactive_parser.parser_state.value_stack
     except AttributeError:
         return None
-    for item in reversed(stack):
-        if isinstance(item, Token):
-            return item
-        if isinstance(item, Tree):
-            return None
-    return None
+    # the token just before the error, unless a rule was reduced there (a Tree, or a value built directly)
+    return stack[-1] if stack and isinstance(stack[-1], Token) else None
 
 
 def _expectation(previous: Token | None, expected: set[str], got: str) -> str:

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from dialc.schema import RULE_CHECKS
 from dialc.source import Span
@@ -45,6 +56,12 @@ class Frozen(BaseModel):
     """A plan value: immutable, no unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    # fields holding local file paths: relative to the spec's folder in the plan, so that no plan
+    # value or cache key depends on the working directory; the executor resolves them (resolve_paths)
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def path_fields(self) -> tuple[str, ...]:
+        return self.PATH_FIELDS
 
 
 # ---- shared values -------------------------------------------------------------------------------
@@ -63,6 +80,22 @@ class ModelSpec(Frozen):
     batch_size: int = 8  # requests decoded (or kept in flight) together
     timeout: float | None = None  # seconds per server request (backend = openai)
     tokenizer: str | None = None  # local tokenizer directory (backend = openai scoring)
+    # policies, not settings of the output: written into the plan (and so into cache keys) only when a spec
+    # sets them to something else than the default, so adding them changed no existing key
+    max_failed: float = 0.2  # share of a step's requests that may end without an answer (server errors)
+    allow_insecure: bool = False  # send the API key over plain http to a host that is not this machine
+
+    @model_serializer(mode="wrap")
+    def _omit_default_policies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = dict(handler(self))
+        for name in ("max_failed", "allow_insecure"):
+            if data.get(name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
+
+    def path_fields(self) -> tuple[str, ...]:
+        """`path` is a local file only for the transformers backend (a served model name otherwise)."""
+        return ("path", "tokenizer") if self.backend == "transformers" else ("tokenizer",)
 
     def config(self) -> dict[str, Any]:
         """The backend configuration as a plain dict (what `get_backend` takes)."""
@@ -79,6 +112,7 @@ class Holdout(Frozen):
 class Suite(Frozen):
     """A general-capability suite: a builtin name or a file, with its scoring kind and limits."""
 
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("path",)
     path: str
     kind: str | None = None  # choice / gsm8k / cmmlu …; None = from the file
     limit: int | None = None  # items at most
@@ -135,6 +169,7 @@ class StepParams(Frozen):
 
     RECORD_WISE: ClassVar[bool] = False
     SHAPE_NOTE: ClassVar[str] = ""  # exceptions to RECORD_WISE, for the contract doc
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("files",)
     files: list[str] = Field(default_factory=list)  # files the step reads: their contents are in the cache key
 
     def record_wise(self) -> bool:
@@ -150,6 +185,7 @@ class FieldMapping(Frozen):
 
 
 class IngestParams(StepParams):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("files", "path")
     path: str
     format: Literal["jsonl", "csv"]
     fields: FieldMapping
@@ -157,6 +193,7 @@ class IngestParams(StepParams):
     on_error: Literal["fail", "skip"] = "skip"
     pii_scrub: bool = False
     scenarios: dict[str, Scenario] = Field(default_factory=dict)
+    max_quarantine: float = 0.1  # largest share of quarantined rows before the step fails
 
 
 class GenerateTasks(Frozen):
@@ -180,6 +217,7 @@ class Operator(Frozen):
 
 class EvolveParams(StepParams):
     RECORD_WISE: ClassVar[bool] = True  # each round maps over the tasks it evolves
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("files", "review")
     model: ModelSpec
     operators: list[Operator]
     rounds: int
@@ -189,6 +227,7 @@ class EvolveParams(StepParams):
 
 
 class ReviewParams(StepParams):
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("files", "path")
     path: str
 
 
@@ -303,6 +342,9 @@ class FilterParams(StepParams):
 class ExportParams(StepParams):
     formats: list[Literal["chat_jsonl", "parquet", "hf_dataset"]]
     include: Literal["kept", "all"] = "kept"
+    # the hold-out of the fine-tune that trains on the same quality block: its records are exported
+    # apart (holdout.jsonl, a "holdout" split), never into train.*
+    holdout: Holdout | None = None
 
 
 class LoraMethod(Frozen):
@@ -337,9 +379,37 @@ class FinetuneParams(TrainingParams):
     pass
 
 
+class GoldSet(Frozen):
+    """A gold test set: dialogues never trained on (checked by the compiler), read with an ingest mapping,
+    and a reference file with a hand-written answer per dialogue and task."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("path", "references")
+    name: str
+    path: str  # the dialogues, read like a source (format, fields, roles, pii_scrub)
+    format: Literal["jsonl", "csv"]
+    fields: FieldMapping
+    roles: dict[str, list[str]]
+    pii_scrub: bool = False
+    references: str  # JSONL: {"id": dialogue id, "answers": {task: answer}} per dialogue
+    tasks: list[TaskSpec]  # the tasks answered; a task with scenarios applies to those dialogues only
+
+
+class PromptFormat(Frozen):
+    """How an evaluation renders a gold item: the training sample's template and system prompt, with each
+    expression axis at its most weighted value (first declared on a tie)."""
+
+    template: str | None = None
+    system: str | None = None
+    expression: dict[str, str] = Field(default_factory=dict)
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+
+
 class EvaluateParams(StepParams):
     base: ModelSpec
-    holdout: Holdout | None = None  # the same split the fine-tune left out
+    holdout: Holdout | None = None  # the same split the fine-tune left out: agreement with the labeller
+    gold: GoldSet | None = None  # domain accuracy against hand-written references
+    gold_limit: int = 0  # gold dialogues scored at most (0 = all): a sample seeded by `seed`
+    prompt: PromptFormat | None = None  # how gold items are put to the models (set with `gold`)
     general: list[Suite] = Field(default_factory=list)
     max_drop: float = 1.0
     limit: int = 0
@@ -462,6 +532,40 @@ class Plan(BaseModel):
 
     def to_json(self) -> str:
         return canonical_json(self.model_dump(mode="json"))
+
+    def spec_dir(self) -> Path:
+        """The spec's folder as this process sees it: the plan's spec-relative paths are resolved against it."""
+        return Path(self.spec).parent
+
+    def run_dir(self) -> Path:
+        """The run directory: `settings.output`, relative to the spec's folder (default runs/<pipeline>)."""
+        return Path(resolve_path(str(self.settings.get("output") or f"runs/{self.pipeline}"), self.spec_dir()))
+
+
+FrozenT = TypeVar("FrozenT", bound=Frozen)
+
+
+def resolve_path(path: str, base: str | Path) -> str:
+    """A spec-relative path as the working directory sees it; builtin names and absolute paths stay."""
+    if path.startswith("builtin:") or os.path.isabs(path):
+        return path
+    return Path(os.path.normpath(Path(base) / path)).as_posix()
+
+
+def resolve_paths(value: FrozenT, base: str | Path) -> FrozenT:
+    """A plan value (step params, model spec …) with every local path field resolved against `base`,
+    the spec's folder: what a running step reads. The plan itself keeps them spec-relative."""
+    update: dict[str, Any] = {}
+    for name in type(value).model_fields:
+        item = getattr(value, name)
+        if name in value.path_fields():
+            update[name] = [resolve_path(i, base) for i in item] if isinstance(item, list) else (
+                resolve_path(item, base) if isinstance(item, str) else item)
+        elif isinstance(item, Frozen):
+            update[name] = resolve_paths(item, base)
+        elif isinstance(item, list) and any(isinstance(i, Frozen) for i in item):
+            update[name] = [resolve_paths(i, base) if isinstance(i, Frozen) else i for i in item]
+    return value.model_copy(update=update) if update else value
 
 
 def canonical_json(value: Any) -> str:

@@ -8,11 +8,14 @@ import typer
 
 from dialc_runtime.data.review import ReviewFileError, read_review, write_review
 
+EXIT_PENDING = 3  # candidates still pending after an interactive or bulk session: the gate is closed
 KEYS = {"a": "accept", "r": "reject", "e": "edit", "s": "skip", "q": "quit"}
 
 
 def review_file(path: Path, *, accept_all: bool = False, reject_all: bool = False, list_only: bool = False) -> int:
-    """Exit status: 0 when nothing is pending afterwards, 1 when some still are or the file is bad."""
+    """Exit status: 1 when the file is missing or unreadable; `--list` 0 (it only shows, and its last
+    line says how many are pending); otherwise 0 when nothing is pending afterwards, else 3 (the gate
+    stays closed, as `dialc run` says)."""
     if not path.is_file():
         typer.echo(f"dialc: error: review file not found: {path} (run the pipeline first: it writes it)", err=True)
         return 1
@@ -32,8 +35,9 @@ def review_file(path: Path, *, accept_all: bool = False, reject_all: bool = Fals
     else:
         _interactive(path, rows)
     pending = sum(1 for r in rows.values() if r["decision"] == "pending")
-    typer.echo(f"{len(rows) - pending} decided, {pending} pending in {path}", err=True)
-    return 1 if pending else 0
+    gate = ": `dialc run` stops at this gate until none is pending" if pending else ""
+    typer.echo(f"{len(rows) - pending} decided, {pending} pending in {path}{gate}", err=True)
+    return EXIT_PENDING if pending and not list_only else 0
 
 
 def _interactive(path: Path, rows: dict[str, dict]) -> None:

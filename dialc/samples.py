@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+from collections import Counter
 from pathlib import Path
 
-from dialc.diagnostics import Diagnostics
+from dialc.diagnostics import Diagnostics, Note
+from dialc.files import open_text
 from dialc.ir import IR, DeclIR, RefIR
+from dialc.mix import Cell, cell_weights, holdable_count, minimum_shortfall, short_cells
 
 MAX_COUNTED_BYTES = 64 * 1024 * 1024  # validate counts dialogues only in data files up to this size
 PRODUCT_ROLES = {"source": "a dialogue source", "tasks": "a task set (tasks or an evolve block)"}
@@ -58,6 +62,82 @@ def pass_task_set(ir: IR, diags: Diagnostics) -> None:
         if paraphrases and "paraphrase" not in expressions.field_spans:
             diags.report("missing-field", f"paraphrases = {paraphrases} needs a model: "
                          "paraphrase = MODEL", expressions.span_of("paraphrases"))
+
+
+def pass_min_per(ir: IR, diags: Diagnostics) -> None:
+    """`min_per` is a floor per value of each balance key: it needs a balance, and must fit in `count`."""
+    for sample in ir.of_kind("sample"):
+        min_per, count = sample.fields.get("min_per", 0), sample.fields.get("count")
+        balance = sample.fields.get("balance") or []
+        if not min_per or not isinstance(count, int):
+            continue
+        if not balance:
+            diags.report("missing-field", f"min_per = {min_per} is a floor for each value of a balance key, "
+                         "but balance is empty: set balance = [scenario, category]", sample.span_of("min_per"))
+            continue
+        values = _balance_values(ir, sample, balance)
+        shortfall = minimum_shortfall(values, count, min_per)
+        if shortfall is not None:
+            most = max(values.values())
+            diags.report("out-of-range", f"sample '{sample.name}': {shortfall}", sample.span_of("min_per"),
+                         notes=[Note(f"lower min_per to {count // most} or raise count to {min_per * most}")])
+
+
+def _balance_values(ir: IR, sample: DeclIR, balance: list[str]) -> dict[str, int]:
+    """How many values each balance key has, where that is known without running anything."""
+    values: dict[str, int] = {}
+    scenarios = sum(len(s.entries) for s in ir.of_kind("scenarios"))
+    if "scenario" in balance and scenarios:
+        values["scenario"] = scenarios
+    categories = {t.fields.get("category") for t in ir.of_kind("task")}
+    categories |= {c for t in ir.of_kind("tasks") if t.fields.get("generate") for c in t.fields.get("categories") or []}
+    if "category" in balance and categories:
+        values["category"] = len(categories)
+    for ref in sample.fields.get("from") or []:
+        for decl in ir.find(ref.name, ("expressions",)) if isinstance(ref, RefIR) else []:
+            values.update({k: sum(1 for w in v.values() if w > 0) for k, v in decl.fields.items()
+                           if isinstance(v, dict) and k in balance})
+    return values
+
+
+def pass_sample_mix(ir: IR, diags: Diagnostics) -> None:
+    """Warn when a readable corpus cannot supply a sample's declared mix: a (scenario, category) cell with
+    fewer distinct prompts than its share of `count`, and the count the mix can hold."""
+    for sample in ir.of_kind("sample"):
+        cells = _cells(ir, sample)
+        count = sample.fields.get("count")
+        if cells is None or not isinstance(count, int) or count > sum(cells[1].values()):
+            continue  # unknown before running, or already over the total (pass_sample_size)
+        weights, capacity = cells
+        short = short_cells(weights, capacity, count)
+        if short:
+            shown = "; ".join(f"{s} × {c} holds only {cap} distinct prompts for a share of {share}"
+                              for (s, c), share, cap in short[:3])
+            diags.report("sample-too-large", f"sample '{sample.name}' cannot follow its declared mix at count = "
+                         f"{count}: {shown}; at most count = {holdable_count(weights, capacity)} keeps the "
+                         "declared weights", sample.span_of("count"))
+
+
+def _cells(ir: IR, sample: DeclIR) -> tuple[dict[Cell, float], dict[Cell, int]] | None:
+    """(weight, capacity) per cell from the corpus and the declared tasks; None when not knowable."""
+    refs = [r for r in sample.fields.get("from") or [] if isinstance(r, RefIR)]
+    roles = [product_role(ir, r) for r in refs]
+    evolved = any(ir.find(r.name, ("evolve",)) for r in refs)
+    if roles.count("source") != 1 or evolved or any(t.fields.get("generate") for t in ir.of_kind("tasks")):
+        return None  # evolved or generated tasks are known only once they exist
+    source = ir.find(refs[roles.index("source")].name, ("source",))[0]
+    per_scenario = _scenario_counts(ir, source)
+    if not per_scenario:
+        return None
+    tasks = [{"category": t.fields.get("category"), "weight": t.fields.get("weight", 1.0),
+              "scenarios": [r.name for r in t.fields.get("scenarios") or []]} for t in ir.of_kind("task")]
+    combos = math.prod(_expression_count(d) for r in refs for d in ir.find(r.name, ("expressions",)))
+    scenario_weights = {e.name: e.weight for s in ir.of_kind("scenarios") for e in s.entries}
+    dialogues = [{"scenario": s} for s, n in per_scenario.items() for _ in range(n)]
+    weights = cell_weights(dialogues, tasks, scenario_weights, list(sample.fields.get("balance") or []))
+    capacity = {c: per_scenario[c[0]] * combos * sum(1 for t in tasks if t["category"] == c[1] and (
+        not t["scenarios"] or c[0] in t["scenarios"])) for c in weights}
+    return weights, capacity
 
 
 def pass_sample_size(ir: IR, diags: Diagnostics) -> None:
@@ -111,12 +191,27 @@ def _dialogue_count(ir: IR, source: DeclIR) -> int | None:
     path = Path(ir.spec_dir) / str(source.fields.get("path", ""))
     fmt = source.fields.get("format") or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
     try:
-        if path.stat().st_size > MAX_COUNTED_BYTES:
-            return None
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with open_text(path, MAX_COUNTED_BYTES) as handle:  # a FIFO or device is refused, not read
             if fmt == "jsonl":
                 return sum(1 for line in handle if line.strip()) or None
             id_field = source.fields.get("id", "id")
             return len({row.get(id_field) for row in csv.DictReader(handle)}) or None
     except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _scenario_counts(ir: IR, source: DeclIR) -> Counter[str] | None:
+    """Dialogues per scenario in the file (JSONL lines, or CSV ids by their first row); None when
+    unreadable or a line does not parse (ingest will say which)."""
+    path = Path(ir.spec_dir) / str(source.fields.get("path", ""))
+    fmt = source.fields.get("format") or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    id_field, scenario = source.fields.get("id", "id"), source.fields.get("scenario", "scenario")
+    try:
+        with open_text(path, MAX_COUNTED_BYTES) as handle:  # a FIFO or device is refused, not read
+            if fmt == "jsonl":
+                rows = [json.loads(line) for line in handle if line.strip()]
+                return Counter(str(r.get(scenario)) for r in rows if isinstance(r, dict))
+            first = {row.get(id_field): row.get(scenario) for row in reversed(list(csv.DictReader(handle)))}
+            return Counter(str(s) for s in first.values())
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, RecursionError):
         return None

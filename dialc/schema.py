@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ class FieldSpec:
     """One field of a declaration: its type tag, allowed values/range, default and meaning."""
 
     type: str  # int, float, weight, str, bool, choice, ref, refs, names, weights, range, product, model_method,
-    #            source_field, holdout, suites, output, roles, any_axis
+    #            source_field, holdout, domain, suites, output, roles, any_axis
     doc: str
     required: bool = False
     default: Any = None
@@ -69,6 +70,10 @@ KINDS: dict[str, KindSpec] = {
             "batch_size": F("int", "requests decoded together", default=8, lo=1, hi=1024),
             "timeout": F("float", "seconds to wait for a server answer (backend = openai)", lo=1, hi=3600),
             "tokenizer": F("str", "local tokenizer directory for chat templates (backend = openai scoring)"),
+            "max_failed": F("float", "share of a step's requests that may get no answer (server errors) before the "
+                            "step fails; fewer are asked again at the next run (0..1)", default=0.2, lo=0, hi=1),
+            "allow_insecure": F("bool", "send the API key over plain http to a host that is not this machine "
+                                "(backend = openai; refused otherwise)", default=False),
         },
     ),
     "source": KindSpec(
@@ -86,6 +91,9 @@ KINDS: dict[str, KindSpec] = {
                           default="skip", options=("fail", "skip")),
             "pii_scrub": F("bool", "mask phone numbers, e-mails and ID numbers before any model sees them",
                            default=False),
+            "max_quarantine": F("float", "largest share of malformed rows skipped into the quarantine file "
+                                "before ingest fails (0..1); reading no dialogue at all always fails",
+                                default=0.1, lo=0, hi=1),
         },
     ),
     "scenarios": KindSpec("the scenario taxonomy: `name \"description\" weight N` entries",
@@ -202,16 +210,45 @@ KINDS: dict[str, KindSpec] = {
         },
     ),
     "evaluate": KindSpec(
-        "before/after evaluation: domain hold-out and general suites with a retention gate",
+        "before/after evaluation: domain accuracy against gold references (or agreement with the labeller on a "
+        "hold-out) and general suites with a retention gate",
         fields={
             "model": F("ref", "fine-tune target to evaluate", required=True, ref_kinds=("finetune",)),
-            "domain": F("holdout", "holdout(FRACTION): production prompts kept out of training", default=None),
+            "domain": F("domain", "gold(TESTSET): accuracy against a gold test set's references; holdout(FRACTION): "
+                        "agreement with the labeller on production prompts kept out of training; or [both]",
+                        default=None, ref_kinds=("testset",)),
             "general": F("suites", "general-capability suites: suite(\"builtin:general-probe\"), "
                          "suite(\"path\", kind = gsm8k)"),
             "max_drop": F("float", "largest allowed drop per general suite, in accuracy points", default=1.0,
                           lo=0, hi=100),
             "limit": F("int", "items per suite at most (0 = all)", default=0, lo=0),
+            "gold_limit": F("int", "gold dialogues scored at most (0 = all): a seeded sample, the same on every run; "
+                            "each costs a generation per task and model", default=0, lo=0),
             "seed": SEED,
+        },
+    ),
+    "testset": KindSpec(
+        "a gold test set: dialogues kept out of training, each with hand-written reference answers per task",
+        fields={
+            "path": F("str", "dialogue file, relative to the spec's directory (read like a source)", required=True),
+            "references": F("str", "reference answers: JSONL, one {\"id\": …, \"answers\": {TASK: answer}} per "
+                            "dialogue", required=True),
+            "tasks": F("refs", "declared tasks the references answer (default: every declared task)",
+                       ref_kinds=("task",)),
+            "like": F("ref", "source whose format, field mapping, roles and pii_scrub this test set reuses "
+                      "(fields set here win)", ref_kinds=("source",)),
+            "format": F("choice", "file format (default: the source's, else from the extension)",
+                        options=("jsonl", "csv")),
+            "id": F("source_field", "field holding the dialogue id (default: the source's, else \"id\")"),
+            "scenario": F("source_field", "field holding the scenario name"),
+            "turns": F("source_field", "JSONL: field holding the list of turns"),
+            "role": F("source_field", "field of a turn (CSV: of a row) holding the speaker"),
+            "text": F("source_field", "field of a turn (CSV: of a row) holding the text"),
+            "roles": F("roles", "role names or {role: [raw labels]} (required unless `like` gives them)"),
+            "pii_scrub": F("bool", "mask phone numbers, e-mails and ID numbers before any model sees them"),
+            "near_duplicate": F("float", "shingle Jaccard similarity at or above which a test dialogue counts as a "
+                                "copy of a training dialogue (different dialogues of one domain score below 0.1)",
+                                default=0.3, lo=0.05, hi=1),
         },
     ),
     "study": KindSpec(
@@ -257,6 +294,8 @@ DIMENSION_FIELDS: dict[str, dict[str, FieldSpec]] = {
     },
 }
 
+# placeholders an evolve operator's prompt template (`evolve { prompts = {deepen: "…"} }`) may use
+EVOLVE_PLACEHOLDERS = ("instruction", "category", "scenario")
 # placeholders every production-prompt template may use, besides the expression axes
 TEMPLATE_PLACEHOLDERS = ("dialogue", "instruction", "scenario", "scenario_description", "category",
                          "output_format", "task_id")
@@ -266,3 +305,52 @@ EXPECT_METRICS = ("kept_rate", "rejected_rate", "kept", "rejected", "records", "
 EXPECT_FUNCTIONS = ("mean", "pass_rate", "balance_p")  # mean(DIM or score), pass_rate(DIM), balance_p(KEY)
 # record fields a keep rule may name, besides 'score', the dimensions and the expression axes
 KEEP_FIELDS = ("category", "scenario", "task_id", "dialogue_id")
+
+# Output kinds a dimension cannot judge ("kind" or "rule:CHECK" → output kinds): its verdict on such a
+# record is "not applicable" (n/a), and n/a means the same everywhere — the aggregate score leaves the
+# dimension out (weights renormalised), a gate passes, a keep-rule comparison on it is skipped (`a and
+# NA` = a; a rule that is n/a as a whole keeps), and mean()/pass_rate() count only the records it applies
+# to. `validate` warns where a keep rule or gate names such a dimension (inapplicable-dimension).
+NOT_APPLICABLE: dict[str, tuple[str, ...]] = {
+    "grounding": ("choice", "regex"),  # a fixed option or pattern: nothing to find in the dialogue
+    "rule:language": ("choice", "regex"),  # option names and codes are in no language
+}
+# the expression axis the `language` rule reads a record's expected language from (ISO 639-1 codes)
+LANGUAGE_AXIS = "language"
+ISO_639_1 = frozenset((
+    "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bh", "bi", "bm", "bn",
+    "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da", "de", "dv", "dz", "ee", "el", "en",
+    "eo", "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr", "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he",
+    "hi", "ho", "hr", "ht", "hu", "hy", "hz", "ia", "id", "ie", "ig", "ii", "ik", "io", "is", "it", "iu", "ja", "jv",
+    "ka", "kg", "ki", "kj", "kk", "kl", "km", "kn", "ko", "kr", "ks", "ku", "kv", "kw", "ky", "la", "lb", "lg", "li",
+    "ln", "lo", "lt", "lu", "lv", "mg", "mh", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "na", "nb", "nd", "ne",
+    "ng", "nl", "nn", "no", "nr", "nv", "ny", "oc", "oj", "om", "or", "os", "pa", "pi", "pl", "ps", "pt", "qu", "rm",
+    "rn", "ro", "ru", "rw", "sa", "sc", "sd", "se", "sg", "si", "sk", "sl", "sm", "sn", "so", "sq", "sr", "ss", "st",
+    "su", "sv", "sw", "ta", "te", "tg", "th", "ti", "tk", "tl", "tn", "to", "tr", "ts", "tt", "tw", "ty", "ug", "uk",
+    "ur", "uz", "ve", "vi", "vo", "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu",
+))  # fmt: skip
+
+_LANGUAGE_CODE = re.compile(r"^([a-z]{2})(?:[-_][A-Za-z0-9]{2,8})*$")  # zh, zh-Hans, pt-BR
+
+
+def is_language_code(value: str) -> bool:
+    """An ISO 639-1 code, optionally with a script or region subtag (what the `language` rule reads)."""
+    match = _LANGUAGE_CODE.match(value)
+    return match is not None and match.group(1) in ISO_639_1
+
+
+# language names people write instead of codes → the code (for `validate`'s hint)
+LANGUAGE_NAMES = {
+    "english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "zh", "japanese": "ja", "korean": "ko",
+    "french": "fr", "german": "de", "spanish": "es", "portuguese": "pt", "italian": "it", "russian": "ru",
+    "arabic": "ar", "hindi": "hi", "dutch": "nl", "swedish": "sv", "polish": "pl", "turkish": "tr",
+    "vietnamese": "vi", "thai": "th", "indonesian": "id", "greek": "el", "hebrew": "he", "ukrainian": "uk",
+    "czech": "cs", "danish": "da", "finnish": "fi", "norwegian": "no", "hungarian": "hu", "romanian": "ro",
+    "malay": "ms", "persian": "fa", "urdu": "ur", "bengali": "bn", "中文": "zh", "汉语": "zh", "英文": "en",
+    "英语": "en", "日语": "ja", "韩语": "ko",
+}  # fmt: skip
+
+
+def inapplicable_to(kind: str | None, check: str | None = None) -> tuple[str, ...]:
+    """The output kinds a dimension of this kind (and rule check) does not apply to."""
+    return NOT_APPLICABLE.get(f"rule:{check}" if kind == "rule" else str(kind), ())

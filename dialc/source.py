@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from dialc.files import UnreadableFile, read_bounded
 from dialc.model_api import ModelAPI
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024  # larger specs are refused with a diagnostic, not parsed
@@ -57,16 +59,15 @@ class SourceError(Exception):
 def read_source(path: Path, name: str | None = None) -> Source:
     """Read a spec file as UTF-8, refusing what cannot be a spec with a clear reason."""
     shown = name or str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceError(f"file not found: {shown}") from exc
-    except IsADirectoryError as exc:
-        raise SourceError(f"is a directory, not a spec file: {shown}") from exc
-    except OSError as exc:
-        raise SourceError(f"cannot read {shown}: {exc.strerror}") from exc
-    if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(f"{shown} is {len(data)} bytes; specs are limited to {MAX_SOURCE_BYTES}")
+    try:  # a regular file only (not /dev/zero, a FIFO or a directory), read with a bound
+        data = read_bounded(path, MAX_SOURCE_BYTES, shown)
+    except UnreadableFile as exc:
+        if exc.errno == errno.EFBIG:
+            raise SourceError(f"{shown} is larger than {MAX_SOURCE_BYTES} bytes; specs are limited to "
+                              f"{MAX_SOURCE_BYTES}") from None
+        if exc.errno == errno.EINVAL and path.is_dir():
+            raise SourceError(f"is a directory, not a spec file: {shown}") from None
+        raise SourceError(str(exc)) from None
     if b"\x00" in data:
         raise SourceError(f"{shown} looks binary (contains NUL bytes), not a .dial spec")
     try:

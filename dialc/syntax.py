@@ -8,62 +8,61 @@ from typing import Literal, Union
 from dialc.model_api import ModelAPI
 from dialc.source import Span
 
-node = dataclass(frozen=True, slots=True, kw_only=True)  # every node: immutable, keyword-built, compact
 
-
-@node
+# every node: immutable and hashable (like a frozen pydantic model), built with keywords, compact
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Node(ModelAPI):
     span: Span
 
 
 # ---- values -------------------------------------------------------------------------------
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Str(Node):
     type: Literal["str"] = "str"
     value: str
     long: bool = False  # written as """…""": the formatter keeps it multi-line
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Num(Node):
     type: Literal["num"] = "num"
     value: int | float
     text: str  # as written, so the formatter keeps 100_000 readable
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Name(Node):
     type: Literal["name"] = "name"
     name: str
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Range(Node):
     type: Literal["range"] = "range"
     lo: Num
     hi: Num
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListV(Node):
     type: Literal["list"] = "list"
     items: list[Value]
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Pair(Node):
     key: str
     key_span: Span
     value: Value
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DictV(Node):
     type: Literal["dict"] = "dict"
     pairs: list[Pair]
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Call(Node):
     type: Literal["call"] = "call"
     func: str
@@ -71,13 +70,13 @@ class Call(Node):
     kwargs: list[Pair]
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Product(Node):
     type: Literal["product"] = "product"
     items: list[Value]
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BlockV(Node):
     type: Literal["block"] = "block"
     kind: str
@@ -88,19 +87,19 @@ Value = Union[Str, Num, Name, Range, ListV, DictV, Call, Product, BlockV]  # noq
 
 
 # ---- expressions (keep / expect) ------------------------------------------------------------
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ref(Node):
     type: Literal["ref"] = "ref"
     parts: list[str]
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Not(Node):
     type: Literal["not"] = "not"
     operand: Expr
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BinOp(Node):
     type: Literal["binop"] = "binop"
     op: str  # and, or, >=, <=, ==, !=, >, <
@@ -112,7 +111,7 @@ Expr = Union[Num, Str, Ref, Call, Not, BinOp]  # noqa: UP007
 
 
 # ---- output schema types --------------------------------------------------------------------
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TypeExpr(Node):
     base: str  # int, float, str, bool, enum, list
     options: list[str] = field(default_factory=list)  # enum(a, b)
@@ -124,7 +123,7 @@ class TypeExpr(Node):
 
 
 # ---- members and declarations ---------------------------------------------------------------
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Assign(Node):
     member: Literal["assign"] = "assign"
     name: str
@@ -132,7 +131,7 @@ class Assign(Node):
     value: Value
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry(Node):
     member: Literal["entry"] = "entry"
     name: str
@@ -141,7 +140,7 @@ class Entry(Node):
     weight: Num | None = None
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SchemaField(Node):
     member: Literal["schema_field"] = "schema_field"
     name: str
@@ -149,24 +148,24 @@ class SchemaField(Node):
     type: TypeExpr
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Keep(Node):
     member: Literal["keep"] = "keep"
     expr: Expr
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Expect(Node):
     member: Literal["expect"] = "expect"
     expr: Expr
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Word(Node):
     text: str
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decl(Node):
     member: Literal["decl"] = "decl"
     words: list[Word]  # kind, then name, then qualifiers: `dimension grounded grounding`
@@ -184,12 +183,12 @@ class Decl(Node):
 Member = Union[Assign, Entry, SchemaField, Keep, Expect, Decl]  # noqa: UP007
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Include(Node):
     path: Str
 
 
-@node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Comment(Node):
     text: str
 

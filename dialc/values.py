@@ -10,6 +10,7 @@ from typing import Any
 from dialc import syntax as ast
 from dialc.diagnostics import Diagnostics, Note
 from dialc.ir import RefIR
+from dialc.regex_bounds import warn_unbounded
 from dialc.schema import FieldSpec
 
 _INVALID = object()  # a value that failed; the caller leaves the field unset
@@ -91,6 +92,7 @@ class Coercer:
         except re.error as exc:
             self.diags.report("bad-regex", f"invalid regular expression: {exc}", value.span)
             return _INVALID
+        warn_unbounded(text, value.span, self.diags)
         return text
 
     def _bool(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
@@ -209,7 +211,7 @@ class Coercer:
 
     def _holdout(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
         if not (isinstance(value, ast.Call) and value.func == "holdout" and len(value.args) == 1):
-            return self._mismatch(field, "holdout(FRACTION)", value)
+            return self._mismatch(field, "holdout(FRACTION) or gold(TESTSET)", value)
         arg = value.args[0]
         if not isinstance(arg, ast.Num):
             return self._mismatch(field, "holdout(FRACTION) with a number", arg)
@@ -218,6 +220,28 @@ class Coercer:
                               arg.span)
             return _INVALID
         return {"fraction": float(arg.value)}
+
+    def _domain(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
+        """gold(TESTSET), holdout(FRACTION), or a list of one of each → {"gold": RefIR, "fraction": F}."""
+        items = value.items if isinstance(value, ast.ListV) else [value]
+        result: dict[str, Any] = {}
+        for item in items:
+            part = self._gold(field, item) if isinstance(item, ast.Call) and item.func == "gold" else (
+                self._holdout(field, spec, item))
+            if part is _INVALID:
+                return _INVALID
+            if set(part) & set(result):
+                self.diags.report("duplicate-field", f"field '{field}' names {', '.join(part)} twice", item.span)
+                return _INVALID
+            result.update(part)
+        if not result:
+            return self._mismatch(field, "gold(TESTSET), holdout(FRACTION) or a list of them", value)
+        return result
+
+    def _gold(self, field: str, value: ast.Call) -> Any:
+        if len(value.args) != 1 or value.kwargs or not isinstance(value.args[0], ast.Name):
+            return self._mismatch(field, "gold(TESTSET) with the name of a testset", value)
+        return {"gold": RefIR(name=value.args[0].name, span=value.args[0].span)}
 
     def _suites(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
         items = value.items if isinstance(value, ast.ListV) else [value]

@@ -26,3 +26,15 @@ class UnknownStepKind(LookupError):
 
 class DuplicateRecord(Exception):
     """A step emitted one record key twice in an attempt (two records would collapse into one)."""
+
+
+class RunRefused(Exception):
+    """A run that cannot start: the command line says why and exits 2 (no traceback, nothing run)."""
+
+
+class RunLocked(RunRefused):
+    """Another dialc process runs in the same run directory (its PID is in the message)."""
+
+
+class StoreDamaged(RunRefused):
+    """store.sqlite cannot be trusted (corrupt pages, truncated, not a database): `--rebuild-store` helps."""

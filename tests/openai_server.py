@@ -28,7 +28,7 @@ class State:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.seen: Counter[str] = Counter()
-        self.in_flight = self.peak = self.failed = 0
+        self.in_flight = self.peak = self.failed = self.chats = 0
         self.scorer = Scorer(args.model) if args.model else None
 
 
@@ -147,6 +147,9 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         time.sleep(s.args.latency)
         if s.args.api_key and self.headers.get("Authorization") != f"Bearer {s.args.api_key}":
+            if s.args.echo_key:  # a careless server: its error text repeats what it was sent
+                return 401, {"error": {"message": f"invalid API key; got Authorization: "
+                                                  f"{self.headers.get('Authorization')}"}}
             return 401, {"error": {"message": "invalid API key"}}
         refused = set(body) & set(s.args.reject_fields.split(",")) - {""}
         if refused:
@@ -156,8 +159,12 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return 404, {"error": {"message": f"no route {self.path}"}}
         with s.lock:
-            fail = s.failed < s.args.fail_first
+            s.chats += 1
+            fail = s.failed < s.args.fail_first or (s.args.fail_every and s.chats % s.args.fail_every == 0)
             s.failed += fail
+            hang = s.args.hang_after >= 0 and s.chats > s.args.hang_after
+        if hang:
+            time.sleep(3600)  # a hung server: the connection stays open, no answer comes
         if fail:
             return 500, {"error": {"message": "injected failure", "code": 500}}
         return 200, chat_answer(s, body)
@@ -173,6 +180,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--reject-fields", default="", help="comma-separated fields → HTTP 422")
     parser.add_argument("--api-key", default="", help="require this bearer token")
+    parser.add_argument("--echo-key", action="store_true", help="a 401 repeats the Authorization header sent")
+    parser.add_argument("--fail-every", type=int, default=0, help="answer HTTP 500 to every N-th chat")
+    parser.add_argument("--hang-after", type=int, default=-1, help="never answer chats after the first N")
     args = parser.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -237,6 +237,17 @@ class MemoryContext:
         self._out_dir.mkdir(parents=True, exist_ok=True)
         return self._out_dir
 
+    @property
+    def final_dir(self) -> Path:
+        return self.out_dir  # no staging folder here: files are written where they stay
+
+    @property
+    def resume_dir(self) -> Path:
+        assert self._out_dir is not None, "this test gave the step no out_dir"
+        path = self._out_dir.parent / f"{self._out_dir.name}.resume"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def emit(self, key: str, record: Any) -> None:
         assert key not in self.emitted, f"{key} emitted twice"
         self.emitted[key] = json.loads(json.dumps(record))  # records must be JSON

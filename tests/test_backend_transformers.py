@@ -162,8 +162,8 @@ def test_text_is_bounded_by_max_chars(sharp: TransformersBackend) -> None:
         )
         for i in range(4)
     ]
-    for result in sharp.generate(requests):
-        assert result.ok and len(result.text) <= 25
+    for result in sharp.generate(requests):  # within the bound, or cut at it mid-sentence: truncated
+        assert len(result.text) <= 25 and (result.ok or str(result.error).startswith("truncated"))
 
 
 # -- batching and determinism ------------------------------------------------------------------
@@ -176,7 +176,9 @@ def test_batch_equals_single(sharp: TransformersBackend, temperature: float) -> 
     alone = [sharp.generate([request])[0] for request in requests]
     assert [r.text for r in batched] == [r.text for r in alone]
     assert len({r.text for r in batched}) == len(requests)  # the rows really differ
-    assert all(r.ok for r in batched), [r.error for r in batched]
+    # bounded text that runs into its bound mid-sentence is truncated (tests/test_bounded_text.py)
+    assert all(r.ok or (q.constraint.kind == "text" and str(r.error).startswith("truncated"))
+               for q, r in zip(requests, batched, strict=True)), [r.error for r in batched]
 
 
 def test_batch_equals_single_on_the_tiny_model(backend: TransformersBackend) -> None:

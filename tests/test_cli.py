@@ -210,13 +210,37 @@ def test_internal_error_exits_2(monkeypatch: pytest.MonkeyPatch,
     assert "dialc: internal error: RuntimeError: boom" in capsys.readouterr().err
 
 
-def test_main_usage_error_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("argv", [["validate", "--bogus"], ["compile"], ["bogus"], ["validate", SPEC, "-f", "xml"]])
+def test_main_usage_error_exits_2(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
     from dialc import cli
 
-    monkeypatch.setattr(sys, "argv", ["dialc", "validate", "--bogus"])
+    monkeypatch.setattr(sys, "argv", ["dialc", *argv])
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
+    err = capsys.readouterr().err
     assert exit_info.value.code == 2
+    assert "Usage: " in err and "Error: " in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", SPEC], ["validate", SPEC, "--format", "json"], ["validate", "-fjson", SPEC],
+    ["validate", SPEC, "--set=sample.prompts.count=7"], ["validate", SPEC, "-s", "sample.prompts.count=-1"],
+    ["validate", "--", SPEC], ["validate", "tests/diagnostics/refs.dial", SPEC], ["validate", "missing.dial"],
+])
+def test_fast_validate_path_matches_the_typer_command(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """main() answers a plain validate without building the typer app: same output and exit status."""
+    from dialc import cli
+    from dialc.cli.lint import parse_validate_args
+
+    assert parse_validate_args(argv) is not None
+    monkeypatch.setattr(sys, "argv", ["dialc", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    fast = (exit_info.value.code, *capsys.readouterr())
+    code, out, err = invoke(*argv)
+    assert fast == (code, out, err)
 
 
 def test_python_m_dialc_help() -> None:
@@ -225,3 +249,55 @@ def test_python_m_dialc_help() -> None:
     assert out.returncode == 0
     for command in ("validate", "compile", "graph", "codes", "debug"):
         assert command in out.stdout
+
+
+# ---- run and review exit codes (issue 9) --------------------------------------------------------
+
+
+def _fake_run(monkeypatch: pytest.MonkeyPatch, steps: list[tuple[str, dict, list[str]]]) -> None:
+    """`dialc run` on a plan of fake steps (no model, no spec compiled)."""
+    from runtime_fakes import FakeRegistry, make_plan
+
+    import dialc.cli.run_cmds as run_cmds
+    import dialc_runtime.engine.executor as executor
+
+    monkeypatch.setattr(run_cmds, "load_plan", lambda spec, overrides: make_plan(steps))
+    monkeypatch.setattr(executor, "default_registry", FakeRegistry)
+
+
+def test_run_stopped_at_a_gate_exits_3_and_says_blocked(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    _fake_run(monkeypatch, [("gen.a", {"n": 2}, []), ("block.review", {"message": "1 task awaits review"}, ["gen.a"]),
+                            ("map.after", {}, ["block.review"]), ("map.deeper", {}, ["map.after"])])
+    code, out, err = invoke("run", SPEC, "--run-dir", str(tmp_path / "run"), "-q")
+    assert code == 3, err
+    assert "failed" not in err.replace("0 failed", "")
+    assert re.search(r"status\s*│?\s*blocked", err)
+    assert 'step "block.review" blocked: 1 task awaits review' in err
+    assert "stopped at a gate" in err
+
+
+def test_run_with_a_failed_step_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_run(monkeypatch, [("fail.f", {"message": "bad rows"}, []), ("block.review", {}, [])])
+    code, _, err = invoke("run", SPEC, "--run-dir", str(tmp_path / "run"), "-q")
+    assert code == 1 and 'step "fail.f" failed: bad rows' in err
+
+
+def test_run_help_states_the_exit_codes() -> None:
+    code, out, _ = invoke("run", "--help")
+    assert code == 0 and "3 stopped at a gate" in " ".join(out.split())
+
+
+def test_review_list_exits_0_with_pending_candidates_and_says_so(tmp_path: Path) -> None:
+    from dialc_runtime.data.review import write_review
+
+    path = tmp_path / "review.jsonl"
+    write_review(path, [{"id": "t1~deepen1", "decision": "pending", "instruction": "Do more."},
+                        {"id": "t2~deepen1", "decision": "accept", "instruction": "Do less."}])
+    code, out, err = invoke("review", str(path), "--list")
+    assert code == 0, err
+    assert "pending  t1~deepen1" in out and "1 decided, 1 pending" in err
+    code, _, err = invoke("review", str(path), "--reject-all")
+    assert code == 0 and "0 pending" in err
+    code, out, _ = invoke("review", "--help")
+    assert "--list" in out and "exit" in out.lower()

@@ -12,7 +12,8 @@ from pipeline_kit import DIALOGUES, SPEC, records, run, write_project
 
 from dialc_runtime.data.review import read_review, write_review
 from dialc.plan import SampleParams
-from dialc_runtime.data.sampling import Draw, balance_report, cell_weights, declared_weights, draw_prompts
+from dialc.mix import cell_weights
+from dialc_runtime.data.sampling import Draw, balance_report, declared_weights, draw_prompts
 from dialc_runtime.engine.layout import RunLayout
 
 
@@ -22,6 +23,7 @@ def test_ingest_quarantines_malformed_rows_with_file_and_line(tmp_path: Path) ->
     bad = ['{"id": "x1", "scenario": "rental"', json.dumps({"id": "x2", "scenario": "rental", "turns": [
         {"role": "landlord", "text": "hi"}]}), json.dumps({"scenario": "rental", "turns": []}), good[0]]
     (tmp_path / "dialogues.jsonl").write_text("\n".join(good + bad) + "\n", encoding="utf-8")
+    spec.write_text(spec.read_text().replace("pii_scrub = true", "pii_scrub = true  max_quarantine = 0.6"))
     res = run(spec, tmp_path / "run", select=["ingest.dialogues"])
     step = res.step("ingest.dialogues")
     assert step.status == "ok" and step.metrics["dialogues"] == 3 and step.metrics["quarantined"] == 4
@@ -29,6 +31,36 @@ def test_ingest_quarantines_malformed_rows_with_file_and_line(tmp_path: Path) ->
     assert "dialogues.jsonl:4: invalid JSON" in quarantine
     assert "dialogues.jsonl:5: turn 1: unknown speaker 'landlord'" in quarantine
     assert "dialogues.jsonl:7: duplicate dialogue id 'd00'" in quarantine
+
+
+def test_ingest_fails_when_the_field_mapping_matches_nothing(tmp_path: Path) -> None:
+    """Issue 9: a corpus whose fields the mapping does not name quarantined every line, and ingest said ok."""
+    spec = write_project(tmp_path, dialogues=[{"conv": d["id"], "topic": d["scenario"], "turns": d["turns"]}
+                                              for d in DIALOGUES])
+    res = run(spec, tmp_path / "run", select=["ingest.dialogues"])
+    step = res.step("ingest.dialogues")
+    assert step.status == "failed", step.message
+    assert "no dialogue" in step.message and "all 12" in step.message
+    assert "missing or empty field 'id'" in step.message and "field mapping" in step.message
+    quarantine = RunLayout(tmp_path / "run").quarantine(step.key or "")
+    assert str(quarantine) in step.message and quarantine.read_text().count("\n") == 12
+
+
+def test_ingest_fails_above_its_declared_quarantine_share(tmp_path: Path) -> None:
+    spec = write_project(tmp_path)
+    lines = [json.dumps(d) for d in DIALOGUES[:8]] + ["not json", json.dumps({"id": "x", "scenario": "rental"})]
+    (tmp_path / "dialogues.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = run(spec, tmp_path / "run", select=["ingest.dialogues"])  # default max_quarantine = 0.1
+    step = res.step("ingest.dialogues")
+    assert step.status == "failed"
+    assert "2 of 10 rows (20%) quarantined, above max_quarantine = 0.1" in step.message
+    spec.write_text(spec.read_text().replace("pii_scrub = true", "pii_scrub = true  max_quarantine = 0.25"))
+    res = run(spec, tmp_path / "run", select=["ingest.dialogues"])
+    step = res.step("ingest.dialogues")
+    assert step.status == "ok" and step.metrics["quarantined"] == 2
+    where = str(RunLayout(tmp_path / "run").quarantine(step.key or ""))
+    assert step.metrics["quarantine_file"] == where
+    assert any(where in w and "2 malformed row(s) quarantined" in w for w in step.warnings)
 
 
 def test_ingest_fail_policy_points_at_the_bad_line(tmp_path: Path) -> None:
@@ -58,7 +90,7 @@ def test_csv_source_maps_raw_speaker_labels(tmp_path: Path) -> None:
     spec = tmp_path / "s.dial"
     spec.write_text('pipeline s {}\nsource chats { path = "chats.csv"  id = field("conversation_id")  '
                     'scenario = field("topic")  role = field("speaker")  text = field("message")  '
-                    'roles = {agent: ["Support"], customer: ["Customer"]} }\n')
+                    'roles = {agent: ["Support"], customer: ["Customer"]}  max_quarantine = 1 }\n')
     res = run(spec, tmp_path / "run", select=["ingest.chats"])
     dialogues = records(tmp_path / "run", res, "ingest.chats")
     assert [d["id"] for d in dialogues] == ["c1"]

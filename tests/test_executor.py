@@ -90,15 +90,16 @@ def test_listed_file_contents_are_part_of_the_key(
     tmp_path: Path, reg: FakeRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text("one", encoding="utf-8")
+    Path("specs").mkdir()  # listed files are relative to the spec's folder (the fake plan's is specs/)
+    Path("specs/notes.txt").write_text("one", encoding="utf-8")
     plan = make_plan([("gen.a", {"n": 2}, []), ("files.f", {"files": ["notes.txt"]}, ["gen.a"])])
     execute(plan, Path("run"), registry=reg, quiet=True)
     execute(plan, Path("run"), registry=reg, quiet=True)
     assert reg.calls["files.f"] == 1
-    Path("notes.txt").write_text("two", encoding="utf-8")
+    Path("specs/notes.txt").write_text("two", encoding="utf-8")
     execute(plan, Path("run"), registry=reg, quiet=True)
     assert reg.calls["files.f"] == 2 and reg.calls["gen.a"] == 1
-    assert records(Path("run"), "files.f") == [("notes.txt", {"text": "two"})]
+    assert records(Path("run"), "files.f") == [("specs/notes.txt", {"text": "two"})]  # what the step read
 
 
 def test_recompute_forces_a_step(tmp_path: Path, reg: FakeRegistry) -> None:
@@ -251,8 +252,11 @@ def test_blocked_step_blocks_dependents_with_its_message(tmp_path: Path, reg: Fa
     res = execute(plan, tmp_path, registry=reg, quiet=True)
     assert res.step("block.review").status == "blocked"
     assert res.step("block.review").message == "review reviews/tasks.review"
-    assert res.step("map.next").status == "skipped"
+    # below a gate is blocked too, not a failure: the run is not failed (issue 9)
+    assert res.step("map.next").status == "blocked" and res.step("map.next").blocked_by == "block.review"
     assert res.step("map.next").message == "upstream block.review blocked"
+    assert res.step("map.next").diagnostic() is None  # the gate's own line says it
+    assert res.ok and res.by_status("blocked") == ["block.review", "map.next"]
     execute(plan, tmp_path, registry=reg, quiet=True)
     assert reg.calls["block.review"] == 2  # a blocked step is asked again next run
 
@@ -344,3 +348,11 @@ def test_terminal_progress_bars(tmp_path: Path, reg: FakeRegistry) -> None:
     console = Console(file=out, width=120, force_terminal=True)
     res = execute(dag(), tmp_path, registry=reg, console=console)
     assert res.ok and "gen.a" in out.getvalue()
+
+
+def test_a_step_that_yields_nothing_from_its_inputs_is_warned_about(tmp_path: Path, reg: FakeRegistry) -> None:
+    plan = make_plan([("gen.a", {"n": 3}, []), ("files.none", {}, ["gen.a"])])  # no files: no records
+    res = execute(plan, tmp_path, registry=reg, quiet=True)
+    assert res.step("files.none").status == "ok"
+    assert res.step("files.none").warnings == ["yielded no records (its inputs hold 3)"]
+    assert res.step("gen.a").warnings == []

@@ -57,6 +57,7 @@ def test_paths_are_relative_to_the_including_file(tmp_path: Path) -> None:
         "specs/shared/models.dial": 'include "../../common/taxonomy.dial"\n',
         "common/taxonomy.dial": 'scenarios { x "X" weight 1 }\n',
     })
+    (tmp_path / ".git").mkdir()  # the project root: includes may climb up to it (dialc.security)
     front = run_frontend(tmp_path / "specs" / "main.dial")
     assert front.diags.items == []
     assert front.ir is not None and front.ir.of_kind("scenarios")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,15 @@ def test_callers_keep_their_policy_and_the_location(tmp_path: Path) -> None:
     path.write_text('\n{oops\n', encoding="utf-8")
     with pytest.raises(SuiteFormatError, match=r"c\.jsonl:2: invalid JSON"):
         read_probe(path)
+
+
+def test_a_line_cut_short_reports_the_column_where_it_ends(tmp_path: Path) -> None:
+    """Issue 9: a line cut inside a string reported where the string starts (or, before the reader
+    stripped line ends, column 1 of the next line) instead of where the line stops."""
+    line = json.dumps({"id": "d1", "scenario": "cards", "turns": [{"role": "agent", "text": "x" * 80}]})[:134]
+    path = tmp_path / "cut.jsonl"
+    path.write_text(line + "\r\n" + '{"id": "d2"}\n', encoding="utf-8")
+    (number, error), (_, ok) = list(read_jsonl(path))
+    assert isinstance(error, JsonlError) and (number, error.column) == (1, 135), error
+    assert "ends inside a string that starts at column 71" in error.reason
+    assert ok == {"id": "d2"}

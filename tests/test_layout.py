@@ -19,6 +19,7 @@ CONTRACT = {
     "artifacts": "artifacts",
     "logs": "logs",
     "report": "report.html",
+    "lock": "run.lock",  # issue 14: the PID of the run under way (empty once it ended cleanly)
 }
 
 

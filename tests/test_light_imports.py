@@ -1,4 +1,5 @@
-"""`dialc validate` / `dialc compile` in a fresh interpreter → no heavy library is ever imported."""
+"""`dialc validate` / `dialc compile` in a fresh interpreter → no heavy library is ever imported, and validate
+imports none of the libraries only compile, graph or run need (it answers an editor on every save)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "peft", "guidance", "llguidance", "datasets", "trl")
+# validate parses with the generated standalone parser (no lark), builds dataclass nodes (no pydantic),
+# checks cycles itself (no networkx) and reads its arguments without typer/click/rich
+NOT_FOR_VALIDATE = ("networkx", "typer", "click", "rich", "pydantic", "pydantic_core", "lark")
+UNDECLARED = ("click",)  # typer 0.29 ships its own copy as typer._click; `click` is not a dialc dependency
 
 # Runs the real CLI entry point in-process, then reports which heavy modules got imported.
 PROBE = """
@@ -22,7 +27,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy})
-print("\\nLOADED=" + json.dumps({{"code": code, "heavy": heavy}}))
+top = sorted({{m.split(".")[0] for m in sys.modules}})
+print("\\nLOADED=" + json.dumps({{"code": code, "heavy": heavy, "top": top}}))
 """
 
 
@@ -44,3 +50,7 @@ def test_no_heavy_imports(args: list[str], tmp_path: Path) -> None:
     result = json.loads(marker[-1][len("LOADED="):])
     assert result["code"] in (0, 1, None), out.stderr[-2000:]
     assert result["heavy"] == [], f"dialc {' '.join(args)} imported {result['heavy']}"
+    assert not set(result["top"]) & set(UNDECLARED), f"dialc {' '.join(args)} imported an undeclared package"
+    if args[0] == "validate":
+        light = sorted(set(result["top"]) & set(NOT_FOR_VALIDATE))
+        assert light == [], f"dialc {' '.join(args)} imported {light}"

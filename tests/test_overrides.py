@@ -23,7 +23,9 @@ def _in_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def fields(overrides: list[str], kind: str, name: str) -> dict[str, Any]:
     """The resolved fields of one declaration of realestate.dial after the overrides (clean run)."""
     front = run_frontend(SPEC, overrides)
-    problems = [f"{d.code}: {d.message}" for d in front.diags.items]
+    # an override may leave a declaration unused (domain=holdout(…) leaves the gold test set idle): that
+    # is worth a warning, and only a warning
+    problems = [f"{d.code}: {d.message}" for d in front.diags.items if d.code != "unused"]
     assert problems == []
     assert front.ir is not None
     return front.ir.find(name, (kind,))[0].fields

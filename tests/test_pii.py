@@ -64,3 +64,26 @@ def test_number_ranges_are_not_phone_numbers(text: str) -> None:
 def test_scrubbing_is_idempotent() -> None:
     once, _ = scrub("li@x.com 555-0142 11010519491231002X 6222 0202 0000 1234")
     assert scrub(once) == (once, Counter())
+
+
+@pytest.mark.parametrize("run", ["a" * 200_000, "好" * 200_000, "1" * 200_000, "a." * 100_000, "x@" * 100_000])
+def test_scrubbing_is_linear_in_the_text(run: str) -> None:
+    """Issue 14: the e-mail pattern retried every start inside a long word run (one 100,000-character
+    turn took 58 s); a 200,000-character run now takes milliseconds, and a run with an e-mail still masks it."""
+    import time
+
+    start = time.perf_counter()
+    scrub(run)
+    scrub(run + " li@example.com")
+    assert time.perf_counter() - start < 1.0
+    assert scrub(run[:50] + " li@example.com")[1]["email"] == 1
+
+
+def test_the_quality_pii_rule_is_linear_too() -> None:
+    import time
+
+    from dialc_runtime.quality.rules import find_pii
+
+    start = time.perf_counter()
+    assert find_pii("a" * 200_000) == []
+    assert time.perf_counter() - start < 1.0

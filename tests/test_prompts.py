@@ -33,7 +33,8 @@ def test_a_long_transcript_keeps_its_start_and_end() -> None:
          "Use null when the dialogue does not say."),
         ({"kind": "choice", "options": ["yes", "no"]}, "Answer with exactly one of: yes, no."),
         ({"kind": "regex", "pattern": r"^\d+$"}, r"Answer in the form matching /^\d+$/."),
-        ({"kind": "text", "max_chars": 400}, "Answer in plain text, at most 400 characters."),
+        ({"kind": "text", "max_chars": 400}, "Answer in plain text, at most 400 characters (about 66 words); "
+                                             "finish your last sentence within that limit."),
     ],
 )
 def test_the_answer_format_hint_follows_the_constraint(output: dict[str, Any], hint: str) -> None:
@@ -65,3 +66,11 @@ def test_a_custom_template_without_the_format_still_gets_it() -> None:
 
 def test_fill_keeps_literal_braces_and_blanks_unknown_placeholders() -> None:
     assert fill("{{json}} {a} [{b}]", {"a": 1}) == "{json} 1 []"
+
+
+@pytest.mark.parametrize("template", ["{dialogue!x}", "{dialogue:,}", "{dialogue:{instruction}}",
+                                      "{dialogue:x>999999999}", "{dialogue.__class__}", "{dialogue[0]}"])
+def test_fill_takes_plain_placeholders_only(template: str) -> None:
+    """Issue 14: conversions and format specs reached str.format (internal errors, a gigabyte per prompt)."""
+    with pytest.raises(ValueError, match="only plain"):
+        fill(template, {"dialogue": "Agent: hi", "instruction": "x"})

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dialc_runtime.quality.aggregate import aggregate, apply_top_k, decide, parse_dimensions
-from dialc_runtime.quality.expects import check_all, metric
+from dialc_runtime.quality.expects import check_all, metric, metric_scope, source_form
 from dialc_runtime.quality.keep import RuleError, evaluate, refs
 
 DIMS = parse_dimensions(
@@ -130,6 +130,9 @@ def test_metrics() -> None:
     assert metric("kept_rate", data) == 0.6
     assert metric("duplicate_rate", data) == 0.1
     assert metric("mean:helpful", data) == pytest.approx(0.625)  # over kept records
+    assert metric_scope("mean:helpful", data) == (6, "over the 6 kept records")
+    assert metric_scope("kept_rate", data) == (10, "over all 10 records")
+    assert source_form("mean:helpful") == "mean(helpful)" and source_form("kept_rate") == "kept_rate"
     assert metric("pass_rate:helpful", data) == pytest.approx(5 / 6, abs=1e-4)
     assert metric("mean:score", data) == pytest.approx(0.625)
     p = metric("balance_p:scenario", data)
@@ -149,9 +152,10 @@ def test_expectations_name_their_spec_location() -> None:
     ok, low, unknown = check_all(expects, rows())
     assert ok["ok"] and ok["actual"] == 0.6 and ok["message"] == ""
     assert not low["ok"]
-    assert low["message"] == (
-        "specs/x.dial:31:3: expect mean:helpful >= 0.8 failed: mean:helpful is 0.625"
+    assert low["message"] == (  # issue 9: the source syntax, and what the figure is computed over
+        "specs/x.dial:31:3: expect mean(helpful) >= 0.8 failed: mean(helpful) is 0.625 over the 6 kept records"
     )
+    assert low["expect"] == "expect mean(helpful) >= 0.8" and low["n"] == 6
     assert not unknown["ok"] and "unknown metric 'vibes'" in unknown["message"]
     nothing_kept = [{**r, "kept": False} for r in rows()]
     (empty,) = check_all([{"metric": "mean:helpful", "op": ">=", "value": 0.1}], nothing_kept)

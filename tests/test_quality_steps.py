@@ -239,8 +239,8 @@ def test_failing_expectation_blocks_with_the_spec_location() -> None:
     ctx, out = run_filter({**QUALITY, "expects": expects}, where)
     assert out.status == "blocked"
     assert out.message == (
-        "specs/re.dial:40:3: expect kept_rate >= 0.5 failed: kept_rate is 0.333\n"
-        "specs/re.dial:42:3: expect mean:grounded >= 0.9 failed: mean:grounded is 0.75"
+        "specs/re.dial:40:3: expect kept_rate >= 0.5 failed: kept_rate is 0.333 over all 6 records\n"
+        "specs/re.dial:42:3: expect mean(grounded) >= 0.9 failed: mean(grounded) is 0.75 over the 2 kept records"
     )
     assert len(ctx.emitted) == 6  # every record is still written, for the report
     assert [e["ok"] for e in out.metrics["expects"]] == [False, True, False]
@@ -263,7 +263,8 @@ def test_judge_estimate_follows_the_sample_count() -> None:
     ])  # fmt: skip
     assert score_step.estimate(plan.step("score.choice"), plan)["model_calls"] == 40
     assert score_step.estimate(plan.step("score.expected"), plan)["model_calls"] == 200
-    assert score_step.estimate(plan.step("score.rule"), plan) == {"model_calls": 0, "tokens": 0}
+    rule = score_step.estimate(plan.step("score.rule"), plan)
+    assert rule["model_calls"] == 0 and rule["tokens"] == 0
 
 
 class FullJudge(Judge):
@@ -314,3 +315,30 @@ def test_steps_run_the_compiled_params_of_the_golden_plans(
         else:
             assert all(isinstance(r["kept"], bool) and r["reason"] for r in ctx.emitted.values())
             assert out.status == "ok" or plan in out.message.split(":")[0]
+
+
+class FlatJudge(Judge):
+    """The embedded 135M judge: nearly the same probabilities for every scale value, for every record."""
+
+    def loglikelihood(self, requests: list[ScoreRequest]) -> list[float]:
+        return [-1.0 - 0.01 * int(r.continuation) - 0.001 * (i % 3) for i, r in enumerate(requests)]
+
+
+def test_a_judge_that_cannot_separate_records_is_warned_about() -> None:
+    """Issue 9: the 135M judge mapped 1–5 to 0.08–0.24, "passed" 100%, and nobody was told."""
+    ctx, out = score({**JUDGE, "method": "expected"}, backend=FlatJudge())
+    spread = out.metrics["spread"]
+    assert spread["n"] == 5 and spread["std"] < 0.05 and spread["max"] - spread["min"] < 0.05
+    (warning,) = [w for w in ctx.warnings if "cannot separate records" in w]
+    assert warning.startswith("helpful cannot separate records: its 5 scores lie in")
+    _, sharp = score(JUDGE, backend=Judge())  # 5 or 2: it separates
+    assert sharp.metrics["spread"]["std"] > 0.05
+
+
+def test_the_filter_reports_each_dimensions_spread_and_agreement() -> None:
+    _, out = run_filter(QUALITY)
+    helpful = out.metrics["dimensions"]["helpful"]
+    assert helpful["spread"]["n"] == 5 and helpful["spread"]["std"] > 0.05
+    assert set(helpful["agreement"]) == {"valid", "novel", "grounded"}
+    grounded = helpful["agreement"]["grounded"]
+    assert grounded["n"] == 5 and (grounded["rho"] is None or -1 <= grounded["rho"] <= 1)

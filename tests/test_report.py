@@ -144,7 +144,7 @@ GATES = {"sane_len": {"weight": 1.0, "kind": "rule"}, "helpful": {"weight": 2.0,
          "novel": {"gate": True, "kind": "dedup"}}  # fmt: skip
 
 
-def pipeline(expect: float = 0.2, after_general: float = 0.5) -> Any:
+def pipeline(expect: float = 0.2, after_general: float = 0.5, extra: tuple[Any, ...] = ()) -> Any:
     scores = [f"score.{n}" for n in DIMS]
     filt = {"dimensions": GATES, "keep": {"left": {"ref": "score"}, "op": ">=", "right": 0.3},
             "expects": [{"metric": "kept_rate", "op": ">=", "value": expect}]}
@@ -155,6 +155,7 @@ def pipeline(expect: float = 0.2, after_general: float = 0.5) -> Any:
         ("filter.quality", filt, ["label.labels", *scores]),
         ("finetune.domain", {}, ["filter.quality"]),
         ("evaluate.after", {"after_general": after_general}, ["finetune.domain", "filter.quality"]),
+        *extra,
     ])  # fmt: skip
     where = {"expects": ["specs/fake.dial:30:3"]}  # where the spec declared the expect (not in the key)
     plan.steps = [s.model_copy(update={"locations": where}) if s.kind == "filter" else s for s in plan.steps]
@@ -260,9 +261,26 @@ def test_summary_table(full: tuple[Path, str]) -> None:
     console = Console(file=io.StringIO(), width=140)
     console.print(summary_table(tmp))
     text = console.file.getvalue()  # type: ignore[attr-defined]
-    for expected in ("kept / rejected", "87.5%", "helpful: mean / pass rate", "retention gate",
+    for expected in ("kept / rejected", "87.5%", "helpful: mean kept / all, pass rate", "retention gate",
                      "passed", "expectations passed", "1 / 1"):  # fmt: skip
         assert expected in text, expected
+
+
+def test_the_summary_mean_is_the_expect_mean(full: tuple[Path, str]) -> None:
+    """Issue 9: the summary's mean(helpful) was over all records while `expect mean(helpful)` used the kept."""
+    from dialc_runtime.quality.expects import metric
+    from dialc_runtime.report.data import open_view
+    from dialc_runtime.report.page import key_numbers
+
+    tmp, html = full
+    with open_view(tmp) as view:
+        assert view is not None
+        rows = view.dicts(view.step("filter.quality"))
+        figures = dict(key_numbers(view))
+    kept, every = figures["helpful: mean kept / all, pass rate"].split(",")[0].split(" / ")
+    assert float(kept) == metric("mean:helpful", rows) and float(every) != float(kept)
+    assert "mean(helpful), kept records" in section(html, "dimensions")
+    assert "computed over the kept records" in section(html, "expectations")
 
 
 def test_failed_step_degrades_every_section(tmp_path: Path) -> None:
@@ -311,3 +329,81 @@ def test_selected_part_of_a_run(tmp_path: Path) -> None:
     assert "87.5%" in section(html, "labels")
     assert "not run (no filter step in this run)" in section(html, "filter")
     assert "not run" in section(html, "evaluation")
+
+
+def test_a_cached_rerun_shows_what_the_data_cost_when_made(tmp_path: Path) -> None:
+    """Issue 9: after a cached re-run the report said 0 s, 0 model calls and 0 tokens."""
+    from dialc_runtime.engine.results import load_results
+    from dialc_runtime.report.data import open_view
+    from dialc_runtime.report.page import key_numbers
+
+    run(tmp_path)
+    html = run(tmp_path)  # everything cached
+    results = load_results(RunLayout(tmp_path).results)
+    assert {s.status for s in results.steps} == {"cached"}
+    judge = results.step("score.helpful")
+    assert judge.model_calls == 0 and judge.made["model_calls"] == 35 and judge.made["prompt_tokens"] == 700
+    totals = results.totals()
+    assert totals["model_calls"] == 0 and totals["made"]["model_calls"] == 35
+    assert totals["made"]["tokens"] == 700 and totals["made"]["seconds"] >= 0
+    with open_view(tmp_path) as view:
+        assert view is not None
+        figures = dict(key_numbers(view))
+    assert figures["model calls: this run / the data as made"] == "0 / 35"
+    assert figures["tokens: this run / the data as made"] == "0 / 700"
+    overview = section(html, "overview")
+    assert "the data as made" in overview and "35" in overview
+
+
+def test_every_before_after_figure_has_n_and_ci_and_small_ones_are_flagged(full: tuple[Path, str]) -> None:
+    """Issue 9: the summary's before → after figures had no n or interval; 4 items carried no warning."""
+    from dialc_runtime.report.data import open_view
+    from dialc_runtime.report.page import key_numbers
+
+    tmp, html = full
+    with open_view(tmp) as view:
+        assert view is not None
+        figures = dict(key_numbers(view))
+    domain = figures["domain: before → after (points)"]
+    assert domain.startswith("20 → 60 (n = 4, change +40.0, 95% CI +40.0 … +40.0") and "too few items" in domain
+    assert "n = 20" in figures["probe: before → after (points)"]
+    ev = section(html, "evaluation")
+    assert "domain: n = 4 items, fewer than 30" in ev and "too few" in ev
+
+
+def test_each_judge_shows_its_spread_and_agreement(full: tuple[Path, str]) -> None:
+    _, html = full
+    dims = section(html, "dimensions")
+    assert "spread: std · min–max · distinct" in dims and "agreement with the others (Spearman ρ)" in dims
+    assert "cannot separate records" not in dims  # the fake judge spreads 0.0 … 0.6
+
+
+def _study(ctx: StepContext) -> StepOutput:
+    """Three tiers as the real study step records them (scores in points, n and CI per suite)."""
+    from dialc_runtime.steps.study import study_metrics, study_warnings
+
+    rows = []
+    for tier, (quality, score) in enumerate([(0.8, 40.0), (0.5, 30.0), (0.2, 10.0)], start=1):
+        row = {"tier": tier, "records": 4, "mean_quality": quality, "min_quality": quality - 0.1,
+               "max_quality": quality + 0.1, "scores": {"domain": score, "probe": 50.0},
+               "n": {"domain": 4, "probe": 60}, "ci": {"domain": [score - 9, score + 9], "probe": [40.0, 60.0]}}
+        ctx.emit(f"tier-{tier}", row)
+        rows.append(row)
+    metrics = study_metrics(rows)
+    metrics["warnings"] = study_warnings(rows)
+    return StepOutput(metrics=metrics)
+
+
+def test_the_study_has_its_section(tmp_path: Path) -> None:
+    """Issue 9: the quality ⇄ performance study left no trace in the report."""
+    reg = registry()
+    reg.modules["study"] = SimpleNamespace(VERSION="1", run=_study)
+    execute(pipeline(extra=(("study.tiers", {}, ["filter.quality"]),)), tmp_path, registry=reg, quiet=True)
+    html = write_report(tmp_path).read_text(encoding="utf-8")  # type: ignore[union-attr]
+    part = section(html, "study")
+    for expected in ("tier", "records", "quality", "0.8", "40.0 [31.0, 49.0]", "n = 4", "n = 60",
+                     "Spearman", "+1.00", "3 tiers", "fewer than 20 records", "domain: n = 4 items"):
+        assert expected in part, expected
+    console = Console(file=io.StringIO(), width=160)
+    console.print(summary_table(tmp_path))
+    assert "study: quality ⇄ domain (Spearman ρ)" in console.file.getvalue()  # type: ignore[attr-defined]

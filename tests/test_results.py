@@ -40,8 +40,10 @@ def test_the_file_is_versioned_and_carries_totals(tmp_path: Path) -> None:
                 step("gen.b", "cached"), step("map.c", "skipped")).write(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["format"] == RESULTS_FORMAT
+    # an ok step was made now (its own usage); a cached one without `made` is counted as unknown
+    made = {"seconds": 0, "model_calls": 2, "prompt_tokens": 5, "completion_tokens": 7, "tokens": 12, "unknown": 1}
     assert data["totals"] == {"steps": {"ok": 1, "cached": 1, "skipped": 1}, "model_calls": 2,
-                              "prompt_tokens": 5, "completion_tokens": 7}
+                              "prompt_tokens": 5, "completion_tokens": 7, "made": made}
 
 
 def test_a_dry_run_totals_its_estimates() -> None:
@@ -72,7 +74,7 @@ def test_unknown_fields_are_ignored_on_read(tmp_path: Path) -> None:
     ("statuses", "ok"),
     [
         (["ok", "cached"], True),
-        (["ok", "blocked", "skipped"], False),  # skipped: an upstream failed (or was blocked)
+        (["ok", "blocked", "skipped"], False),  # skipped: an upstream failed (below a gate is "blocked")
         (["ok", "blocked"], True),  # a gate is not an error
         (["failed"], False),
         ([], True),

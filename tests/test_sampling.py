@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialc_runtime.data.sampling import allocate, cell_weights, declared_weights, largest_remainder
+from dialc.mix import allocate, cell_weights, largest_remainder
+from dialc_runtime.data.sampling import declared_weights
 
 Cell = tuple[str, str]
 weights_st = st.dictionaries(st.sampled_from("abcdefgh"), st.floats(0.01, 100), min_size=1, max_size=8)
@@ -56,10 +57,18 @@ def test_allocation_fills_up_to_count_without_exceeding_any_capacity(
 
 @FAST
 @given(cells_st(), st.integers(1, 400), st.integers(0, 10))
-def test_quotas_come_first(cells: tuple[dict[Cell, float], dict[Cell, int]], count: int, min_per: int) -> None:
+def test_min_per_never_exceeds_count_or_a_capacity(cells: tuple[dict[Cell, float], dict[Cell, int]], count: int,
+                                                   min_per: int) -> None:
     weights, capacity = cells
-    alloc = allocate(weights, capacity, count, min_per)
-    assert all(alloc[c] >= min(min_per, capacity[c]) for c in weights)
+    alloc = allocate(weights, capacity, count, min_per, (0, 1))
+    assert sum(alloc.values()) == min(count, sum(capacity.values()))  # quotas move prompts, never add them
+    assert all(0 <= alloc[c] <= capacity[c] for c in weights)
+    if any(min_per * len({c[k] for c in weights}) > count for k in (0, 1)):
+        return  # an impossible minimum: validate and the sample step refuse it before allocating
+    for value in {c[0] for c in weights}:  # the first key's minimum holds wherever capacity allows
+        room = sum(capacity[c] for c in weights if c[0] == value)
+        got = sum(n for c, n in alloc.items() if c[0] == value)
+        assert got >= min(min_per, room)
 
 
 def test_a_full_cell_passes_its_share_to_the_others_by_weight() -> None:

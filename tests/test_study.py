@@ -66,3 +66,11 @@ study tiers {{ finetune = domain  tiers = 3 }}
     assert "builtin:general-probe" in study.metrics["spearman"]
     for tier in (1, 2, 3):
         assert (RunLayout(tmp_path / "run").artifact_dir(study.key or "") / f"tier-{tier}" / "adapter").is_dir()
+    # issue 9: tiers of a handful of records and a probe of 8 items are said to be too small, and
+    # every tier's score carries its n and a 95% interval
+    assert any("study tiers of fewer than 20 records" in w for w in study.warnings), study.warnings
+    assert any(w.startswith("builtin:general-probe: n = 8 items") for w in study.warnings)
+    assert study.metrics["warnings"] == study.warnings
+    ci = rows[0]["ci"]["builtin:general-probe"]
+    assert ci[0] <= rows[0]["scores"]["builtin:general-probe"] <= ci[1] and rows[0]["n"]["builtin:general-probe"] == 8
+    assert study.model_calls > 0  # its evaluations are counted

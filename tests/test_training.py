@@ -128,7 +128,8 @@ def test_lora_adapter_loads_with_peft_and_changes_outputs(tiny_model_dir: Path, 
     log = json.loads((tmp_path / "train_log.json").read_text())
     assert [e["step"] for e in log] == [1, 2, 3, 4] and log[-1]["loss"] < log[0]["loss"]
     meta = json.loads((tmp_path / "train_meta.json").read_text())
-    assert meta["steps"] == 4 and meta["records"] == 16 and meta["device"] == "cpu"
+    assert meta["steps"] == 4 and meta["records"] == 16 and "seconds" not in meta
+    assert json.loads((tmp_path / ".meta" / "train_timing.json").read_text())["device"] == "cpu"
     assert not (tmp_path / "checkpoints").exists()  # removed after a finished run
 
     ids = torch.tensor([[1, 2, 3, 4, 5]])
@@ -265,3 +266,38 @@ def test_replay_suite_samples_come_from_the_suite(tmp_path: Path) -> None:
     drawn = replay_samples([Suite(path=str(probe), ratio=0.5)], count=10, seed=0)
     assert len(drawn) == 5
     assert all(s["messages"][1]["content"] in "abcd" for s in drawn)
+
+
+def test_a_max_len_too_small_for_any_example_fails_clearly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 14: `finetune { max_len = 64 }` ended as an internal error (ValueError in the trainer)."""
+    from dialc_runtime.errors import StepFailed
+    from dialc_runtime.steps import finetune
+
+    data = labelled(8)
+    for record in data:
+        record["messages"] = [{"role": "system", "content": "You are careful. " * 20}, *record["messages"]]
+    params = {"base": {"name": "tiny", "path": str(tiny_model_dir)}, "method": {"kind": "lora"}, "max_len": 64,
+              "max_steps": 1}
+    ctx = FakeContext(params, {"filter.quality": data}, tmp_path)
+    with pytest.raises(StepFailed, match="max_len = 64"):
+        finetune.run(ctx)  # type: ignore[arg-type]
+
+
+def test_a_recomputed_adapter_keeps_its_output_digest(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 14: wall-clock timings in the output gave a byte-identical adapter a new digest, so every
+    step downstream of a recomputed fine-tune ran again. Timings are metadata outside the digest."""
+    from dialc_runtime.engine.cache import tree_digests
+    from dialc_runtime.engine.layout import META_DIR
+    from dialc_runtime.steps import finetune
+
+    params = {"base": {"name": "tiny", "path": str(tiny_model_dir)}, "method": {"kind": "lora", "r": 4},
+              "max_steps": 2, "batch_size": 4}
+    outputs = []
+    for attempt in ("a", "b"):
+        ctx = FakeContext(params, {"filter.quality": labelled(12)}, tmp_path / attempt)
+        finetune.run(ctx)  # type: ignore[arg-type]
+        files = [(rel, d) for rel, d in tree_digests(ctx.out_dir) if META_DIR not in rel.split("/")]
+        outputs.append((ctx.emitted, files))
+    assert outputs[0] == outputs[1]
+    timing = json.loads((tmp_path / "a" / META_DIR / "train_timing.json").read_text())
+    assert timing["seconds"] > 0 and "tokens_per_s" in timing

@@ -8,10 +8,10 @@ first use. A plain `dialc validate` never builds it: main() hands it to `lint` d
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import TYPE_CHECKING, Any
 
-from dialc.cli.lint import echo, parse_validate_args, validate
+from dialc.cli.lint import ValidateArgs, echo, parse_validate_args, validate
+from dialc.security import allowed_paths
 
 if TYPE_CHECKING:
     import typer
@@ -53,7 +53,7 @@ def main() -> None:
     try:
         fast = parse_validate_args(sys.argv[1:])
         if fast is not None:
-            sys.exit(validate(fast.specs, fast.overrides, fast.fmt))
+            sys.exit(_validate_without_gc(fast))
         _run_app()
     except KeyboardInterrupt:
         echo("dialc: interrupted", err=True)
@@ -62,8 +62,16 @@ def main() -> None:
         _internal_error(exc)
 
 
+def _validate_without_gc(args: ValidateArgs) -> int:
+    """Validate with the cyclic collector paused until the nodes are gone (they die by reference count), so
+    that resuming it finds nothing to traverse (see frontend.paused_gc)."""
+    from dialc.frontend import paused_gc
+
+    with paused_gc():
+        return validate(args.specs, args.overrides, args.fmt, [*args.allow, *allowed_paths()])
+
+
 def _run_app() -> None:
-    import click
     import typer
 
     try:
@@ -74,15 +82,18 @@ def _run_app() -> None:
     except typer.Abort:
         echo("dialc: interrupted", err=True)
         sys.exit(130)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        sys.exit(2)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # usage errors (exit 2) and the like; typer ships its own click
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            echo(f"Error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
 
 
 def _internal_error(exc: Exception) -> None:
+    import traceback
+
     echo(f"dialc: internal error: {type(exc).__name__}: {exc}", err=True)
     echo(traceback.format_exc(), err=True)
     sys.exit(2)

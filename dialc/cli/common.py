@@ -10,13 +10,25 @@ import typer
 
 from dialc import __version__
 from dialc.cli.lint import emit_diagnostics
-from dialc.frontend import Frontend, run_frontend
+from dialc.frontend import Frontend, paused_gc, run_frontend
+from dialc.security import allow_paths
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", metavar="KIND.NAME.FIELD=VALUE",
                                                      help="Override a spec field, e.g. sample.prompts.count=40.")]
 SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="A .dial spec file.")]
-RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: the spec's "
-                                                                       "pipeline output, e.g. runs/NAME).")]
+RunDirOption = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: the pipeline's "
+                                                                       "output, runs/NAME beside the spec).")]
+
+
+def _allow(paths: list[Path] | None) -> list[Path] | None:
+    allow_paths(paths)  # every spec this command checks may read inside these folders too
+    return paths
+
+
+AllowPathOption = Annotated[list[Path] | None, typer.Option(
+    "--allow-path", metavar="DIR", callback=_allow,
+    help="Also let the spec read files inside DIR (default: only inside the spec's folder or its "
+         "version-control root). Repeatable.")]
 
 
 class OutputFormat(str, Enum):
@@ -41,7 +53,8 @@ def load_plan(spec: Path, overrides: list[str] | None) -> Any:
 
     checked = front(spec, overrides)
     assert checked.ir is not None
-    return compile_plan(checked.ir, checked.path)
+    with paused_gc():
+        return compile_plan(checked.ir, checked.path)
 
 
 def show_version(value: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from dialc.cli import lint
-from dialc.cli.common import OutputFormat, SetOption, SpecArg, front, load_plan
+from dialc.cli.common import AllowPathOption, OutputFormat, SetOption, SpecArg, front, load_plan
 from dialc.codes import CODES
 from dialc.diagnostics import Diagnostics
 
@@ -31,6 +31,7 @@ def validate(
     specs: Annotated[list[Path], typer.Argument(metavar="SPEC...", help="Spec files to check.")],
     overrides: SetOption = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="text (mypy style) or json.")] = OutputFormat.text,
+    allow_path: AllowPathOption = None,
 ) -> None:
     """Parse and check specs; print every problem in one pass. Loads no model."""
     raise typer.Exit(lint.validate(specs, overrides, fmt.value))
@@ -40,6 +41,7 @@ def compile_cmd(
     spec: SpecArg,
     overrides: SetOption = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan here.")] = None,
+    allow_path: AllowPathOption = None,
 ) -> None:
     """Compile a spec to its plan: a DAG of steps as canonical JSON (same spec → same bytes)."""
     text = load_plan(spec, overrides).to_json()
@@ -55,6 +57,7 @@ def graph(
     spec: SpecArg,
     overrides: SetOption = None,
     fmt: Annotated[GraphFormat, typer.Option("--format", "-f", help="mermaid or dot.")] = GraphFormat.mermaid,
+    allow_path: AllowPathOption = None,
 ) -> None:
     """Draw the plan's DAG (mermaid flowchart or Graphviz dot)."""
     from dialc.render import to_dot, to_mermaid
@@ -106,6 +109,7 @@ def debug(
     form: Annotated[DebugForm, typer.Argument(help="Which intermediate form: tree, ast, ir or plan.")],
     spec: SpecArg,
     overrides: SetOption = None,
+    allow_path: AllowPathOption = None,
 ) -> None:
     """Print an intermediate form: the Lark tree, the AST, the IR or the plan."""
     if form == DebugForm.plan:

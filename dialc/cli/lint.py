@@ -16,7 +16,7 @@ from pathlib import Path
 from dialc.diagnostics import Diagnostics, render_json, render_text, summary
 
 FORMATS = ("text", "json")
-_VALUE_OPTIONS = {"--set": "set", "-s": "set", "--format": "format", "-f": "format"}
+_VALUE_OPTIONS = {"--set": "set", "-s": "set", "--format": "format", "-f": "format", "--allow-path": "allow"}
 
 
 @dataclass
@@ -26,6 +26,7 @@ class ValidateArgs:
     specs: list[Path] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     fmt: str = "text"
+    allow: list[Path] = field(default_factory=list)  # --allow-path DIR: folders the specs may also read
 
 
 def echo(text: str, err: bool = False) -> None:
@@ -48,13 +49,14 @@ def emit_diagnostics(diags: Diagnostics, files: int, fmt: str = "text", show_sum
         echo(summary(diags, files), err=err)
 
 
-def validate(specs: list[Path], overrides: list[str] | None, fmt: str) -> int:
-    """Check every spec and print all problems in one pass: 0 clean (warnings allowed), 1 errors found."""
+def validate(specs: list[Path], overrides: list[str] | None, fmt: str, allow: list[Path] | None = None) -> int:
+    """Check every spec and print all problems in one pass: 0 clean (warnings allowed), 1 errors found.
+    `allow`: --allow-path folders (None: those the command line set, dialc.security.allowed_paths)."""
     from dialc.frontend import run_frontend  # the front end's imports are the cost this module keeps low
 
     combined = Diagnostics()
     for spec in specs:
-        front = run_frontend(spec, overrides)
+        front = run_frontend(spec, overrides, allow=allow)
         combined.items.extend(front.diags.items)
         combined.sources.update(front.diags.sources)
     emit_diagnostics(combined, len(specs), fmt, err=False)
@@ -99,6 +101,8 @@ def _take_option(token: str, rest: list[str], args: ValidateArgs) -> bool:
         inline = rest.pop(0)
     if which == "set":
         args.overrides.append(inline)
+    elif which == "allow":
+        args.allow.append(Path(inline))
     else:
         args.fmt = inline
     return True

@@ -1,4 +1,4 @@
-"""Runtime commands (run, status, show, review, report, calibrate) → runtime calls, each importing the runtime when run."""
+"""Runtime commands (run, status, show, review, report, calibrate) → runtime calls; the runtime loads when one runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dialc.cli.common import RunDirOption, SetOption, SpecArg, load_plan
+from dialc.cli.common import AllowPathOption, RunDirOption, SetOption, SpecArg, load_plan
 
 EXIT_BLOCKED = 3  # stopped at a gate: a human review is pending or a data test (expect) failed
 
@@ -23,27 +23,36 @@ def run(
     recompute: Annotated[list[str] | None, typer.Option("--recompute", help="Force these selected steps to "
                                                         "run again even if cached.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, what is cached and the "
-                                          "estimated model calls and tokens.")] = False,
+                                          "estimated model calls, tokens and time (≈, for the embedded "
+                                          "model on CPU).")] = False,
     run_dir: RunDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    allow_path: AllowPathOption = None,
+    rebuild_store: Annotated[bool, typer.Option("--rebuild-store", help="Move a damaged store.sqlite aside and "
+                                                "rebuild it from the step outputs that still verify; the "
+                                                "others run again.")] = False,
 ) -> None:
     """Compile and execute a spec: cached, resumable (run it again after Ctrl-C), with a report at the end.
 
-    Exit status: 0 done, 1 a step failed, 3 stopped at a gate (review pending or an expect failed)."""
+    Exit status: 0 done, 1 a step failed, 2 usage or internal error, 3 stopped at a gate (a review is
+    pending or an expect data test failed; the steps below it are blocked, not failed)."""
     # torch's OpenMP threads spin while waiting; on a shared CPU that costs 4x (bench/bench_backend.py)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
 
-    from dialc_runtime.errors import SelectionError
     from dialc_runtime.engine.executor import execute
+    from dialc_runtime.errors import RunRefused, SelectionError
+    from dialc_runtime.secrets import key_destinations
 
     plan = load_plan(spec, overrides)
-    target = run_dir or Path(plan.settings["output"])
+    target = run_dir or plan.run_dir()
     console = Console(stderr=True)
+    for line in key_destinations(plan):  # where each API key goes, said before any request is sent
+        console.print(line, markup=False, highlight=False)
     try:
         results = execute(plan, target, select=select, recompute=recompute, dry_run=dry_run, console=console,
-                          quiet=quiet)
-    except SelectionError as exc:
+                          quiet=quiet, rebuild_store=rebuild_store)
+    except (SelectionError, RunRefused) as exc:  # a bad selector, a locked run directory, a damaged store
         typer.echo(f"dialc: error: {exc}", err=True)
         raise typer.Exit(2) from exc
     _print_results(results, console)
@@ -51,7 +60,11 @@ def run(
         _write_report(target, console)
     if not results.ok:
         raise typer.Exit(1)
-    if results.by_status("blocked"):
+    gates = [s.id for s in results.steps if s.status == "blocked" and not s.blocked_by]
+    if gates:
+        below = len(results.by_status("blocked")) - len(gates)
+        console.print(f"stopped at a gate: {', '.join(gates)} blocked ({below} step(s) below wait for it); "
+                      f"exit {EXIT_BLOCKED}", markup=False, highlight=False)
         raise typer.Exit(EXIT_BLOCKED)
 
 
@@ -63,16 +76,32 @@ def _print_results(results: Any, console: Any) -> None:
     for column in ("step", "status", "seconds", "records", "model calls", "tokens"):
         table.add_column(column, justify="left" if column in ("step", "status") else "right")
     for step in results.steps:
-        tokens = step.prompt_tokens + step.completion_tokens
-        if results.dry_run and step.estimate:
-            tokens = int(step.estimate.get("tokens", 0))
-        table.add_row(step.id, step.status, f"{step.seconds:.1f}", str(step.records), str(step.model_calls),
-                      str(tokens))
+        tokens, calls, seconds = step.prompt_tokens + step.completion_tokens, step.model_calls, f"{step.seconds:.1f}"
+        if results.dry_run and step.estimate:  # what it would cost: estimates, marked ≈
+            tokens, calls = int(step.estimate.get("tokens", 0)), int(step.estimate.get("model_calls", 0))
+            seconds = f"≈{float(step.estimate.get('seconds', 0)):.0f}"
+        table.add_row(step.id, step.status, seconds, str(step.records), str(calls), str(tokens))
     console.print(table)
     for step in results.steps:
         line = step.diagnostic()
         if line:
             console.print(line, markup=False, highlight=False)
+    console.print(_cost_line(results), markup=False, highlight=False)
+
+
+def _cost_line(results: Any) -> str:
+    """Dry run: the estimated totals; run: this invocation's cost and, apart, what the data cost when made."""
+    totals = results.totals()
+    if results.dry_run:
+        est = [s.estimate or {} for s in results.steps]
+        seconds = sum(float(e.get("seconds", 0)) for e in est)
+        return (f"estimated: {totals['estimate']['model_calls']} model calls, {totals['estimate']['tokens']} tokens, "
+                f"≈{seconds / 60:.0f} min (embedded 135M model on 2 CPU cores; a GPU is much faster, a larger model "
+                "slower; completions counted at max_tokens)")
+    made = totals["made"]
+    return (f"this run: {results.seconds:.1f} s, {totals['model_calls']} model calls, "
+            f"{totals['prompt_tokens'] + totals['completion_tokens']} tokens; the data it produced or reused cost "
+            f"{made['seconds']:.1f} s, {made['model_calls']} model calls, {made['tokens']} tokens when made")
 
 
 def _write_report(run_dir: Path, console: Any) -> None:
@@ -88,15 +117,21 @@ def _write_report(run_dir: Path, console: Any) -> None:
         console.print(f"report: {path}", markup=False, highlight=False)
 
 
-def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
+def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None,
+           allow_path: AllowPathOption = None) -> None:
     """Show which steps are done, cached, stale or pending, without running anything."""
     from rich.console import Console
     from rich.table import Table
 
     from dialc_runtime.engine.executor import status as step_status
+    from dialc_runtime.errors import RunRefused
 
     plan = load_plan(spec, overrides)
-    rows = step_status(plan, run_dir or Path(plan.settings["output"]))
+    try:
+        rows = step_status(plan, run_dir or plan.run_dir())
+    except RunRefused as exc:  # a damaged store: explained, with the way out
+        typer.echo(f"dialc: error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     table = Table(title=f"{plan.pipeline}: status", title_justify="left")
     for column in ("step", "state", "records", "last run", "note"):
         table.add_column(column)
@@ -107,20 +142,30 @@ def status(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = N
 
 def show(
     record_id: Annotated[str, typer.Argument(help="A record id (e.g. prompts-000003) or STEP_ID:KEY.")],
+    spec: Annotated[Path | None, typer.Option("--spec", help="Search the run of this spec (default: every "
+                                              "run under runs/ and */runs/).")] = None,
+    overrides: SetOption = None,
     run_dir: RunDirOption = None,
 ) -> None:
     """Print one record with its full lineage (dialogue, task chain, expression, model, scores, verdict)."""
     from dialc_runtime.engine.store import find_record
 
-    candidates = [run_dir] if run_dir else sorted(p for p in Path("runs").glob("*") if p.is_dir())
+    candidates = [run_dir] if run_dir else [load_plan(spec, overrides).run_dir()] if spec else sorted(
+        p for pattern in ("runs/*", "*/runs/*") for p in Path().glob(pattern) if p.is_dir())
+    from dialc_runtime.errors import RunRefused
+
     for directory in candidates:
-        found = find_record(directory, record_id)
+        try:
+            found = find_record(directory, record_id)
+        except RunRefused as exc:
+            typer.echo(f"dialc: error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         if found is not None:
             step_id, record = found
             typer.echo(f"# {record_id} from {step_id} in {directory}", err=True)
             typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
             return
-    where = ", ".join(str(c) for c in candidates) or "no run directory under runs/"
+    where = ", ".join(str(c) for c in candidates) or "no run directory under runs/ or */runs/"
     typer.echo(f"dialc: error: record {record_id!r} not found (searched {where})", err=True)
     raise typer.Exit(1)
 
@@ -131,20 +176,24 @@ def review(
     reject_all: Annotated[bool, typer.Option("--reject-all", help="Reject every pending candidate.")] = False,
     list_only: Annotated[bool, typer.Option("--list", help="Only list candidates and decisions.")] = False,
 ) -> None:
-    """Screen evolved tasks: accept, reject or edit each pending candidate; saved after every decision."""
+    """Screen evolved tasks: accept, reject or edit each pending candidate; saved after every decision.
+
+    Exit status: 0 nothing pending (with --list: always 0, and the last line counts the pending ones),
+    1 the file is missing or unreadable, 3 candidates are still pending (the run's gate stays closed)."""
     from dialc.review_ui import review_file
 
     raise typer.Exit(review_file(file, accept_all=accept_all, reject_all=reject_all, list_only=list_only))
 
 
-def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None) -> None:
+def report(spec: SpecArg, overrides: SetOption = None, run_dir: RunDirOption = None,
+           allow_path: AllowPathOption = None) -> None:
     """Write the run's self-contained HTML report (scores, balance, cost, examples, before/after) and a summary."""
     from rich.console import Console
 
     from dialc_runtime.report.page import summary_table, write_report
 
     plan = load_plan(spec, overrides)
-    target = run_dir or Path(plan.settings["output"])
+    target = run_dir or plan.run_dir()
     path = write_report(target)
     if path is None:
         typer.echo(f"dialc: error: no run results in {target}; run `dialc run {spec}` first", err=True)
@@ -163,6 +212,7 @@ def calibrate(
                                               "(default: the judge's scale).")] = None,
     run_dir: RunDirOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    allow_path: AllowPathOption = None,
 ) -> None:
     """Compare each quality dimension with human ratings: Spearman rank correlation and agreement."""
     import dataclasses
@@ -179,7 +229,7 @@ def calibrate(
         typer.echo(f"dialc: error: --scale: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
-        result = compare(run_dir or Path(plan.settings["output"]), human, bounds)
+        result = compare(run_dir or plan.run_dir(), human, bounds)
     except CalibrationError as exc:
         for line in exc.problems:
             typer.echo(line, err=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,11 +31,6 @@ def grammar_text() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
 
 
-def grammar_digest(text: str) -> str:
-    """What a generated parser is checked against: the grammar text and the parser options."""
-    return hashlib.sha256((text + repr(sorted(OPTIONS.items()))).encode("utf-8")).hexdigest()
-
-
 @lru_cache(maxsize=1)
 def runtime() -> ModuleType:
     """The standalone parser module: the generated one when current, else one generated now from the grammar.
@@ -43,19 +38,30 @@ def runtime() -> ModuleType:
     Lark's runtime classes (Token, Tree, Transformer, the errors) come from this module too, so
     that the parser and the code inspecting its output agree on them."""
     try:
-        from dialc.grammar import _dial_parser as generated
+        generated: ModuleType | None = importlib.import_module("dialc.grammar._dial_parser")
     except ImportError:
         generated = None
-    if generated is not None and generated.GRAMMAR_SHA256 == grammar_digest(grammar_text()):
+    if generated is not None and is_current(generated):
         return generated
     from dialc.grammar.build import load_generated  # the grammar was edited: slow, but never stale
 
     return load_generated(grammar_text())
 
 
+def is_current(generated: ModuleType) -> bool:
+    """Whether a generated parser module was built from this grammar text with these options."""
+    return bool(getattr(generated, "GRAMMAR", None) == grammar_text()
+                and getattr(generated, "PARSER_OPTIONS", None) == OPTIONS)
+
+
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    """The LALR parser with positions on; parse(text, start="value") reads one value (for --set)."""
+    """The LALR parser building parse trees with positions; parse(text, start="value") reads one value (--set)."""
+    return new_parser()
+
+
+def new_parser() -> Lark:
+    """A fresh parser (its callbacks may be replaced, see reduce.py); comments go to `collect_comments`."""
     return runtime().Lark_StandAlone(lexer_callbacks={"COMMENT": _on_comment})  # type: ignore[no-any-return]
 
 

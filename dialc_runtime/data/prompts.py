@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import string
+import re
 from typing import Any
 
 DEFAULT_SYSTEM = "You are a careful assistant for domain experts. Follow the task exactly."
@@ -55,7 +55,11 @@ def output_format(output: dict[str, Any]) -> str:
         return "Answer with exactly one of: " + ", ".join(output["options"]) + "."
     if kind == "regex":
         return f"Answer in the form matching /{output['pattern']}/."
-    return f"Answer in plain text, at most {output.get('max_chars', 2000)} characters."
+    limit = int(output.get("max_chars", 2000))
+    # the limit in words too (a model counts words better than characters), and a whole last sentence:
+    # an answer that runs into its bound mid-sentence is truncated (retried, then quarantined)
+    return (f"Answer in plain text, at most {limit} characters (about {max(1, limit // 6)} words); "
+            "finish your last sentence within that limit.")
 
 
 def _type_hint(schema: dict[str, Any]) -> str:
@@ -68,10 +72,26 @@ def _type_hint(schema: dict[str, Any]) -> str:
     return hint + (" or null" if "null" in types else "")
 
 
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NAME = re.compile(r"\w+")
+
+
 def fill(template: str, values: dict[str, Any]) -> str:
-    """str.format with a clear error for placeholders the compiler let through (it checks them)."""
-    names = [n for _, n, _, _ in string.Formatter().parse(template) if n]
-    return template.format(**{n: values.get(n, "") for n in names})
+    """Plain `{name}` placeholders replaced by their values (unknown ones by ""), `{{` and `}}` by braces.
+
+    Nothing else is interpreted: no conversion (`!r`), format spec (`:>9`), attribute or index, so record
+    text can never drive Python's format machinery (the compiler refuses such templates; an older plan
+    holding one fails here with ValueError)."""
+
+    def replace(match: re.Match[str]) -> str:
+        token, name = match.group(0), match.group(1)
+        if token in ("{{", "}}"):
+            return token[0]
+        if name is None or not _NAME.fullmatch(name):
+            raise ValueError(f"template placeholder {token!r}: only plain {{name}} placeholders are allowed")
+        return str(values.get(name, ""))
+
+    return _PLACEHOLDER.sub(replace, template)
 
 
 def render_prompt(template: str | None, system: str | None, values: dict[str, Any]) -> list[dict[str, str]]:

@@ -28,17 +28,25 @@ def candidate_row(task: dict[str, Any], parents: dict[str, str]) -> dict[str, An
 def read_review(path: Path) -> dict[str, dict[str, Any]]:
     """id → row; every line must be a JSON object with an id and a known decision."""
     rows: dict[str, dict[str, Any]] = {}
-    for number, row in read_jsonl(path):
-        if isinstance(row, JsonlError):
-            raise ReviewFileError(str(row))
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise ReviewFileError(f"{path}:{number}: each line needs an \"id\"")
-        if row.get("decision") not in DECISIONS:
-            raise ReviewFileError(f"{path}:{number}: decision must be one of {', '.join(DECISIONS)}")
-        if not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
-            raise ReviewFileError(f"{path}:{number}: instruction must be non-empty text")
-        rows[row["id"]] = row
+    try:
+        for number, row in read_jsonl(path):
+            _check_row(path, number, row)
+            rows[row["id"]] = row
+    except OSError as exc:  # a directory, a FIFO, a symlink loop, unreadable …
+        raise ReviewFileError(f"review file {exc}") from None
     return rows
+
+
+def _check_row(path: Path, number: int, row: Any) -> None:
+    """One review line: a JSON object with an id, a known decision and a non-empty instruction."""
+    if isinstance(row, JsonlError):
+        raise ReviewFileError(str(row))
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+        raise ReviewFileError(f"{path}:{number}: each line needs an \"id\"")
+    if row.get("decision") not in DECISIONS:
+        raise ReviewFileError(f"{path}:{number}: decision must be one of {', '.join(DECISIONS)}")
+    if not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
+        raise ReviewFileError(f"{path}:{number}: instruction must be non-empty text")
 
 
 def write_review(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -54,10 +62,13 @@ def write_review(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def merge_candidates(path: Path, candidates: list[dict[str, Any]], parents: dict[str, str]) -> list[dict[str, Any]]:
     """Existing decisions kept; new candidates added as pending; the file rewritten only if it changed."""
-    existing = read_review(path) if path.exists() else {}
+    existing = read_review(path) if os.path.lexists(path) else {}
     rows = dict(existing)
     for task in candidates:
         rows.setdefault(task["id"], candidate_row(task, parents))
     if rows.keys() != existing.keys():
-        write_review(path, list(rows.values()))
+        try:
+            write_review(path, list(rows.values()))
+        except OSError as exc:  # its folder is a file, or not writable …
+            raise ReviewFileError(f"cannot write the review file {path}: {exc.strerror or exc}") from None
     return list(rows.values())

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from dialc.mix import CELL_KEYS, Cell, allocate, apportion, cell_weights
 from dialc.plan import SampleParams
 from dialc_runtime.data.seeds import rng
 
@@ -25,69 +26,33 @@ class Draw:
     expression: tuple[tuple[str, str], ...]  # (axis, value) pairs in axis order
 
 
-def largest_remainder(weights: dict[Any, float], total: int) -> dict[Any, int]:
-    """Integer counts proportional to weights that sum exactly to total (Hamilton's method)."""
-    mass = sum(weights.values())
-    if total <= 0 or mass <= 0:
-        return {k: 0 for k in weights}
-    exact = {k: total * w / mass for k, w in weights.items()}
-    counts = {k: math.floor(v) for k, v in exact.items()}
-    left = total - sum(counts.values())
-    for k in sorted(exact, key=lambda k: (-(exact[k] - counts[k]), str(k)))[:left]:
-        counts[k] += 1
-    return counts
-
-
-def cell_weights(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], scenario_weights: dict[str, float],
-                 balance: list[str]) -> dict[tuple[str, str], float]:
-    """(scenario, category) → weight: declared scenario weight (if balanced on scenario, else its share of
-    dialogues) × the category's total task weight among tasks applicable to that scenario."""
+def cell_capacity(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], axes: dict[str, dict[str, float]],
+                  params: SampleParams) -> tuple[dict[Cell, float], dict[Cell, int]]:
+    """(weight, capacity) of every (scenario, category) cell: capacity = its distinct dialogue × task ×
+    expression combinations, the most prompts it can give without repeating one."""
+    scenario_weights = {k: v.weight for k, v in params.scenarios.items()}
+    weights = cell_weights(dialogues, tasks, scenario_weights, list(params.balance))
     per_scenario = Counter(d["scenario"] for d in dialogues)
-    weights: dict[tuple[str, str], float] = {}
-    for scenario, n in sorted(per_scenario.items()):
-        s_weight = scenario_weights.get(scenario, 1.0) if "scenario" in balance and scenario_weights else float(n)
-        for task in tasks:
-            if task.get("scenarios") and scenario not in task["scenarios"]:
-                continue
-            key = (scenario, task["category"])
-            weights[key] = weights.get(key, 0.0) + s_weight * float(task.get("weight", 1.0))
-    return {k: w for k, w in weights.items() if w > 0}
+    combos = math.prod(len(v) for v in axes.values()) if axes else 1
+    return weights, {c: per_scenario[c[0]] * _applicable(tasks, *c) * combos for c in weights}
 
 
-def allocate(weights: dict[tuple[str, str], float], capacity: dict[tuple[str, str], int], count: int,
-             min_per: int) -> dict[tuple[str, str], int]:
-    """Counts per cell: quotas first, the rest by weight, never above a cell's capacity."""
-    alloc = {c: min(min_per, capacity[c]) for c in weights}
-    remaining = count - sum(alloc.values())
-    while remaining > 0:
-        open_cells = {c: w for c, w in weights.items() if alloc[c] < capacity[c]}
-        if not open_cells:
-            break
-        extra = largest_remainder(open_cells, remaining)
-        moved = 0
-        for cell, n in extra.items():
-            take = min(n, capacity[cell] - alloc[cell])
-            alloc[cell] += take
-            moved += take
-        remaining -= moved
-        if moved == 0:
-            break
-    return alloc
+def balanced_cell_keys(balance: list[str]) -> tuple[int, ...]:
+    """The cell positions (0 scenario, 1 category) whose values `min_per` applies to."""
+    return tuple(i for i, key in enumerate(CELL_KEYS) if key in balance)
 
 
 def draw_prompts(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], axes: dict[str, dict[str, float]],
                  params: SampleParams, seed: int) -> list[Draw]:
     """All draws, without replacement of (dialogue, task, expression), shuffled into a stable order."""
     balance = list(params.balance)
-    scenario_weights = {k: v.weight for k, v in params.scenarios.items()}
-    weights = cell_weights(dialogues, tasks, scenario_weights, balance)
+    weights, capacity = cell_capacity(dialogues, tasks, axes, params)
     by_scenario: dict[str, list[str]] = {}
     for d in dialogues:
         by_scenario.setdefault(d["scenario"], []).append(d["id"])
-    combos = math.prod(len(v) for v in axes.values()) if axes else 1
-    capacity = {c: len(by_scenario[c[0]]) * _applicable(tasks, *c) * combos for c in weights}
-    alloc = allocate(weights, capacity, params.count, params.min_per)
-    fixed = _balanced_axis_values(axes, [a for a in balance if a in axes], sum(alloc.values()), seed)
+    alloc = allocate(weights, capacity, params.count, params.min_per, balanced_cell_keys(balance))
+    fixed = _balanced_axis_values(axes, [a for a in balance if a in axes], sum(alloc.values()), seed,
+                                  params.min_per)
     draws: list[Draw] = []
     for cell in sorted(alloc):
         slots, fixed = fixed[:alloc[cell]], fixed[alloc[cell]:]
@@ -144,11 +109,12 @@ def _first_unseen(seen: set[Draw], dialogue_ids: list[str], pool: list[dict[str,
 
 
 def _balanced_axis_values(axes: dict[str, dict[str, float]], balanced: list[str], total: int,
-                          seed: int) -> list[dict[str, str]]:
-    """One slot per draw fixing each balanced axis, counts exactly proportional to the weights."""
+                          seed: int, min_per: int = 0) -> list[dict[str, str]]:
+    """One slot per draw fixing each balanced axis, counts proportional to the weights (at least
+    `min_per` per value)."""
     slots: list[dict[str, str]] = [{} for _ in range(total)]
     for axis in balanced:
-        counts = largest_remainder(axes[axis], total)
+        counts = apportion(axes[axis], total, min_per)
         values = [v for v, n in sorted(counts.items()) for _ in range(n)]
         rng(seed, "axis", axis).shuffle(values)
         for slot, value in zip(slots, values, strict=True):

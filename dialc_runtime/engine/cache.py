@@ -6,7 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dialc.plan import digest
+from dialc.plan import digest, resolve_path
+from dialc_runtime.engine.layout import META_DIR
 
 if TYPE_CHECKING:
     from dialc.plan import Plan, Step
@@ -74,16 +75,18 @@ def tree_digests(root: Path) -> list[tuple[str, str]]:
 
 
 class FileDigests:
-    """Digests of the listed files, each file hashed once per run."""
+    """Digests of the listed files, each file hashed once per run; the key holds each file's name as the
+    plan spells it (relative to the spec's folder, `base`), never a path relative to the working directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: str | Path = ".") -> None:
         self._memo: dict[str, str] = {}
+        self.base = base
 
     def __call__(self, step: Step) -> list[tuple[str, str]]:
         out = []
         for name in listed_files(step):
             if name not in self._memo:
-                self._memo[name] = file_digest(Path(name))
+                self._memo[name] = file_digest(Path(resolve_path(name, self.base)))
             out.append((name, self._memo[name]))
         return sorted(out)
 
@@ -98,6 +101,8 @@ def output_digest(store: Store, key: str) -> tuple[str, int]:
         h.update(b"R%d:%s%d:%s" % (len(r), r, len(d), d))
         count += 1
     for rel, fd in tree_digests(store.artifact_dir(key)):
+        if META_DIR in rel.split("/"):
+            continue  # timings and other metadata of how it was made: not part of the output
         p = rel.encode()
         h.update(b"F%d:%s%s" % (len(p), p, fd.encode()))
     return h.hexdigest(), count

@@ -114,6 +114,7 @@ class StepContext(Generic[P]):
         self.run_dir: Path = store.run_dir
         self.usage = Account()
         self.warnings: list[str] = []
+        self.missing = 0  # records left out for now (left_out): the step runs again next time
         self._store = store
         self._input_keys = input_keys
         self._backends = backends
@@ -166,8 +167,22 @@ class StepContext(Generic[P]):
 
     @property
     def out_dir(self) -> Path:
-        """This step's file artifacts (part of its output digest)."""
-        path = self._store.artifact_dir(self.key)
+        """Where this attempt writes its file artifacts (part of its output digest): empty when the attempt
+        starts, moved into place (`final_dir`) when it ends; name paths in messages by `final_dir`."""
+        path = self._store.layout.attempt_dir(self.key)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def final_dir(self) -> Path:
+        """Where out_dir's files are once the attempt ends: the path to show in messages and metrics."""
+        return self._store.artifact_dir(self.key)
+
+    @property
+    def resume_dir(self) -> Path:
+        """State kept across attempts of this step to resume from (checkpoints), not part of the output;
+        removed once the step completes."""
+        path = self._store.layout.resume_dir(self.key)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -203,3 +218,9 @@ class StepContext(Generic[P]):
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self._warn(message)
+
+    def left_out(self, count: int, message: str) -> None:
+        """`count` records are missing from this output for a passing reason (a server error): the output
+        is usable, but the step is not reused as complete; the next run asks again for those only."""
+        self.missing += count
+        self.warn(message)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import sqlite3
 import traceback
 from functools import partial
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from dialc.plan import resolve_paths
 from dialc_runtime.engine.cache import FileDigests, effective_seed, output_digest, step_key, verify
 from dialc_runtime.engine.context import BackendPool, StepContext, StepOutput
+from dialc_runtime.engine.interrupt import interrupts
 from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.engine.lock import ended_cleanly, run_lock
 from dialc_runtime.engine.progress import make_reporter
+from dialc_runtime.engine.rebuild import rebuild_store
 from dialc_runtime.engine.registry import Registry, StepModule, default_registry, estimator
-from dialc_runtime.engine.results import RunResults, StepResult, StepStatus, load_results, now
+from dialc_runtime.engine.results import RunResults, StepResult, StepStatus, load_results, now, write_atomic
 from dialc_runtime.engine.selection import select_steps
-from dialc_runtime.engine.store import Completed, Store
+from dialc_runtime.engine.store import Completed, Store, damaged
 from dialc_runtime.errors import SelectionError, StepFailed, UnknownStepKind
+from dialc_runtime.secrets import redact, register_plan_keys
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,7 +42,7 @@ class Resolver:
         self.digests: dict[str, str | None] = {}  # None: no usable output in this run
         self.keys: dict[str, str | None] = {}
         self.errors: dict[str, str] = {}  # why a step's key could not be computed
-        self.files = FileDigests()
+        self.files = FileDigests(plan.spec_dir())
 
     def module(self, step: Step) -> StepModule:
         return self.registry.get(step.kind)
@@ -84,8 +90,10 @@ def execute(
     registry: Registry | None = None,
     console: Console | None = None,
     quiet: bool = False,
+    rebuild_store: bool = False,
 ) -> RunResults:
-    """Run the selected steps in plan order, reusing every step whose key is already complete."""
+    """Run the selected steps in plan order, reusing every step whose key is already complete;
+    `rebuild_store` first moves a damaged store aside and keeps what verifies (engine/rebuild.py)."""
     selected = select_steps(plan, select)
     forced = select_steps(plan, recompute) if recompute else set()
     if forced - selected:
@@ -103,7 +111,7 @@ def execute(
     )
     if dry_run:
         return _dry_run(plan, run_dir, results, forced, registry)
-    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet))
+    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet), rebuild_store)
 
 
 def _run(
@@ -113,24 +121,32 @@ def _run(
     forced: set[str],
     registry: Registry,
     reporter: Reporter,
+    rebuild: bool = False,
 ) -> RunResults:
-    """Run the selected steps; run_results.json is written even when interrupted."""
+    """Run the selected steps under the run directory's lock; run_results.json is written even when
+    interrupted. A store left by a run that did not end cleanly is checked first (PRAGMA quick_check)."""
     layout = RunLayout(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    layout.plan.write_text(plan.to_json(), encoding="utf-8")
-    t0 = perf_counter()
-    with Store(run_dir) as store:
-        runner = Runner(plan, store, registry, reporter, forced)
-        reporter.start(len(results.selected))
-        try:
-            for step in plan.steps:
-                if step.id in results.selected:
-                    runner.run_step(step)
-        finally:
-            reporter.stop()
-            results.steps = runner.results
-            results.finished, results.seconds = now(), round(perf_counter() - t0, 3)
-            results.write(layout.results)
+    register_plan_keys(plan)  # no message of this run can show an API key of the plan's models
+    with run_lock(run_dir) as clean, interrupts():
+        if rebuild:
+            reporter.warn("store", rebuild_store(run_dir).summary())
+        write_atomic(layout.plan, plan.to_json())
+        t0 = perf_counter()
+        with Store(run_dir, check=not clean and not rebuild) as store:
+            runner = Runner(plan, store, registry, reporter, forced)
+            reporter.start(len(results.selected))
+            try:
+                for step in plan.steps:
+                    if step.id in results.selected:
+                        runner.run_step(step)
+            except sqlite3.DatabaseError as exc:  # a page went bad during the run: say so, no traceback
+                raise damaged(layout, exc) from None
+            finally:
+                reporter.stop()
+                results.steps = runner.results
+                results.finished, results.seconds = now(), round(perf_counter() - t0, 3)
+                results.write(layout.results)
     return results
 
 
@@ -154,6 +170,7 @@ class Runner:
             self.status[step.id] = res.status
             if res.status not in ("ok", "cached"):
                 self.resolver.digests[step.id] = None
+            res.message, res.warnings = redact(res.message), [redact(w) for w in res.warnings]
             self.results.append(res)
             self.reporter.step_finished(res)
         return res
@@ -161,7 +178,7 @@ class Runner:
     def _decide(self, step: Step, res: StepResult) -> None:
         bad = [d for d in step.input_ids if self.status.get(d) in _UNUSABLE]
         if bad:
-            res.message = f"upstream {bad[0]} {self.status[bad[0]]}"
+            _below(res, bad, self.status, {r.id: r for r in self.results})
             return
         for dep in step.input_ids:
             if dep not in self.status and self.resolver.output(dep) is None:
@@ -183,9 +200,14 @@ class Runner:
         assert key is not None  # every input has a digest and the module is known
         if step.id in self.forced:
             self.store.purge(key)
-        elif self.store.completed(key) is not None and self._reuse(step, key, res):
+        elif self._reusable(key) and self._reuse(step, key, res):
             return
         self._execute(step, module, key, res)
+
+    def _reusable(self, key: str) -> bool:
+        """Complete, and not missing records a server failed to answer (those are asked for again)."""
+        done = self.store.completed(key)
+        return done is not None and not done.timings.get("missing")
 
     def _reuse(self, step: Step, key: str, res: StepResult) -> bool:
         """Reuse a complete output after checking its digest; a corrupt one is discarded."""
@@ -198,13 +220,19 @@ class Runner:
         res.status, res.cache_hit = "cached", True
         res.started = res.finished = now()
         res.records, res.metrics = done.records, done.metrics
+        made = dict(done.timings)
+        res.warnings = list(made.pop("warnings", []))  # what was said when it was made still holds
+        res.made = made or None  # what the reused output cost when it was made
+        for message in res.warnings:
+            self.reporter.warn(step.id, f"{message} (when it was made)")
         self.resolver.digests[step.id] = done.digest
         return True
 
     def _execute(self, step: Step, module: StepModule, key: str, res: StepResult) -> None:
         self.reporter.step_started(step.id)
-        ctx = StepContext(
-            step=step,
+        self.store.begin_attempt(key)  # no file of an earlier attempt becomes part of this output
+        ctx: StepContext[Any] = StepContext(
+            step=resolved(step, self.plan),
             plan=self.plan,
             key=key,
             seed=effective_seed(step, self.plan),
@@ -212,13 +240,14 @@ class Runner:
             input_keys={d: self.resolver.keys[d] or "" for d in step.input_ids},
             backends=self.backends,
             progress=partial(self.reporter.task, step.id),
-            warn=partial(self.reporter.warn, step.id),
+            warn=lambda message: self.reporter.warn(step.id, redact(message)),
         )
         res.started, t0 = now(), perf_counter()
         try:
             out = module.run(ctx) or StepOutput()
             res.seconds = round(perf_counter() - t0, 3)
-            self._finish(step, key, out, res)
+            self.store.publish(key)
+            self._finish(step, key, out, res, ctx)
         except StepFailed as exc:
             res.status, res.message = "failed", exc.message
         except KeyboardInterrupt:
@@ -227,6 +256,7 @@ class Runner:
         except Exception as exc:
             self._internal(step, res, exc)
         finally:
+            self.store.publish(key)  # a failed attempt's files (a quarantine list) can be read; not complete
             res.finished = now()
             res.seconds = round(perf_counter() - t0, 3)
             res.model_calls = ctx.usage.model_calls
@@ -236,7 +266,7 @@ class Runner:
             if res.status != "ok":
                 res.records = self.store.count(key)
 
-    def _finish(self, step: Step, key: str, out: StepOutput, res: StepResult) -> None:
+    def _finish(self, step: Step, key: str, out: StepOutput, res: StepResult, ctx: StepContext) -> None:
         if out.status not in ("ok", "blocked"):
             raise ValueError(f"run() returned status {out.status!r}, expected 'ok' or 'blocked'")
         res.metrics, res.message = dict(out.metrics), out.message
@@ -244,22 +274,52 @@ class Runner:
             res.status, res.message = "blocked", out.message or "blocked"
             return
         digest, count = output_digest(self.store, key)
+        read = sum(self.store.count(self.resolver.keys[d] or "") for d in step.input_ids)
+        if count == 0 and read:
+            res.warnings.append(f"yielded no records (its inputs hold {read})")
+            self.reporter.warn(step.id, res.warnings[-1])
         finished = now()
-        timings = {"started": res.started, "finished": finished, "seconds": res.seconds}
+        usage = ctx.usage
+        timings = {"started": res.started, "finished": finished, "seconds": res.seconds,
+                   "model_calls": usage.model_calls, "prompt_tokens": usage.prompt_tokens,
+                   "completion_tokens": usage.completion_tokens,
+                   "warnings": [redact(w) for w in [*res.warnings, *ctx.warnings]]}  # said again when reused
+        if ctx.missing:
+            timings["missing"] = ctx.missing  # usable now; asked for again at the next run (never reused)
+        res.made = {k: v for k, v in timings.items() if k != "warnings"}
         self.store.mark_completed(
             Completed(key, step.id, digest, count, res.metrics, timings, finished)
         )
+        self.store.end_resume(key)
         self.resolver.digests[step.id] = digest
         res.status, res.records = "ok", count
 
     def _internal(self, step: Step, res: StepResult, exc: BaseException) -> None:
-        """An unexpected exception: a bug in the step; keep the traceback in logs/<id>.log."""
+        """An unexpected exception: a bug in the step; keep the traceback in logs/<id>.log. A damaged
+        store is no bug of the step: it stops the run with an explanation."""
+        if isinstance(exc, sqlite3.DatabaseError):
+            res.status, res.message = "failed", f"the store is damaged: {exc}"
+            raise exc
         log = self.store.layout.log(step.id)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
         res.status, res.internal = "failed", True
         res.message = f"{type(exc).__name__}: {exc}"
         res.log = log.relative_to(self.store.run_dir).as_posix()
+
+
+def _below(res: StepResult, bad: list[str], status: dict[str, str], done: dict[str, StepResult]) -> None:
+    """A step whose inputs cannot be used: skipped below a failure, blocked below a gate only."""
+    failed = [d for d in bad if status[d] != "blocked"]
+    first = (failed or bad)[0]
+    res.message = f"upstream {first} {status[first]}"
+    if not failed:
+        res.status, res.blocked_by = "blocked", done[first].blocked_by or first
+
+
+def resolved(step: Step, plan: Plan) -> Step:
+    """The step as it runs: its spec-relative paths resolved from the working directory."""
+    return step.model_copy(update={"params": resolve_paths(step.params, plan.spec_dir())})
 
 
 def _span(step: Step) -> dict[str, Any] | None:
@@ -270,7 +330,7 @@ def _dry_run(
     plan: Plan, run_dir: Path, results: RunResults, forced: set[str], registry: Registry
 ) -> RunResults:
     """What would run and what is cached, with estimated model usage; writes nothing."""
-    store = Store.existing(run_dir)
+    store = Store.existing(run_dir, check=not ended_cleanly(run_dir))
     try:
         resolver = Resolver(plan, store, registry, check=False)
         for step_id in forced:
@@ -298,7 +358,7 @@ def _estimate(resolver: Resolver, step: Step, plan: Plan) -> tuple[dict[str, Any
     """The module's own estimate of model calls and tokens, if it has one."""
     try:
         fn = estimator(resolver.module(step))
-        return (dict(fn(step, plan)) if fn else None), "would run"
+        return (dict(fn(resolved(step, plan), plan)) if fn else None), "would run"  # it may read files
     except Exception as exc:
         return None, f"would run (no estimate: {type(exc).__name__}: {exc})"
 
@@ -306,7 +366,7 @@ def _estimate(resolver: Resolver, step: Step, plan: Plan) -> tuple[dict[str, Any
 def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> list[StepStatus]:
     """done / cached / stale / pending for every step, without running anything."""
     run_dir = Path(run_dir)
-    store = Store.existing(run_dir)
+    store = Store.existing(run_dir, check=not ended_cleanly(run_dir))
     last: dict[str, str] = {}  # step id → status in the last run
     results_file = RunLayout(run_dir).results
     if results_file.is_file():
@@ -320,6 +380,8 @@ def status(plan: Plan, run_dir: Path, *, registry: Registry | None = None) -> li
     try:
         for step in plan.steps:
             rows.append(_step_status(step, resolver, store, last.get(step.id)))
+    except sqlite3.DatabaseError as exc:  # a damaged page the open did not meet
+        raise damaged(RunLayout(run_dir), exc) from None
     finally:
         if store is not None:
             store.close()

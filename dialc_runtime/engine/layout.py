@@ -13,7 +13,14 @@ STORE_FILE = "store.sqlite"  # records and completed steps (SQLite, WAL)
 ARTIFACTS_DIR = "artifacts"  # artifacts/<cache key>/: a step attempt's files
 LOGS_DIR = "logs"  # logs/<step id>.log: tracebacks of internal errors
 REPORT_FILE = "report.html"  # the offline HTML report
+LOCK_FILE = "run.lock"  # the PID of the run under way (empty once it ended cleanly); see engine/lock.py
 QUARANTINE_FILE = "quarantine.txt"  # in an ingest step's artifact dir: malformed rows, file:line
+# in an artifact dir (at any depth): metadata of how the output was made (wall-clock timings, speed,
+# device), kept beside it but outside its output digest, so a recomputed, byte-identical output keeps
+# its digest and the steps downstream stay cached
+META_DIR = ".meta"
+ATTEMPT_SUFFIX = ".attempt"  # artifacts/<key>.attempt: the files of the attempt running now
+RESUME_SUFFIX = ".resume"  # artifacts/<key>.resume: checkpoints an interrupted attempt resumes from
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,22 @@ class RunLayout:
     def report(self) -> Path:
         return self.run_dir / REPORT_FILE
 
+    @property
+    def lock(self) -> Path:
+        return self.run_dir / LOCK_FILE
+
     def artifact_dir(self, key: str) -> Path:
         """The file artifacts of the step attempt with this cache key."""
         return self.artifacts / key
+
+    def attempt_dir(self, key: str) -> Path:
+        """Where a running attempt writes its files: emptied when the attempt starts, moved into
+        artifact_dir(key) in one rename when it ends (no output holds a file of an earlier attempt)."""
+        return self.artifacts / f"{key}{ATTEMPT_SUFFIX}"
+
+    def resume_dir(self, key: str) -> Path:
+        """State a step keeps across attempts to resume (training checkpoints); removed once it completes."""
+        return self.artifacts / f"{key}{RESUME_SUFFIX}"
 
     def log(self, step_id: str) -> Path:
         """The traceback file of a step that failed with an internal error."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +13,8 @@ from typing import Any, Literal
 RESULTS_FORMAT = 1  # bump when the run_results.json layout changes incompatibly
 
 # ok: ran and finished; cached: reused, zero work; failed: raised (or could not start);
-# blocked: the step itself stopped (human review, failed expectation); skipped: an upstream
-# step failed or was blocked; pending: would run (dry runs only)
+# blocked: stopped at a gate (human review, failed expectation), the gate itself or a step below
+# it (`blocked_by` names the gate); skipped: an upstream step failed; pending: would run (dry runs)
 Status = Literal["ok", "cached", "failed", "blocked", "skipped", "pending"]
 State = Literal["done", "cached", "stale", "pending"]
 
@@ -44,6 +46,10 @@ class StepResult:
     log: str | None = None  # traceback file, relative to the run dir
     warnings: list[str] = field(default_factory=list)
     estimate: dict[str, Any] | None = None  # dry runs: {model_calls, tokens} from estimate()
+    blocked_by: str | None = None  # below a gate: the blocked step that stopped it
+    # what making the step's output cost when it was made (this run for ok steps, an earlier one for
+    # cached steps): seconds, model_calls, prompt_tokens, completion_tokens, finished; None if unknown
+    made: dict[str, Any] | None = None
 
     def location(self) -> str:
         """`file:line:col` of the step in its spec, or the step id when it has no span."""
@@ -59,7 +65,7 @@ class StepResult:
             return f"{where}: {self.message}{tail}"
         if self.status == "failed":
             return f'{self.location()}: error: step "{self.id}" failed: {self.message}'
-        if self.status == "blocked":
+        if self.status == "blocked" and not self.blocked_by:  # a step below a gate: the gate says it
             return f'{self.location()}: warning: step "{self.id}" blocked: {self.message}'
         return None
 
@@ -95,7 +101,8 @@ class RunResults:
 
     @property
     def ok(self) -> bool:
-        """No step failed or was skipped because of a failure (blocked steps are not errors)."""
+        """No step failed or was skipped because of a failure (blocked steps, gates and those below
+        them, are not errors)."""
         return not any(s.status in ("failed", "skipped") for s in self.steps)
 
     def step(self, step_id: str) -> StepResult:
@@ -117,6 +124,7 @@ class RunResults:
             "prompt_tokens": sum(s.prompt_tokens for s in self.steps),
             "completion_tokens": sum(s.completion_tokens for s in self.steps),
         }
+        out["made"] = made_totals(self.steps)
         if self.dry_run:
             est = [s.estimate or {} for s in self.steps]
             out["estimate"] = {
@@ -131,11 +139,37 @@ class RunResults:
         return data
 
     def write(self, path: Path) -> None:
-        """Write atomically (a reader never sees half a file)."""
-        tmp = path.with_suffix(".json.tmp")
-        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        """Write atomically (a reader never sees half a file), with every API key redacted."""
+        from dialc_runtime.secrets import redact_value
+
+        text = json.dumps(redact_value(self.to_dict()), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file so that a reader sees the old or the new content, never a mix: a temporary file of
+    its own (two writers never share one) in the same folder, then one rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+USAGE = ("seconds", "model_calls", "prompt_tokens", "completion_tokens")
+
+
+def made_totals(steps: list[StepResult]) -> dict[str, Any]:
+    """What the outputs this run used (made now or reused from the cache) cost when they were made."""
+    made = [s.made or (asdict(s) if s.status == "ok" else {}) for s in steps if s.status in ("ok", "cached")]
+    out: dict[str, Any] = {k: sum(m.get(k) or 0 for m in made) for k in USAGE}
+    out["seconds"] = round(out["seconds"], 3)
+    out["tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+    out["unknown"] = sum(1 for s in steps if s.status == "cached" and not s.made)  # stored before costs were
+    return out
 
 
 def load_results(path: Path) -> RunResults:

@@ -10,6 +10,7 @@ record (milliseconds each) for protection against power loss, which resume alrea
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.errors import StoreDamaged
 
 SCHEMA_VERSION = 1
 _PAGE = 1000  # rows fetched per query when streaming a step's records
@@ -66,10 +68,20 @@ def record_json(record: Any) -> str:
 class Store:
     """One run directory's records, completed steps and file artifacts."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, check: bool = False) -> None:
+        """Open (or create) the store; `check` runs PRAGMA quick_check first (the last run did not end
+        cleanly). A store SQLite cannot read raises StoreDamaged, with what to do about it."""
         self.layout = RunLayout(Path(run_dir))
         self.run_dir = self.layout.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open(check)
+        except sqlite3.DatabaseError as exc:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise damaged(self.layout, exc) from None
+
+    def _open(self, check: bool) -> None:
         # isolation_level=None: autocommit, so each emit is one durable transaction
         self.db = sqlite3.connect(self.layout.store, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -81,11 +93,15 @@ class Store:
         if version == 0:
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if check:
+            found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+            if found != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(map(str, found)))
 
     @classmethod
-    def existing(cls, run_dir: Path) -> Store | None:
+    def existing(cls, run_dir: Path, check: bool = False) -> Store | None:
         """Open the store of a run directory without creating one."""
-        return cls(run_dir) if RunLayout(Path(run_dir)).store.is_file() else None
+        return cls(run_dir, check) if RunLayout(Path(run_dir)).store.is_file() else None
 
     def close(self) -> None:
         self.db.close()
@@ -142,13 +158,13 @@ class Store:
 
     def completed(self, key: str) -> Completed | None:
         row = self.db.execute("SELECT * FROM steps WHERE key = ?", (key,)).fetchone()
-        return _completed(row) if row else None
+        return completed_row(row) if row else None
 
     def latest_completed(self, step_id: str) -> Completed | None:
         """The most recent completed output of a step id, whatever its key."""
         sql = "SELECT * FROM steps WHERE step_id = ? ORDER BY finished_at DESC LIMIT 1"
         row = self.db.execute(sql, (step_id,)).fetchone()
-        return _completed(row) if row else None
+        return completed_row(row) if row else None
 
     def mark_completed(self, c: Completed) -> None:
         self.db.execute(
@@ -165,14 +181,34 @@ class Store:
         )
 
     def purge(self, key: str) -> None:
-        """Forget everything a step attempt wrote: completion, records, files."""
+        """Forget everything a step attempt wrote: completion, records, files, resume state."""
         with self.transaction():
             self.db.execute("DELETE FROM steps WHERE key = ?", (key,))
             self.db.execute("DELETE FROM records WHERE step_key = ?", (key,))
-        shutil.rmtree(self.artifact_dir(key), ignore_errors=True)
+        for path in (self.artifact_dir(key), self.layout.attempt_dir(key), self.layout.resume_dir(key)):
+            shutil.rmtree(path, ignore_errors=True)
 
     def artifact_dir(self, key: str) -> Path:
         return self.layout.artifact_dir(key)
+
+    # files of one attempt -------------------------------------------------------------------
+
+    def begin_attempt(self, key: str) -> None:
+        """A new attempt of a step that is not complete starts with no files: those of an interrupted
+        or failed attempt (published or not) are removed; records and resume state are kept."""
+        for path in (self.artifact_dir(key), self.layout.attempt_dir(key)):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, key: str) -> None:
+        """Move the attempt's files into place in one rename (readers never see half an output)."""
+        staged = self.layout.attempt_dir(key)
+        if staged.is_dir():
+            shutil.rmtree(self.artifact_dir(key), ignore_errors=True)
+            os.replace(staged, self.artifact_dir(key))
+
+    def end_resume(self, key: str) -> None:
+        """The step completed: its resume state (checkpoints) is no longer needed."""
+        shutil.rmtree(self.layout.resume_dir(key), ignore_errors=True)
 
     # lookup by record id (dialc show) ------------------------------------------------------
 
@@ -189,7 +225,14 @@ class Store:
         return [(sid, key, json.loads(data), bool(done)) for sid, key, data, done in rows]
 
 
-def _completed(row: tuple[Any, ...]) -> Completed:
+def damaged(layout: RunLayout, exc: BaseException) -> StoreDamaged:
+    """What to tell a user whose store SQLite cannot read."""
+    return StoreDamaged(f"{layout.store} is damaged ({exc}): its records cannot be trusted. `dialc run SPEC "
+                        "--rebuild-store` moves it aside and rebuilds it from the steps whose outputs are intact "
+                        "(verified by digest); the others run again.")
+
+
+def completed_row(row: tuple[Any, ...]) -> Completed:
     key, step_id, digest, records, metrics, timings, finished_at = row
     return Completed(
         key, step_id, digest, records, json.loads(metrics), json.loads(timings), finished_at
@@ -206,10 +249,13 @@ def find_record(run_dir: Path, record_id: str) -> tuple[str, Any] | None:
     if store is None:
         return None
     with store:
-        hits = store.lookup(record_id)
-        step_id, _, rkey = record_id.partition(":")
-        if not hits and rkey:
-            hits = store.lookup(rkey, step_id)
+        try:
+            hits = store.lookup(record_id)
+            step_id, _, rkey = record_id.partition(":")
+            if not hits and rkey:
+                hits = store.lookup(rkey, step_id)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(store.layout, exc) from None
     if not hits:
         return None
     current, order = _current_keys(RunLayout(Path(run_dir)))

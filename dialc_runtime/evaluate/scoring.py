@@ -63,6 +63,25 @@ class HFModel:
         pairs = [self.encode_pair(c, x) for c, x in requests]
         return loglikelihoods(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.max_len)
 
+    def branch_loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """Per (context, options): each option's log-probability at the first token where the options'
+        tokens differ (after their common prefix): the choice greedy constrained decoding makes, at one
+        forward pass per context. Options that do not branch at one token are scored whole."""
+        from dialc_runtime.models.loglikelihood import loglikelihoods
+
+        pairs: list[tuple[list[int], list[int]]] = []
+        for context, options in requests:
+            encoded = [self.encode_pair(context, option) for option in options]
+            tails = [tail for _, tail in encoded]
+            k = _common_prefix(tails)
+            branch = [tail[k] for tail in tails if len(tail) > k]
+            if len(branch) == len(tails) and len(set(branch)) == len(branch):
+                pairs += [(encoded[0][0] + tail[:k], [tail[k]]) for tail in tails]
+            else:
+                pairs += encoded
+        scores = iter(loglikelihoods(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.max_len))
+        return [[next(scores) for _ in options] for _, options in requests]
+
     def render(self, prompt: Prompt) -> str:
         """Model input text: raw prompts as they are, chat messages through the chat template."""
         if isinstance(prompt, str):
@@ -92,6 +111,14 @@ class HFModel:
                 )[:, batch["input_ids"].shape[1] :]
             outputs += self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return [cut(text, stop) for text in outputs]
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """The length of the longest token prefix every sequence shares."""
+    k = 0
+    while all(len(s) > k for s in seqs) and len({s[k] for s in seqs}) == 1:
+        k += 1
+    return k
 
 
 def cut(text: str, stop: Sequence[str]) -> str:
@@ -377,14 +404,16 @@ def check_retention(
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The before/after rows as an aligned text table (points; 95% CI of the change)."""
-    lines = [f"{'suite':<28} {'n':>5} {'before':>7} {'after':>7} {'change':>7}  95% CI        gate"]
+    """The before/after rows as an aligned text table (points; 95% CI of the change; verdict in words)."""
+    width = max([28, *(len(str(r["suite"])) for r in rows)])
+    lines = [f"{'suite':<{width}} {'n':>5} {'before':>7} {'after':>7} {'change':>7}  95% CI          gate / verdict"]
     for r in rows:
         ci = r.get("delta_ci")
         ci_text = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "-"
-        gate = "-" if "ok" not in r else "ok" if r["ok"] else f"FAIL (max drop {r['max_drop']:g})"
+        gate = "" if "ok" not in r else "ok; " if r["ok"] else f"FAIL (max drop {r['max_drop']:g}); "
+        said = gate + r.get("verdict", "") + (" (lower is better)" if r.get("better") == "lower" else "")
         lines.append(
-            f"{r['suite']:<28} {r.get('n', '-'):>5} {r['before']:>7.1f} {r['after']:>7.1f} "
-            f"{r['delta']:>+7.1f}  {ci_text:<13} {gate}"
+            f"{r['suite']:<{width}} {r.get('n', '-'):>5} {r['before']:>7.1f} {r['after']:>7.1f} "
+            f"{r['delta']:>+7.1f}  {ci_text:<15} {said.strip('; ') or '-'}"
         )
     return "\n".join(lines)

@@ -49,6 +49,19 @@ class GenResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     attempts: int = 1  # decoding attempts used (retries on invalid output)
+    trimmed: int = 0  # bounded text at its bound: characters dropped after its last sentence end
+    # no answer at all: every attempt failed in transport (connection, HTTP 5xx, timeout, no JSON, no
+    # choices); such a result is never stored as a final answer (models.generation)
+    transport: bool = False
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: the requests still in flight were abandoned; `results` holds, in request
+    order, those that had finished (None for the others), so the step can keep them before it stops."""
+
+    def __init__(self, results: list[GenResult | None]) -> None:
+        super().__init__("interrupted")
+        self.results = results
 
 
 @dataclass(frozen=True)

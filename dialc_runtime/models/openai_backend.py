@@ -21,20 +21,22 @@ validated with dialc_runtime.models.validation whatever the server claims to enf
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from dialc.security import insecure_key_problem, is_loopback
 from dialc_runtime.data.seeds import attempt_seed
 from dialc_runtime.errors import StepFailed
-from dialc_runtime.models.base import Constraint, GenRequest, GenResult, Message, ScoreRequest
-from dialc_runtime.models.validation import validate_output
+from dialc_runtime.models.base import BatchInterrupted, Constraint, GenRequest, GenResult, Message, ScoreRequest
+from dialc_runtime.models.validation import settle_text, validate_output
+from dialc_runtime.secrets import redact, register
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})  # worth asking again
@@ -53,6 +55,7 @@ class HTTPFailure(Exception):
     """One request failed (HTTP error status or timeout); the server itself was reachable."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
+        message = redact(message)  # it may quote the server's answer, which may echo the key
         super().__init__(message)
         self.message, self.status = message, status
 
@@ -67,16 +70,17 @@ def _api_key(env_name: str | None) -> str:
     key = os.environ.get(str(env_name))
     if key is None:
         raise BackendUnavailable(f"api_key_env names ${env_name}, which is not set")
+    register(key)  # never shown again: every message is redacted (dialc_runtime.secrets)
     return key
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def _detail(response: httpx.Response) -> str:
-    """The server's own error message: OpenAI/vLLM `error.message`, FastAPI `detail`, or text."""
+    """The server's own error message (OpenAI/vLLM `error.message`, FastAPI `detail`, or text), with any
+    API key or Authorization value it echoes redacted."""
+    return redact(_server_text(response))
+
+
+def _server_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -109,18 +113,24 @@ class OpenAIBackend:
         self.scoring_error: str | None = None  # why this server cannot score (remembered)
         self._lock = threading.Lock()
         self._template: Callable[[tuple[Message, ...]], str] | None = None
+        insecure = insecure_key_problem(self.base_url, model_cfg.get("api_key_env"),
+                                        bool(model_cfg.get("allow_insecure", False)))
+        if insecure:
+            raise BackendUnavailable(f"refusing to start: {insecure}")
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             limits=httpx.Limits(max_connections=self.batch_size, max_keepalive_connections=None),
-            trust_env=not _is_loopback(self.base_url),  # proxies only for remote servers
+            trust_env=not is_loopback(self.base_url),  # proxies only for remote servers
         )
-        self._pool = ThreadPoolExecutor(self.batch_size, thread_name_prefix="openai-backend")
+        self._pool = DaemonPool(self.batch_size)
+        self._cancel = threading.Event()  # set by Ctrl-C: no new attempt, retry or wait starts
 
     def close(self) -> None:
         """Close the connections and the worker threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._cancel.set()
+        self._pool.shutdown()
         self._client.close()
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -183,10 +193,16 @@ class OpenAIBackend:
         if not requests:
             return []
         self.served_model()
+        self._cancel.clear()  # a new batch after an interrupt (requests hung then stay abandoned)
         futures = [self._pool.submit(self.generate_one, r) for r in requests]
         try:
             return [f.result() for f in futures]
-        except BaseException:  # server down, Ctrl-C …: do not start the requests still queued
+        except KeyboardInterrupt:  # stop now: abandon the requests in flight, keep those that finished
+            self._cancel.set()
+            for future in futures:
+                future.cancel()
+            raise BatchInterrupted([_finished(f) for f in futures]) from None
+        except BaseException:  # server down …: do not start the requests still queued
             for future in futures:
                 future.cancel()
             raise
@@ -194,17 +210,25 @@ class OpenAIBackend:
     def generate_one(self, request: GenRequest) -> GenResult:
         """Decode, validate, and retry an invalid output or failed request with a new seed."""
         result = GenResult(text="", ok=False, attempts=0)
+        answered = False  # an attempt got an answer (valid or not): a later transport failure keeps it
         for attempt in range(self.retries + 1):
+            if self._cancel.is_set():  # Ctrl-C: no answer, and none may be stored for it
+                result.transport = not answered
+                result.error = result.error or "cancelled (Ctrl-C)"
+                break
             result.attempts += 1
             try:
                 choice, usage = self._complete(request, attempt)
             except HTTPFailure as exc:
-                result.text, result.value, result.error = "", None, exc.message
+                if not answered:
+                    result.text, result.value, result.error = "", None, exc.message
+                    result.transport = exc.transient
                 if not exc.transient:
                     break
                 if attempt < self.retries:
-                    time.sleep(min(0.25 * 2**attempt, 4.0))
+                    self._cancel.wait(min(0.25 * 2**attempt, 4.0))
                 continue
+            answered, result.transport = True, False
             result.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             result.completion_tokens += int(usage.get("completion_tokens") or 0)
             self._validate(request, choice, result)
@@ -215,7 +239,17 @@ class OpenAIBackend:
     def _validate(self, request: GenRequest, choice: dict[str, Any], result: GenResult) -> None:
         message = choice.get("message") or {}
         text = str(message.get("content") or "")
-        result.text = text
+        result.text, result.trimmed = text, 0
+        constraint = request.constraint
+        if constraint.kind == "text" and constraint.max_chars is not None:
+            # servers do not enforce max_chars: an answer that runs into it (or into max_tokens)
+            # ends at a sentence end or is truncated, as with the transformers backend
+            limit = f"max_tokens={request.max_tokens}" if choice.get("finish_reason") == "length" else None
+            settled, error = settle_text(text, constraint, limit)
+            result.text, result.trimmed = settled, len(text) - len(settled)
+            result.ok, result.value, result.error = (
+                (False, None, error) if error else validate_output(settled, constraint))
+            return
         if choice.get("finish_reason") == "length":
             result.ok, result.value = False, None
             result.error = (f"truncated: max_tokens={request.max_tokens} reached before the "
@@ -344,6 +378,45 @@ class OpenAIBackend:
             return str(text)
 
         return render
+
+
+def _finished(future: Future[GenResult]) -> GenResult | None:
+    """A request's result if it finished before the interrupt, else None."""
+    if not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
+
+
+class DaemonPool:
+    """Worker threads that never keep the process alive: after Ctrl-C, a request hung on a silent server
+    is abandoned (its thread ends with the process) instead of being waited for until its timeout."""
+
+    def __init__(self, workers: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue())
+        self._threads = [threading.Thread(target=self._work, name=f"openai-backend-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting thread
+                future.set_exception(exc)
 
 
 def _continuation_logprob(logprobs: dict[str, Any], start: int, end: int) -> float:

@@ -21,12 +21,12 @@ from typing import Any
 import torch
 
 from dialc_runtime.data.seeds import TORCH_BITS, attempt_seed
-from dialc_runtime.models.base import GenRequest, GenResult, Message, ScoreRequest
+from dialc_runtime.models.base import Constraint, GenRequest, GenResult, Message, ScoreRequest
 from dialc_runtime.models.constrained import GrammarError, MaskBuilder
 from dialc_runtime.models.decoding import Decoded, Row, decode_batch
 from dialc_runtime.models.loading import load_model
 from dialc_runtime.models.loglikelihood import loglikelihoods
-from dialc_runtime.models.validation import validate_output
+from dialc_runtime.models.validation import Validated, settle_text, validate_output
 
 DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
@@ -170,15 +170,8 @@ class TransformersBackend:
     def _result(self, request: GenRequest, row: Row, dec: Decoded, prev: GenResult) -> GenResult:
         """Validate one decoded row; token counts and attempts add up over attempts."""
         tokens = [t for t in dec.tokens if t not in self.loaded.eos_ids]
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        error: str | None
-        if dec.error is not None:
-            ok, value, error = False, None, dec.error
-        elif not dec.complete:
-            ok, value = False, None
-            error = f"truncated: max_tokens={row.max_tokens} reached before the output was complete"
-        else:
-            ok, value, error = validate_output(text, request.constraint)
+        decoded = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text, (ok, value, error) = self._checked(request.constraint, row, dec, decoded)
         return GenResult(
             text=text,
             ok=ok,
@@ -187,7 +180,23 @@ class TransformersBackend:
             prompt_tokens=prev.prompt_tokens + len(row.prompt_ids),
             completion_tokens=prev.completion_tokens + len(dec.tokens),
             attempts=prev.attempts + 1,
+            trimmed=len(decoded) - len(text),
         )
+
+    @staticmethod
+    def _checked(constraint: Constraint, row: Row, dec: Decoded, text: str) -> tuple[str, Validated]:
+        """(the answer, its verdict): bounded text that ran into max_chars or max_tokens ends at a
+        sentence end or is truncated; other outputs are truncated when decoding stopped early."""
+        if dec.error is not None:
+            return text, (False, None, dec.error)
+        if constraint.kind == "text" and constraint.max_chars is not None:
+            limit = f"max_tokens={row.max_tokens}" if dec.finish == "length" else None
+            settled, error = settle_text(text, constraint, limit)
+            return settled, ((False, None, error) if error else validate_output(settled, constraint))
+        if not dec.complete:
+            return text, (False, None, f"truncated: max_tokens={row.max_tokens} reached before the output "
+                                       "was complete")
+        return text, validate_output(text, constraint)
 
     # -- scoring -----------------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from regex import error as regex_error
+
+from dialc_runtime import regexes
 from dialc_runtime.models.base import Constraint
 
 Validated = tuple[bool, Any, str | None]  # ok, value, error
@@ -68,15 +71,62 @@ def check_output(value: Any, constraint: Constraint | Mapping[str, Any]) -> list
         return _regex_errors(value, constraint.pattern or "")
     if constraint.max_chars is not None and len(value) > constraint.max_chars:
         return [f"text has {len(value)} characters, more than max_chars {constraint.max_chars}"]
+    if constraint.max_chars is not None and len(value) >= constraint.max_chars and not ends_sentence(value):
+        return [f"truncated: the text fills its bound of {constraint.max_chars} characters and stops "
+                f"mid-sentence ({_short(value[-20:])})"]
     return []
+
+
+# -- bounded free text: an answer ends at a sentence end, or it was cut off ---------------------------
+KEEP_SHARE = 0.5  # an answer at its bound is cut back to a sentence end only within the bound's last half
+_LATIN_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")  # a full stop needs a space or the end after it
+_CJK_END = re.compile(r"[。！？]+[”’」』）)]*")
+_NOT_AN_END = re.compile(r"(?:^|\s)(?:mr|mrs|ms|dr|st|vs|e\.g|i\.e|p\.s|no|\d+)\.$", re.I)  # "Mr.", "1.", "P.S."
+
+
+def sentence_ends(text: str) -> list[int]:
+    """The offsets just after each sentence end of `text` (abbreviations and list numbers excluded)."""
+    ends = [m.end() for m in _CJK_END.finditer(text)]
+    ends += [m.end() for m in _LATIN_END.finditer(text) if not _NOT_AN_END.search(text[: m.start() + 1])]
+    return sorted(ends)
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether a text ends where a sentence ends ("… a month." yes, "… I'll file a 2" no)."""
+    stripped = text.rstrip()
+    return bool(stripped) and stripped.endswith(tuple("。！？”’」』）)\"'.!?…")) and (
+        sentence_ends(stripped)[-1:] == [len(stripped)])
+
+
+def settle_text(text: str, constraint: Constraint, limit: str | None) -> tuple[str, str | None]:
+    """A bounded text answer → (answer, None), or (text, "truncated: …") when it was cut mid-sentence.
+
+    `limit` names the budget that stopped decoding (e.g. "max_tokens=160"), None when the model
+    stopped on its own. An answer that reached its bound — max_chars, or that budget — ends where its
+    last complete sentence in the bound's last half ends (the model's own text up to there, as if it
+    had stopped there); without one it is truncated, to be retried and then quarantined."""
+    bound = constraint.max_chars
+    if constraint.kind != "text" or bound is None or (limit is None and len(text) < bound):
+        return text, None
+    clipped = text[:bound].rstrip()
+    if ends_sentence(clipped):
+        return clipped, None
+    window = [end for end in sentence_ends(clipped) if end >= KEEP_SHARE * min(len(text), bound)]
+    if window:
+        return clipped[: window[-1]], None
+    why = limit if limit is not None and len(text) < bound else f"max_chars={bound}"
+    return text, (f"truncated: {why} reached mid-sentence, with no sentence end in the last "
+                  f"{1 - KEEP_SHARE:.0%} of the answer")
 
 
 def _regex_errors(text: str, pattern: str) -> list[str]:
     try:
-        compiled = re.compile(pattern)
-    except re.error:  # a Rust-regex-only pattern: the decoding grammar already enforced it
+        matched = regexes.fullmatch(pattern, text)
+    except regex_error:  # a Rust-regex-only pattern: the decoding grammar already enforced it
         return []
-    return [] if compiled.fullmatch(text) else [f"{_short(text)} does not match /{pattern}/"]
+    except regexes.RegexTimeout as exc:
+        return [str(exc)]
+    return [] if matched else [f"{_short(text)} does not match /{pattern}/"]
 
 
 def schema_errors(value: Any, schema: Mapping[str, Any] | bool, path: str = "$") -> list[str]:
@@ -211,10 +261,12 @@ def _string_errors(value: str, schema: Mapping[str, Any], path: str) -> list[str
     pattern = schema.get("pattern")
     if pattern is not None:
         try:
-            if not re.search(pattern, value):
+            if not regexes.search(pattern, value):
                 errors.append(f"{path}: {_short(value)} does not match /{pattern}/")
-        except re.error:
+        except regex_error:
             pass  # a Rust-regex-only pattern: enforced by the decoding grammar
+        except regexes.RegexTimeout as exc:
+            errors.append(f"{path}: {exc}")
     return errors
 
 

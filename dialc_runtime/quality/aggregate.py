@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dialc.schema import KEEP_FIELDS
-from dialc_runtime.quality.keep import evaluate, fmt
+from dialc_runtime.quality.keep import NOT_APPLICABLE, evaluate, fmt
+from dialc_runtime.quality.verdict import not_applicable
 
 MISSING = {"score": None, "passed": None, "detail": "no score record"}
 RECORD_FIELDS = KEEP_FIELDS  # record fields a keep rule may name: the language's list, not a copy
@@ -38,7 +39,8 @@ def parse_dimensions(params: dict[str, Any]) -> dict[str, Dimension]:
 
 
 def aggregate(verdicts: dict[str, dict[str, Any]], dims: dict[str, Dimension]) -> float | None:
-    """Weighted mean of the non-gate dimensions that have a score; None when none has."""
+    """Weighted mean of the non-gate dimensions that have a score (one that does not apply, or whose
+    check failed, is left out and the weights renormalised); None when none has."""
     total = weight = 0.0
     for dim in dims.values():
         score = verdicts.get(dim.name, MISSING).get("score")
@@ -52,7 +54,8 @@ def aggregate(verdicts: dict[str, dict[str, Any]], dims: dict[str, Dimension]) -
 def gate_failure(
     verdicts: dict[str, dict[str, Any]], dims: dict[str, Dimension]
 ) -> tuple[str, str] | None:
-    """(gate name, reason) of the first failed gate; a gate that could not be assessed fails too."""
+    """(gate name, reason) of the first failed gate; a gate that could not be assessed fails too, one
+    that does not apply to the record passes (its verdict says passed)."""
     for dim in dims.values():
         verdict = verdicts.get(dim.name, MISSING)
         if not dim.gate or verdict.get("passed") is True:
@@ -64,13 +67,17 @@ def gate_failure(
 
 
 def environment(
-    record: dict[str, Any], verdicts: dict[str, dict[str, Any]], score: float | None
+    record: dict[str, Any], verdicts: dict[str, dict[str, Any]], score: float | None,
+    dims: dict[str, Dimension] | None = None,
 ) -> dict[str, Any]:
-    """The names a keep rule may use: score, each dimension's score, record fields, axes."""
+    """The names a keep rule may use: score, each dimension's score, record fields, axes; a
+    dimension that does not apply to the record is NOT_APPLICABLE (and so is a score made of none)."""
     env: dict[str, Any] = {f: record.get(f) for f in RECORD_FIELDS}
     env.update((record.get("expression") or {}).items())
-    env.update({name: v.get("score") for name, v in verdicts.items()})
-    env["score"] = score
+    env.update({name: NOT_APPLICABLE if not_applicable(v) else v.get("score") for name, v in verdicts.items()})
+    weighed = [d for d in (dims or {}).values() if not d.gate and d.weight > 0]
+    none_apply = bool(weighed) and all(not_applicable(verdicts.get(d.name, MISSING)) for d in weighed)
+    env["score"] = NOT_APPLICABLE if score is None and none_apply else score
     return env
 
 
@@ -101,7 +108,7 @@ def decide(
         return Decision(False, failed_gate[1], f"gate:{failed_gate[0]}", score)
     if keep is None:
         return Decision(True, "passed every gate", "kept", score)
-    outcome = evaluate(keep, environment(record, verdicts, score))
+    outcome = evaluate(keep, environment(record, verdicts, score, dims))
     return Decision(outcome.ok, outcome.reason, "kept" if outcome.ok else "keep", score)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from dialc_runtime.quality.diversity import distinct_n
 from dialc_runtime.quality.keep import COMPARE, fmt
 from dialc_runtime.quality.text import content_text
+from dialc_runtime.quality.verdict import not_applicable
 
 
 def said(record: dict[str, Any]) -> str:
@@ -53,8 +54,26 @@ def duplicate_rate(rows: list[dict[str, Any]]) -> float | None:
     return round(dups / len(rows), 4)
 
 
+ALL_RECORDS = ("kept_rate", "rejected_rate", "kept", "rejected", "records", "duplicate_rate", "balance_p")
+
+
+def source_form(name: str) -> str:
+    """A plan metric as the spec writes it: "mean:helpful" → "mean(helpful)", "kept_rate" as is."""
+    head, colon, arg = name.partition(":")
+    return f"{head}({arg})" if colon else name
+
+
+def metric_scope(name: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
+    """(n, words) of the records a metric is computed over: all of them (rates, counts, duplicates,
+    balance), or the kept ones (means, pass rates, distinct-n: the data set that is exported)."""
+    if name.partition(":")[0] in ALL_RECORDS:
+        return len(rows), f"over all {len(rows)} records"
+    kept = sum(1 for r in rows if r.get("kept"))
+    return kept, f"over the {kept} kept records"
+
+
 def metric(name: str, rows: list[dict[str, Any]]) -> float | None:
-    """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set."""
+    """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set (metric_scope)."""
     kept = [r for r in rows if r.get("kept")]
     head, _, arg = name.partition(":")
     if name in ("kept_rate", "rejected_rate"):
@@ -70,10 +89,9 @@ def metric(name: str, rows: list[dict[str, Any]]) -> float | None:
         return _mean([r["aggregate"] for r in kept if r.get("aggregate") is not None])
     if head == "mean":
         return _mean([s for r in kept if (s := r.get("scores", {}).get(arg)) is not None])
-    if head == "pass_rate":
-        passed = [
-            p for r in kept if (p := r.get("quality", {}).get(arg, {}).get("passed")) is not None
-        ]
+    if head == "pass_rate":  # over the kept records the dimension applies to (n/a ones left out)
+        verdicts = [r.get("quality", {}).get(arg) or {} for r in kept]
+        passed = [v["passed"] for v in verdicts if v.get("passed") is not None and not not_applicable(v)]
         return _mean([1.0 if p else 0.0 for p in passed])
     if head == "balance_p":
         return balance_p(rows, arg)
@@ -90,24 +108,27 @@ class Expectation:
     span: str = ""
 
     def describe(self) -> str:
-        return f"expect {self.metric} {self.op} {fmt(self.value)}"
+        return f"expect {source_form(self.metric)} {self.op} {fmt(self.value)}"
 
 
 def check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """{metric, op, value, actual, ok, message}: message says what failed and where."""
+    """{metric, op, value, actual, n, ok, expect, message}: the message says, in the spec's syntax,
+    what failed, over which records, and where."""
     where = f"{expect.span}: " if expect.span else ""
+    name = source_form(expect.metric)
+    n, scope = metric_scope(expect.metric, rows)
     try:
         actual = metric(expect.metric, rows)
     except KeyError:
-        actual, why = None, f"unknown metric {expect.metric!r}"
+        actual, why = None, f"unknown metric {name!r}"
     else:
-        why = f"{expect.metric} has no value" if actual is None else ""
+        why = f"{name} has no value {scope}" if actual is None else ""
     ok = actual is not None and expect.op in COMPARE and bool(COMPARE[expect.op](actual, expect.value))
     if actual is not None and not ok:
-        why = f"{expect.metric} is {fmt(actual)}"
+        why = f"{name} is {fmt(actual)} {scope}"
     message = "" if ok else f"{where}{expect.describe()} failed: {why}"
-    return {"metric": expect.metric, "op": expect.op, "value": expect.value, "actual": actual,
-            "ok": ok, "span": expect.span, "message": message}  # fmt: skip
+    return {"metric": expect.metric, "op": expect.op, "value": expect.value, "actual": actual, "n": n,
+            "ok": ok, "span": expect.span, "expect": expect.describe(), "message": message}  # fmt: skip
 
 
 def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,21 +142,27 @@ def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list
     return [check(e, rows) for e in parsed]
 
 
-def dimension_summary(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """One dimension over all records: mean, pass rate, failures, model usage (from its records)."""
+def dimension_summary(rows: list[dict[str, Any]], name: str, names: list[str] | None = None) -> dict[str, Any]:
+    """One dimension over all records: mean, pass rate, failures, model usage (from its records), the
+    spread of its scores and their agreement (Spearman) with the other dimensions `names`."""
+    from dialc_runtime.quality.spread import agreement, spread
+
     verdicts = [r.get("quality", {}).get(name) or {} for r in rows]
     scored = [v["score"] for v in verdicts if v.get("score") is not None]
-    passed = [v["passed"] for v in verdicts if v.get("passed") is not None]
+    passed = [v["passed"] for v in verdicts if v.get("passed") is not None and not not_applicable(v)]
     cost = [v.get("cost") or {} for v in verdicts]
     kept = [r["scores"][name] for r in rows if r.get("kept") and r["scores"].get(name) is not None]
     return {
         "mean": _mean(scored),
         "kept_mean": _mean(kept),
         "pass_rate": _mean([1.0 if p else 0.0 for p in passed]),
+        "not_applicable": sum(1 for v in verdicts if not_applicable(v)),
         "failures": sum(1 for v in verdicts if v.get("passed") is None and not v.get("skipped")),
         "model_calls": sum(c.get("model_calls", 0) for c in cost),
         "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in cost),
         "completion_tokens": sum(c.get("completion_tokens", 0) for c in cost),
+        "spread": spread([float(s) for s in scored]),
+        "agreement": agreement(rows, name, names or []),
     }
 
 
@@ -153,7 +180,7 @@ def summary(rows: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict
         "rejected_by": dict(sorted(causes.items())),
         "aggregate_mean": metric("mean:score", rows),
         "duplicate_rate": duplicate_rate(rows),
-        "dimensions": {name: dimension_summary(rows, name) for name in names},
+        "dimensions": {name: dimension_summary(rows, name, names) for name in names},
         "balance": {
             key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
             for key in ("scenario", "category")

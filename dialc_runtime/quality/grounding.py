@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from dialc.schema import inapplicable_to
 from dialc_runtime.quality.numbers import extract_numbers, number_in, parse_number
-from dialc_runtime.quality.text import content_text, content_units, dialogue_text, normalise
+from dialc_runtime.quality.text import content_text, content_units, dialogue_text, normalise, tokens
 from dialc_runtime.quality.verdict import Verdict
 
 _SUFFIXES = ("ing", "ed", "es", "ly", "s")
+COPY_RUN = 8  # words (CJK: characters) in a row found verbatim in the dialogue count as copied
+MAX_COPIED = 0.5  # a free-text answer more than half copied verbatim fails grounding, whatever its overlap
 
 
 def stem(unit: str) -> str:
@@ -34,12 +37,23 @@ class Source:
     compact: str
     units: frozenset[str]
     numbers: frozenset[float]
+    runs: frozenset[tuple[str, ...]]  # every COPY_RUN-word sequence of the dialogue
 
     @classmethod
     @lru_cache(maxsize=256)  # many records share a dialogue
     def of(cls, text: str) -> Source:
         units = frozenset(stem(u) for u in content_units(text))
-        return cls(_compact(text), units, frozenset(extract_numbers(text)))
+        words = tokens(text)
+        runs = frozenset(tuple(words[i : i + COPY_RUN]) for i in range(len(words) - COPY_RUN + 1))
+        return cls(_compact(text), units, frozenset(extract_numbers(text)), runs)
+
+    def copied(self, words: list[str]) -> float:
+        """Share of the words that lie in a run of COPY_RUN or more words found verbatim in the source."""
+        covered = [False] * len(words)
+        for i in range(len(words) - COPY_RUN + 1):
+            if tuple(words[i : i + COPY_RUN]) in self.runs:
+                covered[i : i + COPY_RUN] = [True] * COPY_RUN
+        return sum(covered) / len(words) if words else 0.0
 
     def has_unit(self, unit: str) -> bool:
         if stem(unit) in self.units:
@@ -104,14 +118,27 @@ def ground_values(value: Any, source: Source, params: dict[str, Any]) -> Verdict
 
 
 def ground_text(text: str, source: Source, params: dict[str, Any]) -> Verdict:
-    """Free-text label: share of its content words present in the dialogue, at least `min`."""
+    """Free-text label: share of its content words present in the dialogue, at least `min` — discounted
+    by the share copied verbatim (runs of COPY_RUN+ words), so a copy of the dialogue is no summary."""
     share = coverage(text, source)
     if share is None:
         return Verdict.not_applicable("no content words")
     minimum = float(params.get("min", 0.3))
-    verdict = Verdict.threshold(share, minimum)
+    copied = source.copied(tokens(text))
+    verdict = Verdict.threshold(share * (1.0 - copied), minimum)
+    passed = bool(verdict.passed) and copied <= MAX_COPIED
     relation = ">=" if verdict.passed else "<"
-    return Verdict(verdict.score, verdict.passed, f"overlap {share:.2f} {relation} {minimum}")
+    if not copied:
+        return Verdict(verdict.score, passed, f"overlap {share:.2f} {relation} {minimum}")
+    detail = (f"overlap {share:.2f}, {copied:.0%} copied verbatim (runs of {COPY_RUN}+ words): "
+              f"{verdict.score:.2f} {relation} {minimum}" + ("" if copied <= MAX_COPIED else
+                                                              f"; more than {MAX_COPIED:.0%} copied"))
+    return Verdict(verdict.score, passed, detail)
+
+
+def copied_share(text: str, dialogue: dict[str, Any]) -> float:
+    """Share of a text's words copied verbatim from a dialogue (in runs of COPY_RUN or more words)."""
+    return Source.of(dialogue_text(dialogue)).copied(tokens(text))
 
 
 def score_grounding(
@@ -121,7 +148,7 @@ def score_grounding(
     if dialogue is None:
         return Verdict.failure(f"dialogue {record.get('dialogue_id')!r} not found")
     kind = (record.get("output") or {}).get("kind", "text")
-    if kind in ("choice", "regex"):
+    if kind in inapplicable_to("grounding"):
         return Verdict.not_applicable(f"{kind} output")
     source = Source.of(dialogue_text(dialogue))
     value = record.get("value")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dialc_runtime.errors import StepFailed
 from dialc_runtime.models.base import Backend, Constraint, GenRequest, Message, ScoreRequest
 from dialc_runtime.quality.verdict import Verdict
 
@@ -112,8 +113,14 @@ def judge_choice(
     ]  # fmt: skip
     try:
         results = backend.generate(requests)
+    except StepFailed:  # the server is down or refuses the key: no verdict at all, the step fails
+        raise
     except Exception as exc:  # a broken judge is recorded per record, not fatal to the step
         return [Verdict.failure(f"judge error: {exc}") for _ in prompts], Cost(len(prompts))
+    lost = [r for r in results if getattr(r, "transport", False)]
+    if lost:  # a server error is no verdict: never stored as one (the step fails, a re-run asks again)
+        raise StepFailed(f"judge: {len(lost)} of {len(results)} requests got no answer ({lost[0].error}); the "
+                         "scores so far are kept, and `dialc run` again asks only for the rest")
     if len(results) != len(requests):
         why = f"judge error: {len(results)} results for {len(requests)} requests"
         return [Verdict.failure(why) for _ in prompts], Cost(len(prompts))
@@ -152,6 +159,8 @@ def judge_expected(
     cost = Cost(len(requests))
     try:
         scores = backend.loglikelihood(requests)
+    except StepFailed:  # the server is down, refuses the key or cannot score: no verdict, the step fails
+        raise
     except Exception as exc:  # recorded as a failure of each record
         return [Verdict.failure(f"judge error: {exc}") for _ in prompts], cost
     scored = int(getattr(backend, "last_scored_tokens", 0))  # tokens read, when the backend says

@@ -6,6 +6,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from dialc.schema import LANGUAGE_AXIS, inapplicable_to, is_language_code
+from dialc_runtime import regexes
+from dialc_runtime.data.pii import EMAIL
 from dialc_runtime.models.validation import check_output
 from dialc_runtime.quality.text import (
     content_text,
@@ -55,9 +58,14 @@ def rule_length(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
 
 def rule_language(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
     """The answer's words are mostly in the requested language's script (score = that share)."""
-    language = params.get("language") or (record.get("expression") or {}).get("language")
+    kind = (record.get("output") or {}).get("kind", "text")
+    if kind in inapplicable_to("rule", "language"):
+        return Verdict.not_applicable(f"{kind} output")
+    language = params.get("language") or (record.get("expression") or {}).get(LANGUAGE_AXIS)
     if not language:
-        return Verdict.not_applicable("no language requested")
+        return Verdict.not_applicable(f"no {LANGUAGE_AXIS} axis value")
+    if not is_language_code(str(language)):  # `validate` refuses these; a plan made by hand may not
+        return Verdict.failure(f"{language!r} is not an ISO 639-1 language code (en, zh, zh-Hans …)")
     shares = script_shares(content_text(record))
     if not shares:
         return Verdict.not_applicable("no words to check")
@@ -87,7 +95,7 @@ def rule_repetition(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
 
 
 _PII: dict[str, re.Pattern[str]] = {  # specific before general: a card number contains a "phone"
-    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    "email": EMAIL,  # linear: see dialc_runtime.data.pii
     "cn_id": re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])"),
     "card": re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"),
     "ssn": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
@@ -171,7 +179,10 @@ def rule_regex(record: dict[str, Any], params: dict[str, Any]) -> Verdict:
     """A custom pattern that must (or, with must_match false, must not) occur in the answer."""
     pattern = str(params.get("pattern", ""))
     must = params.get("must", "match") == "match" and params.get("must_match", True) is not False
-    found = re.search(pattern, str(record.get("answer") or ""), re.MULTILINE) is not None
+    try:
+        found = regexes.search(pattern, str(record.get("answer") or ""), re.MULTILINE)
+    except regexes.RegexTimeout as exc:  # counted as failing the check, with the reason
+        return Verdict.check(False, str(exc))
     return Verdict.check(found == must, f"{'matches' if found else 'does not match'} /{pattern}/")
 
 

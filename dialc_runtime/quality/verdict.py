@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def not_applicable(verdict: Mapping[str, Any]) -> bool:
+    """Whether a stored verdict ({score, passed, …}) says its dimension does not apply to the record."""
+    return verdict.get("score") is None and verdict.get("passed") is not None
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dialc_runtime.engine.layout import RunLayout
+from dialc_runtime.engine.results import write_atomic
+from dialc_runtime.evaluate.evidence import small_n
 from dialc_runtime.report import quality, sections
 from dialc_runtime.report.data import RunView, dimension_names, first_with_metrics, open_view
 from dialc_runtime.report.html import Raw, not_run, num, page, pairs, pct, section, tag
 from dialc_runtime.report.quality import dimension_figures
+from dialc_runtime.secrets import redact
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -28,6 +31,7 @@ SECTIONS: list[tuple[str, str, Callable[[RunView], Raw]]] = [
     ("examples", "Examples", quality.examples),
     ("expectations", "Expectations", quality.expectations),
     ("evaluation", "Evaluation", sections.evaluation),
+    ("study", "Study", sections.study),
 ]
 
 
@@ -64,19 +68,19 @@ def write_report(run_dir: Path) -> Path | None:
         why = tag("p", f"{type(exc).__name__}: {exc}", "diag")
         error = section("error", "Error", why)
         html = page("dialc report", str(run_dir), [("error", "Error", error)])
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(target, redact(html))  # no API key in a report, whatever a record or message quoted
     return target
 
 
 def _dims(view: RunView) -> list[tuple[str, str]]:
+    """Per dimension: mean(NAME) over the kept records (as `expect` computes it), then the mean and
+    pass rate over all scored records."""
     out = []
     for name in dimension_names(view):
         m = dimension_figures(view, name)
         if m.get("mean") is not None or m.get("pass_rate") is not None:
-            out.append((f"{name}: mean / pass rate", f"{num(m.get('mean'))} / "
-                        f"{pct(m.get('pass_rate'))}"))  # fmt: skip
+            out.append((f"{name}: mean kept / all, pass rate", f"{num(quality.kept_mean(view, name))} / "
+                        f"{num(m.get('mean'))}, {pct(m.get('pass_rate'))}"))  # fmt: skip
     return out
 
 
@@ -87,21 +91,34 @@ def _eval(view: RunView) -> list[tuple[str, str]]:
         ok = sections.gate_verdict(step, rows)
         out.append(("retention gate", {True: "passed", False: "FAILED", None: "not run"}[ok]))
         for r in rows:
-            change = f"{num(r.get('before'), 3)} → {num(r.get('after'), 3)}"
-            out.append((f"{r.get('suite')}: before → after (points)", change))
+            out.append((f"{r.get('suite')}: before → after (points)", before_after(r)))
     return out
+
+
+def before_after(row: dict[str, Any]) -> str:
+    """"20.1 → 31.7 (n = 9, change +11.6, 95% CI +0.4 … +23.7; too few items)": every figure with its n and CI."""
+    text = f"{num(row.get('before'), 3)} → {num(row.get('after'), 3)}"
+    ci, n = row.get("delta_ci"), row.get("n", "?")
+    change = row.get("delta")
+    extra = f"n = {n}" + (f", change {change:+.1f}" if isinstance(change, int | float) else "")
+    extra += f", 95% CI {ci[0]:+.1f} … {ci[1]:+.1f}" if ci else ", no CI"
+    said = f": {row['verdict']}" + (" (lower is better)" if row.get("better") == "lower" else "") \
+        if row.get("verdict") else ""
+    return f"{text} ({extra}{'; too few items' if small_n(row.get('n')) else ''}){said}"
 
 
 def key_numbers(view: RunView) -> list[tuple[str, str]]:
     """The figures worth a glance, as (name, value) text pairs (shared by HTML and terminal)."""
     res = view.results
     totals = res.totals()
+    made = totals["made"]
     out = [
         ("status", sections.run_status(res)),
         ("steps", ", ".join(f"{n} {k}" for k, n in totals["steps"].items()) or "none"),
-        ("seconds", num(res.seconds)),
-        ("model calls", num(totals["model_calls"])),
-        ("tokens", num(totals["prompt_tokens"] + totals["completion_tokens"])),
+        ("seconds: this run / the data as made", f"{num(res.seconds)} / {num(made['seconds'])}"),
+        ("model calls: this run / the data as made", f"{num(totals['model_calls'])} / {num(made['model_calls'])}"),
+        ("tokens: this run / the data as made",
+         f"{num(totals['prompt_tokens'] + totals['completion_tokens'])} / {num(made['tokens'])}"),
     ]
     label = first_with_metrics(view, "label")
     if label:
@@ -120,7 +137,17 @@ def key_numbers(view: RunView) -> list[tuple[str, str]]:
         if expects:
             out.append(("expectations passed", f"{sum(bool(e.get('ok')) for e in expects)} / "
                         f"{len(expects)}"))  # fmt: skip
-    return out + _dims(view) + _eval(view)
+    return out + _dims(view) + _eval(view) + _study(view)
+
+
+def _study(view: RunView) -> list[tuple[str, str]]:
+    out = []
+    for step in view.steps("study"):
+        tiers = len(step.metrics.get("tiers") or [])
+        for suite, rho in (step.metrics.get("spearman") or {}).items():
+            value = "–" if rho is None else f"{rho:+.2f}"
+            out.append((f"study: quality ⇄ {suite} (Spearman ρ)", f"{value} over {tiers} tiers"))
+    return out
 
 
 def _key_table(view: RunView) -> Raw:

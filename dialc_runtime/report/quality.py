@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from dialc_runtime.quality.expects import source_form
+from dialc_runtime.quality.spread import separation_warning, spread
 from dialc_runtime.report.data import (
     RunView,
     dimension_config,
@@ -18,6 +20,8 @@ from dialc_runtime.report.html import verdict_badge as vbadge
 from dialc_runtime.report.svg import histogram
 
 EXAMPLES = 2  # best and worst records shown per dimension
+EXPECT_SCOPE = ("mean(d), pass_rate(d), mean(score) and distinct_n are computed over the kept records (the data "
+                "set that is exported); kept_rate, duplicate_rate and balance_p over all records.")
 
 
 def _scores(verdicts: list[dict[str, Any]]) -> list[float]:
@@ -36,13 +40,22 @@ def dimension_figures(view: RunView, name: str) -> dict[str, Any]:
             return dict(summary)
     verdicts = dimension_scores(view, name)
     scores = _scores(verdicts)
-    judged = [bool(v["passed"]) for v in verdicts if v.get("passed") is not None]
+    judged = [bool(v["passed"]) for v in verdicts if v.get("passed") is not None and v.get("score") is not None]
     return {
         "records": len(verdicts),
         "scored": len(scores),
         "mean": sum(scores) / len(scores) if scores else None,
         "pass_rate": sum(judged) / len(judged) if judged else None,
     }
+
+
+def kept_mean(view: RunView, name: str) -> Any:
+    """The dimension's mean over the kept records: what `expect mean(NAME)` tests (None before a filter ran)."""
+    for filt in view.steps("filter"):
+        summary = (filt.metrics.get("dimensions") or {}).get(name)
+        if summary and "kept_mean" in summary:
+            return summary["kept_mean"]
+    return None
 
 
 def _role(config: dict[str, Any]) -> str:
@@ -60,13 +73,34 @@ def _dimension_card(view: RunView, name: str) -> Raw:
         return Raw(f'<div class="card">{tag("h3", name)}{not_run(f"not run ({why})")}</div>')
     m = dimension_figures(view, name)
     figures = pairs([
-        ("mean score", m.get("mean")), ("pass rate", pct(m.get("pass_rate"))),
+        ("mean, all scored records", m.get("mean")), (f"mean({name}), kept records", kept_mean(view, name)),
+        ("pass rate, all judged records", pct(m.get("pass_rate"))),
         ("scored / records", f"{len(scores)} / {len(verdicts)}"),
         ("not assessed", m.get("failures", 0)), ("skipped (label failed)", m.get("skipped", 0)),
+        ("not applicable (n/a)", m.get("not_applicable", 0)),
+        *_spread_rows(view, name, scores),
     ])  # fmt: skip
     chart = Raw(histogram(scores, f"{name} score distribution")) if scores else not_run("no scores")
-    head = tag("h3", f"{name} ({_role(dimension_config(view, name))})")
-    return Raw(f'<div class="card">{head}{chart}{figures}</div>')
+    config = dimension_config(view, name)
+    flat = separation_warning(name, spread(scores), m.get("pass_rate")) if config.get("kind") == "judge" else None
+    said = tag("div", f"warning: {flat}", "diag") if flat else Raw("")
+    head = tag("h3", f"{name} ({_role(config)})")
+    return Raw(f'<div class="card">{head}{chart}{figures}{said}</div>')
+
+
+def _spread_rows(view: RunView, name: str, scores: list[float]) -> list[tuple[str, Any]]:
+    """Spread of the scores, and their rank agreement with each other dimension (from the filter)."""
+    s = spread(scores)
+    rows: list[tuple[str, Any]] = []
+    if s.get("std") is not None:
+        rows.append(("spread: std · min–max · distinct", f"{s['std']:g} · {s['min']:g}–{s['max']:g} · {s['distinct']}"))
+    for filt in view.steps("filter"):
+        agree = ((filt.metrics.get("dimensions") or {}).get(name) or {}).get("agreement") or {}
+        text = ", ".join(f"{other} {'–' if a.get('rho') is None else format(a['rho'], '+.2f')} (n {a.get('n')})"
+                         for other, a in agree.items())
+        if text:
+            rows.append(("agreement with the others (Spearman ρ)", text))
+    return rows
 
 
 def dimensions(view: RunView) -> Raw:
@@ -207,12 +241,12 @@ def expectations(view: RunView) -> Raw:
     rows = []
     for step in view.steps("filter"):
         for e in step.metrics.get("expects") or []:
-            text = f"expect {e.get('metric')} {e.get('op')} {e.get('value')}"
-            rows.append((vbadge(bool(e.get("ok"))), text, e.get("actual"), e.get("span") or
+            text = e.get("expect") or f"expect {source_form(str(e.get('metric')))} {e.get('op')} {e.get('value')}"
+            rows.append((vbadge(bool(e.get("ok"))), text, e.get("actual"), e.get("n", "–"), e.get("span") or
                          step.location(), e.get("message") or ""))  # fmt: skip
     if rows:
-        headers = ["result", "expectation", "actual", "location", "message"]
-        return section("expectations", "Expectations", table(headers, rows))
+        headers = ["result", "expectation", "actual", "n", "location", "message"]
+        return section("expectations", "Expectations", table(headers, rows), not_run(EXPECT_SCOPE))
     filt = [s for s in view.steps("filter") if s.metrics]
     text = "no expectations declared" if filt else why_missing(view, "filter")
     return section("expectations", "Expectations", not_run(text))

@@ -21,9 +21,14 @@ from dialc_runtime.report.html import (
     verdict_badge,
 )
 from dialc_runtime.engine.results import RunResults, StepResult
+from dialc_runtime.evaluate.evidence import evaluation_warnings, small_n, training_warnings
 from dialc_runtime.report.svg import grouped_bars
 
 POINTS = "Scores in points (0–100); intervals are 95% bootstrap intervals over items."
+MEANING = ("Gold rows score each model's answers on dialogues never trained on against hand-written "
+           "references; agreement rows only say how closely the model repeats the labeller's own answers on "
+           "held-out prompts. A verdict says \"improved\" or \"dropped\" only when the 95% interval of the "
+           "paired change excludes 0.")
 ALPHA = 0.05  # below this p-value the achieved proportions differ from the declared ones
 
 
@@ -42,26 +47,38 @@ def _note(step: StepResult) -> str:
     return text[:300]
 
 
+def _made(step: StepResult) -> tuple[Any, Any, Any]:
+    """(seconds, model calls, tokens) of making the step's output, this run or an earlier one."""
+    m = step.made or {}
+    if not m:
+        return ("–", "–", "–")
+    return (m.get("seconds", "–"), m.get("model_calls", "–"),
+            (m.get("prompt_tokens") or 0) + (m.get("completion_tokens") or 0) if "prompt_tokens" in m else "–")
+
+
 def overview(view: RunView) -> Raw:
     """Run status, totals, and one row per step."""
     res = view.results
     totals = res.totals()
     tokens = totals["prompt_tokens"] + totals["completion_tokens"]
+    made = totals["made"]
+    unknown = f" ({made['unknown']} cached step(s) stored before costs were)" if made.get("unknown") else ""
     head = pairs([
         ("status", badge(run_status(res))),
         ("spec", res.spec), ("run directory", res.run_dir),
         ("started", res.started), ("finished", res.finished or "unfinished"),
-        ("seconds", res.seconds),
         ("steps", ", ".join(f"{n} {k}" for k, n in totals["steps"].items())),
-        ("model calls", totals["model_calls"]), ("tokens (prompt + completion)", tokens),
+        ("this run: seconds · model calls · tokens", f"{num(res.seconds)} · {totals['model_calls']} · {tokens}"),
+        ("the data as made (cached steps at their first run): seconds · model calls · tokens",
+         f"{num(made['seconds'])} · {made['model_calls']} · {made['tokens']}{unknown}"),
     ])  # fmt: skip
     rows = [
-        (s.id, s.kind, badge(s.status), s.seconds, s.records, s.cache_hit, s.model_calls,
-         s.prompt_tokens + s.completion_tokens, _note(s))
+        (s.id, s.kind, badge(s.status), s.seconds, s.records, s.model_calls,
+         s.prompt_tokens + s.completion_tokens, *_made(s), _note(s))
         for s in res.steps
     ]  # fmt: skip
-    headers = ["step", "kind", "status", "seconds", "records", "cache hit", "model calls",
-               "tokens", "note"]  # fmt: skip
+    headers = ["step", "kind", "status", "seconds", "records", "model calls", "tokens",
+               "made in (s)", "calls when made", "tokens when made", "note"]  # fmt: skip
     steps = table(headers, rows) if rows else not_run("no step ran")
     warnings = [f"{s.id}: {w}" for s in res.steps for w in s.warnings]
     extra = [tag("h3", "warnings"), join(tag("div", w, "diag") for w in warnings[:50])]
@@ -91,6 +108,8 @@ def _label_part(view: RunView, step: StepResult) -> list[Any]:
         ("valid rate", pct(m.get("valid_rate"))),
         ("invalid (quarantined)", m.get("invalid_quarantined")),
         ("retried", m.get("retried")), ("retry rate", pct(m.get("retry_rate"))),
+        ("text cut back to a sentence end", m.get("ended_at_sentence")),
+        ("truncated at the bound (quarantined)", m.get("truncated")),
     ])  # fmt: skip
     errors = Counter(str(r.get("error") or "no answer")[:160] for r in records if not r.get("ok"))
     out = [tag("h3", step.id), *partial, figures]
@@ -186,30 +205,61 @@ def gate_verdict(step: StepResult, rows: list[dict[str, Any]]) -> bool | None:
     return False if "retention gate failed" in step.message else None
 
 
+# what each kind of before/after row measures (issue 10: the hold-out is never called domain accuracy)
+ROW_TYPES = {"gold": "domain accuracy vs gold references", "general": "general capability",
+             "agreement": "agreement with the labeller (not accuracy)"}
+
+
+def _row_type(r: dict[str, Any]) -> str:
+    return ROW_TYPES.get(str(r.get("type")), "general" if "ok" in r else "domain")
+
+
+def _said(r: dict[str, Any]) -> str:
+    """The verdict in words; "(lower is better)" for rates such as hallucination."""
+    return str(r.get("verdict", "–")) + (" (lower is better)" if r.get("better") == "lower" else "")
+
+
 def _eval_table(rows: list[dict[str, Any]]) -> Raw:
     body = [
-        (r.get("suite"), "general" if "ok" in r else "domain", r.get("n"),
+        (r.get("suite"), _row_type(r), _n(r.get("n")),
          _ci(r.get("before"), r.get("before_ci")), _ci(r.get("after"), r.get("after_ci")),
-         _ci(r.get("delta"), r.get("delta_ci"), signed=True), r.get("max_drop"),
+         _ci(r.get("delta"), r.get("delta_ci"), signed=True), _said(r), r.get("max_drop"),
          verdict_badge(r["ok"]) if "ok" in r else "not gated")
         for r in rows
     ]  # fmt: skip
-    headers = ["suite", "type", "n", "before [95% CI]", "after [95% CI]", "change [95% CI]",
+    headers = ["suite", "measures", "n", "before [95% CI]", "after [95% CI]", "change [95% CI]", "verdict",
                "max drop", "gate"]  # fmt: skip
     return table(headers, body)
 
 
-def finetune_figures(step: StepResult) -> Raw:
+def _n(n: Any) -> Any:
+    """An item count, flagged when too small to conclude anything."""
+    return Raw(f'{n} <span class="diag">too few</span>') if small_n(n) else n
+
+
+def warnings_of(step: StepResult) -> list[Raw]:
+    """The step's warnings (said when it ran or was made), shown beside its figures."""
+    return [tag("div", f"warning: {w}", "diag") for w in warnings_text(step)]
+
+
+def finetune_figures(step: StepResult, warmup: float | None = None) -> Raw:
+    """The fine-tune's figures and its small-result warnings (recomputed for outputs made before
+    steps recorded them, from the plan's warm-up)."""
     m = step.metrics
-    keys = ("records", "held_out", "replayed", "steps", "final_loss", "tokens_per_s", "adapter")
-    return pairs([(k.replace("_", " "), m.get(k)) for k in keys if k in m])
+    keys = ("records", "held_out", "replayed", "steps", "warmup_steps", "final_loss", "tokens_per_s", "adapter")
+    said = warnings_of(step)
+    if "warnings" not in m and warmup is not None and isinstance(m.get("records"), int):
+        said += [tag("div", f"warning: {w}", "diag") for w in training_warnings(m["records"], m.get("steps") or 0,
+                                                                                  warmup)]
+    return join([pairs([(k.replace("_", " "), m.get(k)) for k in keys if k in m]), *said])
 
 
 def evaluation(view: RunView) -> Raw:
     """Fine-tuning figures and the before/after table with the retention gate's verdict."""
     parts: list[Any] = []
     for step in view.steps("finetune"):
-        parts += [tag("h3", step.id), finetune_figures(step) if step.metrics else
+        warmup = view.params(step.id).get("warmup")
+        parts += [tag("h3", step.id), finetune_figures(step, warmup) if step.metrics else
                   not_run(why_missing(view, "finetune"))]  # fmt: skip
     for step in view.steps("evaluate"):
         rows = eval_rows(view, step)
@@ -220,7 +270,46 @@ def evaluation(view: RunView) -> Raw:
         ok = gate_verdict(step, rows)
         word = {True: "passed", False: "FAILED", None: "not applied"}[ok]
         head = Raw(f'<p class="verdict">retention gate: {verdict_badge(ok)} {word}</p>')
-        parts += [head, _eval_table(rows), not_run(POINTS)]
+        said = [tag("div", f"warning: {w}", "diag") for w in evaluation_warnings(rows)]
+        parts += [head, _eval_table(rows), *said, not_run(POINTS + " " + MEANING)]
     if not parts:
         parts = [not_run(why_missing(view, "evaluate"))]
     return section("evaluation", "Fine-tuning and evaluation", *parts)
+
+
+STUDY = ("Each tier is the target fine-tuned on an equal share of the labels, best aggregate quality first, "
+         "and scored on the same items; Spearman ρ is the rank correlation of tier quality with score over "
+         "the tiers (+1: better data, better model). Scores in points with n and a 95% bootstrap interval.")
+
+
+def _score_cell(row: dict[str, Any], suite: str) -> str:
+    score = (row.get("scores") or {}).get(suite)
+    if not isinstance(score, int | float):
+        return "–"
+    ci = (row.get("ci") or {}).get(suite)
+    text = f"{score:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+    return f"{text} (n = {(row.get('n') or {}).get(suite, '?')})"
+
+
+def _study_part(view: RunView, step: StepResult) -> list[Any]:
+    rows = [r for r in view.dicts(step) if "tier" in r] or list(step.metrics.get("tiers") or [])
+    if not rows:
+        return [tag("h3", step.id), not_run(why_missing(view, "study"))]
+    suites = sorted({name for r in rows for name in r.get("scores") or {}})
+    body = [(r.get("tier"), r.get("records"), f"{num(r.get('mean_quality'))} ({num(r.get('min_quality'))}–"
+             f"{num(r.get('max_quality'))})", *[_score_cell(r, s) for s in suites]) for r in rows]
+    rho = step.metrics.get("spearman") or {}
+    corr = [(s, "–" if rho.get(s) is None else f"{rho[s]:+.2f}", f"{len(rows)} tiers") for s in suites]
+    said = [tag("div", f"warning: {w}", "diag") for w in warnings_text(step)]
+    return [tag("h3", step.id), table(["tier", "records", "quality mean (min–max)", *suites], body),
+            table(["suite", "Spearman ρ (quality ⇄ score)", "over"], corr), *said, not_run(STUDY)]
+
+
+def warnings_text(step: StepResult) -> list[str]:
+    return list(dict.fromkeys([*step.warnings, *(step.metrics.get("warnings") or [])]))
+
+
+def study(view: RunView) -> Raw:
+    """The quality ⇄ performance study: each tier's quality and scores, and their correlation."""
+    parts = [part for step in view.steps("study") for part in _study_part(view, step)]
+    return section("study", "Quality ⇄ performance study", *(parts or [not_run(why_missing(view, "study"))]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from dialc.plan import EvolveParams, ModelSpec, Operator, Plan, Step, TasksParams
@@ -10,14 +9,9 @@ from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.generation import generate_batched, json_request
 from dialc_runtime.data.prompts import EVOLVE_SCHEMA, evolve_messages
 from dialc_runtime.data.seeds import derive, rng
-from dialc_runtime.data.similarity import is_near_copy
+from dialc_runtime.data.instructions import failure_reason
 
-VERSION = "1"
-COPY_THRESHOLD = 0.9  # an evolution this similar to its parent (or any task) adds nothing
-MIN_WORDS = 5  # shorter instructions are too vague to label
-# asks for information no dialogue holds → unanswerable from the dialogue
-OUTSIDE_WORLD = re.compile(r"\b(internet|online search|browse|latest (market )?data|look up|website|google)\b"
-                           r"|上网|搜索|最新数据", re.I)
+VERSION = "2"  # 2: instructions of 2-4 words ("Detailed Instructions") are filtered as too short
 
 
 def run(ctx: StepContext[EvolveParams]) -> StepOutput:
@@ -84,22 +78,7 @@ def _child(parent: dict[str, Any], operator: str, round_no: int, result: Any) ->
             "error": None if result.ok else result.error}
 
 
-def failure_reason(task: dict[str, Any], known: list[str]) -> str | None:
-    """Why an evolved task is unusable (empty, copied, unanswerable), or None when it is fine."""
-    text = task["instruction"]
-    if task.get("error") or not text:
-        return f"empty: {task.get('error') or 'no instruction produced'}"
-    if len(text.split()) < MIN_WORDS and len(text) < 12:
-        return "empty: too short to be a task"
-    copy = is_near_copy(text, known, COPY_THRESHOLD)
-    if copy is not None:
-        return f"copied: near-duplicate of {copy[:60]!r}"
-    if OUTSIDE_WORLD.search(text):
-        return "unanswerable: needs information outside the dialogue"
-    return None
-
-
-def estimate(step: Step, plan: Plan) -> dict[str, int]:
+def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
     """At most per_round (or every task) rewrites per round."""
     from dialc_runtime.engine.estimates import generation
 

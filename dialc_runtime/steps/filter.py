@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from dialc.plan import FilterParams
@@ -18,7 +19,8 @@ from dialc_runtime.quality.aggregate import (
 from dialc_runtime.quality.expects import check_all, summary
 from dialc_runtime.quality.keep import RuleError
 
-VERSION = "1"
+VERSION = "3"  # 3: n/a dimensions skipped in keep rules, wiped-out groups; 2: expect messages in spec syntax
+WIPED_OUT = 0.1  # a category or scenario keeping at most this share of its candidates is warned about
 
 
 def read_scores(ctx: StepContext[FilterParams]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -66,6 +68,29 @@ def decide_all(
     return [row(r, v, d) for r, v, d in zip(labels, per_record, decisions, strict=True)]
 
 
+def wiped_out(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each category and scenario that had candidates but kept (nearly) none, with why they went."""
+    losses = []
+    for key in ("category", "scenario"):
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for record in rows:
+            groups.setdefault(str(record.get(key)), []).append(record)
+        for value, members in sorted(groups.items()):
+            kept = sum(1 for r in members if r.get("kept"))
+            if kept <= WIPED_OUT * len(members):
+                causes = Counter(str(r.get("cause")) for r in members if not r.get("kept"))
+                losses.append({"key": key, "value": value, "candidates": len(members), "kept": kept,
+                               "causes": dict(causes.most_common())})
+    return losses
+
+
+def describe_loss(loss: dict[str, Any]) -> str:
+    n, kept = loss["candidates"], loss["kept"]
+    causes = ", ".join(f"{cause}: {count}" for cause, count in loss["causes"].items())
+    share = f"all {n}" if not kept else f"{n - kept} of {n}"
+    return f"filtering removed {share} records of {loss['key']} {loss['value']} ({causes})"
+
+
 def run(ctx: StepContext[FilterParams]) -> StepOutput:
     dims = parse_dimensions({n: d.model_dump() for n, d in ctx.params.dimensions.items()})
     labels = list(ctx.role_records("labels"))
@@ -79,6 +104,9 @@ def run(ctx: StepContext[FilterParams]) -> StepOutput:
         if str(record["id"]) not in ctx.done:
             ctx.emit(str(record["id"]), record)
     metrics = summary(rows, list(dims), ctx.seed)
+    metrics["wiped_out"] = wiped_out(rows)
+    for loss in metrics["wiped_out"]:
+        ctx.warn(describe_loss(loss))
     where = ctx.step.locations.get("expects", [])  # kept out of the cache key
     expects = [{**e.model_dump(), "span": where[i] if i < len(where) else ""}
                for i, e in enumerate(ctx.params.expects)]

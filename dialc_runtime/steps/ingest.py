@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dialc.files import regular_file_problem
 from dialc.plan import IngestParams
+from dialc_runtime.data.csvrows import MAX_ROW_BYTES, CsvRowError, read_csv_rows
 from dialc_runtime.data.jsonl import JsonlError, read_jsonl
 from dialc_runtime.data.pii import scrub
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.engine.layout import QUARANTINE_FILE
 from dialc_runtime.errors import StepFailed
 
-VERSION = "1"
-MAX_FIELD = 1 << 24  # csv field size limit (bytes): long turns are fine, a runaway row is not
+VERSION = "2"  # 2: a bad CSV row spoils only its dialogue (the rows after it are read); hostile JSONL rows quarantined
 
 
 class BadRow(Exception):
@@ -26,14 +26,18 @@ class BadRow(Exception):
 def run(ctx: StepContext[IngestParams]) -> StepOutput:
     p = ctx.params
     path = Path(p.path)
-    if not path.is_file():
-        raise StepFailed(f"source file not found: {path}")
+    problem = regular_file_problem(path)
+    if problem:
+        raise StepFailed(f"source {problem}")
     dialogues, problems = read_dialogues(path, p)
     if problems and p.on_error == "fail":
         shown = "\n  ".join(problems[:10])
         raise StepFailed(f"{len(problems)} malformed row(s) in {path}:\n  {shown}")
-    quarantine = ctx.out_dir / QUARANTINE_FILE
-    quarantine.write_text("".join(f"{line}\n" for line in problems), encoding="utf-8")
+    (ctx.out_dir / QUARANTINE_FILE).write_text("".join(f"{line}\n" for line in problems), encoding="utf-8")
+    quarantine = ctx.final_dir / QUARANTINE_FILE  # where it is once the attempt ends, as messages name it
+    check_yield(len(dialogues), problems, p, path, quarantine)
+    if problems:
+        ctx.warn(f"{len(problems)} malformed row(s) quarantined in {quarantine}")
     for message in problems[:5]:
         ctx.warn(message)
     masked: Counter[str] = Counter()
@@ -49,8 +53,34 @@ def run(ctx: StepContext[IngestParams]) -> StepOutput:
         ctx.warn(f"{sum(unknown.values())} dialogue(s) have scenarios not in the taxonomy: {dict(unknown)}")
     per_scenario = Counter(d["scenario"] for d in dialogues)
     return StepOutput(metrics={"dialogues": len(dialogues), "quarantined": len(problems),
+                               "quarantine_file": str(quarantine),
                                "pii_masked": dict(masked), "per_scenario": dict(sorted(per_scenario.items())),
                                "turns": sum(len(d["turns"]) for d in dialogues)})
+
+
+def check_yield(read: int, problems: list[str], p: IngestParams, path: Path, quarantine: Path) -> None:
+    """Fail when no dialogue was read, or more than `max_quarantine` of the rows were quarantined:
+    a field mapping that matches nothing must stop here, not after paid model calls downstream."""
+    total = read + len(problems)
+    share = len(problems) / total if total else 0.0
+    reasons = Counter(message.split(": ", 1)[-1] for message in problems).most_common(3)
+    why = "; ".join(f"{n}× {reason}" for reason, n in reasons)
+    hint = (f"check the source's field mapping (id, scenario, turns, role, text = field(\"…\")) and roles "
+            f"against the file; every quarantined row is in {quarantine}")
+    if read == 0:
+        seen = f"all {total} rows were quarantined ({why})" if total else "the file has no rows"
+        raise StepFailed(f"no dialogue could be read from {path}: {seen}{first_fields(path, p)}; {hint}")
+    if share > p.max_quarantine:
+        raise StepFailed(f"{len(problems)} of {total} rows ({share:.0%}) quarantined, above max_quarantine = "
+                         f"{p.max_quarantine:g} ({why}); {hint}, or raise max_quarantine")
+
+
+def first_fields(path: Path, p: IngestParams) -> str:
+    """", the first row has fields a, b, c" (JSONL), to compare with the mapping; "" when unknown."""
+    if p.format != "jsonl":
+        return ""
+    first = next((obj for _, obj in read_jsonl(path) if isinstance(obj, dict)), None)
+    return f"; the first row has fields {', '.join(map(str, first))}" if first else ""
 
 
 def read_dialogues(path: Path, p: IngestParams) -> tuple[list[dict[str, Any]], list[str]]:
@@ -123,41 +153,67 @@ def _required_text(obj: dict[str, Any], key: str) -> str:
 
 
 def _csv_rows(path: Path, p: IngestParams) -> Iterator[tuple[int, Any]]:
-    """One turn per row, grouped by dialogue id in file order; a bad row spoils only its dialogue."""
+    """One turn per row, grouped by dialogue id in file order; a bad row spoils only its dialogue, and the
+    rows after it are read (dialc_runtime.data.csvrows: bad bytes, runaway fields and stray quotes)."""
     fields = p.fields.model_dump()
     roles = _role_map(p)
-    csv.field_size_limit(MAX_FIELD)
+    header: list[str] = []
     grouped: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     spoiled: set[str] = set()
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            missing = [fields[k] for k in ("id", "scenario", "role", "text")
-                       if fields[k] not in (reader.fieldnames or [])]
-            if missing:
-                yield 1, BadRow(f"CSV header lacks column(s) {missing}; header is {reader.fieldnames}")
+
+    def check(cells: list[str]) -> str | None:
+        try:
+            _csv_turn(_csv_row(header, cells), fields, roles) if header else None
+        except BadRow as exc:
+            return str(exc)
+        return None
+
+    for line, cells in read_csv_rows(path, check, MAX_ROW_BYTES):
+        if not header:
+            problem = _csv_header_problem(cells, fields)
+            if problem:
+                yield line, BadRow(problem)
                 return
-            for row in reader:
-                line = reader.line_num
-                try:
-                    ident, scenario, turn = _csv_turn(row, fields, roles)
-                except BadRow as exc:
-                    spoiled.add(str(row.get(fields["id"]) or ""))
-                    yield line, exc
-                    continue
-                dialogue = grouped.setdefault(ident, {"id": ident, "scenario": scenario, "turns": [], "meta": {}})
-                first_line.setdefault(ident, line)
-                dialogue["turns"].append(turn)
-    except UnicodeDecodeError as exc:
-        yield 0, BadRow(f"not valid UTF-8 near byte {exc.start}")
-    except csv.Error as exc:
-        yield 0, BadRow(f"CSV error: {exc}")
+            header = list(cells)  # type: ignore[arg-type]  # not an error: checked above
+            continue
+        if isinstance(cells, CsvRowError):
+            if cells.cells:
+                spoiled.add(str(_csv_row(header, cells.cells).get(fields["id"]) or "").strip())
+            yield line, BadRow(cells.reason)
+            continue
+        ident, scenario, turn = _csv_turn(_csv_row(header, cells), fields, roles)
+        dialogue = grouped.setdefault(ident, {"id": ident, "scenario": scenario, "turns": [], "meta": {}})
+        first_line.setdefault(ident, line)
+        dialogue["turns"].append(turn)
     for ident, dialogue in grouped.items():
         if ident in spoiled:
             yield first_line[ident], BadRow(f"dialogue {ident!r} dropped: it has malformed turns")
         else:
             yield first_line[ident], dialogue
+
+
+def _csv_header_problem(cells: list[str] | CsvRowError, fields: dict[str, str]) -> str | None:
+    """Why the first record cannot be the header. Its cells are named only when some mapped column is
+    among them: the first line of a file that is no dialogue CSV (a .env, a key file) is never echoed."""
+    if isinstance(cells, CsvRowError):
+        return f"unreadable CSV header: {cells.reason}"
+    wanted = [fields[k] for k in ("id", "scenario", "role", "text")]
+    missing = [name for name in wanted if name not in cells]
+    if not missing:
+        return None
+    if len(missing) == len(wanted):
+        return (f"the CSV header ({len(cells)} columns) names none of the mapped columns {wanted}: is this a "
+                "dialogue CSV with a header line?")
+    return f"CSV header lacks column(s) {missing}; header is {cells}"
+
+
+def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any]:
+    """A record as csv.DictReader gives it: missing cells are None, extra ones under the key None."""
+    row: dict[Any, Any] = {name: (cells[i] if i < len(cells) else None) for i, name in enumerate(header)}
+    if len(cells) > len(header):
+        row[None] = cells[len(header):]
+    return row
 
 
 def _csv_turn(row: dict[str, Any], fields: dict[str, str], roles: dict[str, str]) -> tuple[str, str, dict[str, str]]:

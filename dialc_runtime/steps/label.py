@@ -10,7 +10,7 @@ from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.base import Constraint, GenRequest
 from dialc_runtime.models.generation import generate_each
 
-VERSION = "2"  # 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
+VERSION = "3"  # 3: bounded text ends at a sentence end or is truncated; 2: one JSON-schema validator
 
 
 def request_for(record: dict[str, Any], model: ModelSpec, seed: int) -> GenRequest:
@@ -37,6 +37,7 @@ def run(ctx: StepContext[LabelParams]) -> StepOutput:
 def _labelled(record: dict[str, Any], result: Any, model: ModelSpec) -> dict[str, Any]:
     return {**record, "answer": result.text, "value": result.value, "ok": result.ok, "error": result.error,
             "attempts": result.attempts, "completion_tokens": result.completion_tokens,
+            "trimmed": getattr(result, "trimmed", 0),
             "label_model": model.model_dump(include={"name", "backend", "path", "temperature", "top_p",
                                                      "max_tokens"})}
 
@@ -48,10 +49,13 @@ def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"labelled": len(records), "valid": sum(1 for r in records if r.get("ok")),
             "invalid_quarantined": sum(1 for r in records if not r.get("ok")),
             "retried": retried, "retry_rate": round(retried / n, 4),
+            # bounded text: answers that ran into their bound, cut back to a sentence end / quarantined
+            "ended_at_sentence": sum(1 for r in records if r.get("ok") and r.get("trimmed")),
+            "truncated": sum(1 for r in records if str(r.get("error") or "").startswith("truncated")),
             "valid_rate": round(sum(1 for r in records if r.get("ok")) / n, 4)}
 
 
-def estimate(step: Step, plan: Plan) -> dict[str, int]:
+def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
     """One generation per production prompt (retries not counted)."""
     from dialc_runtime.engine.estimates import generation, upstream_count
 

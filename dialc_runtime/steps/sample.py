@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from dialc.mix import CELL_KEYS, Cell, cell_weights, holdable_count, minimum_shortfall, short_cells
 from dialc.plan import SampleParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.data.prompts import output_format, render_prompt, transcript
-from dialc_runtime.data.sampling import balance_report, cell_weights, declared_weights, draw_prompts
+from dialc_runtime.data.sampling import balance_report, cell_capacity, declared_weights, draw_prompts
 from dialc_runtime.data.seeds import rng
 
-VERSION = "1"
+VERSION = "2"  # 2: min_per per balance-key value within count; the prompt states a text bound in words too
 
 
 def run(ctx: StepContext[SampleParams]) -> StepOutput:
@@ -21,6 +22,11 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
         raise StepFailed("no dialogues to sample from (the source produced no records)")
     if not tasks:
         raise StepFailed("no usable tasks to sample (all filtered or rejected in review)")
+    weights, capacity = cell_capacity(dialogues, tasks, p.axes, p)
+    shortfall = minimum_shortfall(_values(weights, p), p.count, p.min_per)
+    if shortfall is not None:
+        raise StepFailed(f"{shortfall}: lower min_per or raise count")
+    mix = _mix(ctx, weights, capacity, p.count)
     draws = draw_prompts(dialogues, tasks, p.axes, p, ctx.seed)
     if len(draws) < p.count:
         ctx.warn(f"only {len(draws)} distinct dialogue × task × expression combinations; count is {p.count}")
@@ -30,17 +36,42 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
         record = _record(ctx.step.name, index, draw, by_dialogue[draw.dialogue], by_task[draw.task],
                          paraphrases.get(draw.task, []), p, ctx.seed)
         ctx.emit(f"{index:06d}", record)
-    return StepOutput(metrics={"prompts": len(draws), "balance": _balance(draws, dialogues, tasks, p)})
+    return StepOutput(metrics={"prompts": len(draws), "balance": _balance(draws, dialogues, tasks, p),
+                               "capacity": mix})
+
+
+def _values(weights: dict[Cell, float], p: SampleParams) -> dict[str, int]:
+    """How many values each balance key has (what min_per multiplies)."""
+    values = {key: len({cell[i] for cell in weights}) for i, key in enumerate(CELL_KEYS) if key in p.balance}
+    values.update({axis: sum(1 for w in p.axes[axis].values() if w > 0) for axis in p.balance if axis in p.axes})
+    return values
+
+
+def _mix(ctx: StepContext[SampleParams], weights: dict[Cell, float], capacity: dict[Cell, int],
+         count: int) -> dict[str, Any]:
+    """Capacity per cell against the declared mix: a cell that cannot hold its share is warned about,
+    with the count the mix can hold (the excess is drawn from other cells and skews the balance)."""
+    short = short_cells(weights, capacity, count)
+    holdable = holdable_count(weights, capacity)
+    if short:
+        cells = "; ".join(f"{s} × {c} holds {cap} distinct prompts for a share of {share}"
+                          for (s, c), share, cap in short[:5])
+        ctx.warn(f"the corpus cannot follow its declared mix at count = {count}: {cells}; at most count = "
+                 f"{holdable} keeps the declared weights (the rest is drawn from other cells)")
+    return {"holdable_count": holdable,
+            "short": [{"scenario": s, "category": c, "share": share, "capacity": cap} for (s, c), share, cap in short]}
 
 
 def _inputs(ctx: StepContext[SampleParams]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                      dict[str, list[str]]]:
-    """Dialogues, usable tasks, and the paraphrases of each task's instruction, read by role."""
+    """Dialogues, usable tasks, and the usable paraphrases of each task's instruction, read by role: from
+    the expressions step, or (behind a review gate) from the reviewed task set itself."""
     dialogues = list(ctx.role_records("dialogues"))
-    tasks = [t for t in ctx.role_records("tasks") if not t.get("filtered")]
+    records = [r for role in ("tasks", "expressions") for r in ctx.role_records(role) if not r.get("filtered")]
+    tasks = [t for t in ctx.role_records("tasks") if not t.get("filtered") and t.get("kind") != "paraphrase"]
     paraphrases: dict[str, list[str]] = {}
-    for r in ctx.role_records("expressions"):
-        if r.get("kind") == "paraphrase":
+    for r in records:
+        if r.get("kind") == "paraphrase" and r.get("instruction"):
             paraphrases.setdefault(r["task_id"], []).append(r["instruction"])
     return dialogues, tasks, paraphrases
 

@@ -15,10 +15,12 @@ from dialc_runtime.quality.diversity import diversity
 from dialc_runtime.quality.grounding import score_grounding
 from dialc_runtime.quality.judge import JudgeSpec, judge_records
 from dialc_runtime.quality.rules import RULES, rule_name, score_rule
+from dialc_runtime.quality.spread import separation_warning, spread
 from dialc_runtime.quality.text import compact_json
-from dialc_runtime.quality.verdict import Verdict
+from dialc_runtime.quality.verdict import Verdict, not_applicable
 
-VERSION = "2"  # 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
+VERSION = "3"  # 3: grounding discounts verbatim copies, language n/a on choice/regex, text cut at its
+#                  bound fails schema; 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
 JUDGE_BATCH = 8  # records per judge call: one durable commit per batch
 SKIPPED = Verdict(None, None, "skipped: label failed", {"skipped": True})
 
@@ -135,13 +137,14 @@ def score_judge(ctx: Any, labels: list[dict[str, Any]], dim: dict[str, Any], put
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean score, pass rate, failures and model usage over the step's records."""
     scored = [r["score"] for r in records if r.get("score") is not None]
-    judged = [r["passed"] for r in records if r.get("passed") is not None]
+    judged = [r["passed"] for r in records if r.get("passed") is not None and not not_applicable(r)]
     cost = [r.get("cost") or {} for r in records]
     return {
         "records": len(records),
         "scored": len(scored),
         "mean": round(sum(scored) / len(scored), 4) if scored else None,
-        "pass_rate": round(sum(judged) / len(judged), 4) if judged else None,
+        "pass_rate": round(sum(judged) / len(judged), 4) if judged else None,  # where it applies
+        "not_applicable": sum(1 for r in records if not_applicable(r)),
         "failures": sum(1 for r in records if r.get("passed") is None and not r.get("skipped")),
         "skipped": sum(1 for r in records if r.get("skipped")),
         "model_calls": sum(c.get("model_calls", 0) for c in cost),
@@ -183,27 +186,35 @@ def finish(
     ctx: Any, records: list[Any], dim: dict[str, Any], seconds: float, extra: dict[str, Any]
 ) -> StepOutput:
     """Metrics over the step's records; warn when most could not be assessed."""
-    metrics = summarise([r for r in records if isinstance(r, dict)])
+    rows = [r for r in records if isinstance(r, dict)]
+    metrics = summarise(rows)
     metrics.update(dimension=dim.get("name"), kind=dim.get("kind"), seconds=round(seconds, 3))
     metrics.update(extra)
+    metrics["spread"] = spread([float(r["score"]) for r in rows if r.get("score") is not None])
     if metrics["records"] and metrics["failures"] > metrics["records"] / 2:
         ctx.warn(f"{dim.get('name')}: {metrics['failures']} of {metrics['records']} not assessed")
+    flat = separation_warning(str(dim.get("name")), metrics["spread"], metrics["pass_rate"])
+    if flat and dim.get("kind") == "judge":  # a rule may rightly give one score to all
+        ctx.warn(flat)
     return StepOutput(metrics=metrics)
 
 
 JUDGE_PROMPT_TOKENS = 400  # a typical judge prompt: dialogue, instruction, answer, rubric
 
 
-def estimate(step: Step, plan: Plan) -> dict[str, int]:
-    """Dry-run estimate: judges make one call per record (choice) or one per scale value."""
+def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
+    """Dry-run estimate: judges make one call per record (choice) or one per scale value (expected:
+    a log-likelihood, no generation); other dimensions call no model."""
+    from dialc_runtime.engine.estimates import usage
+
     assert isinstance(step.params, ScoreParams)
     dim = step.params.dimension
     if not isinstance(dim, JudgeDimension):
-        return {"model_calls": 0, "tokens": 0}
+        return usage(0, 0, 0)
     labels = [plan.step(s) for s in step.role("labels")]
     samples = [plan.step(s) for label in labels if isinstance(label.params, LabelParams)
                for s in label.role("prompts")]
     records = sum(s.params.count for s in samples if isinstance(s.params, SampleParams))
     per_record = len(JudgeSpec.from_params(step.params.settings()).values) if dim.method == "expected" else 1
     calls = records * per_record
-    return {"model_calls": calls, "tokens": calls * JUDGE_PROMPT_TOKENS}
+    return usage(calls, calls * JUDGE_PROMPT_TOKENS, 0 if dim.method == "expected" else 2 * calls)

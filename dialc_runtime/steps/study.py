@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
-from dialc.plan import StudyParams
+from dialc.plan import Plan, Step, StudyParams
 from dialc_runtime.data.split import held_out
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
-from dialc_runtime.steps.evaluate import evaluate_model, holdout_records, load_suites
+from dialc_runtime.evaluate.evidence import evaluation_warnings, tier_warnings
+from dialc_runtime.steps.evaluate import calls_for, evaluate_model, holdout_records, load_suites
 from dialc_runtime.steps.finetune import train_config
 from dialc_runtime.train.samples import chat_sample, trainable
 
-VERSION = "1"
+VERSION = "3"  # 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
 
 
@@ -49,27 +51,55 @@ def run(ctx: StepContext[StudyParams]) -> StepOutput:
         for index in range(len(rows), len(tiers)):
             adapter = _train_tier(ctx, base, tiers[index], index)
             results = evaluate_model(HFModel.load(base, adapter), suites, holdout, max_tokens)
+            ctx.account(model_calls=calls_for(suites, holdout))
             row = _row(index, tiers[index], results)
             ctx.emit(f"tier-{index + 1}", row)
             rows.append(row)
             bar.advance()
-    return StepOutput(metrics=study_metrics(rows), message=format_study(rows))
+    _publish_tiers(ctx, len(rows))
+    metrics = study_metrics(rows)
+    metrics["warnings"] = study_warnings(rows)
+    for message in metrics["warnings"]:
+        ctx.warn(message)
+    return StepOutput(metrics=metrics, message=format_study(rows))
 
 
 def _train_tier(ctx: StepContext[StudyParams], base: str, records: list[dict[str, Any]], index: int) -> Any:
-    from dialc_runtime.train.trainer import train
+    from dialc_runtime.train.trainer import NoExamples, train
 
     cfg = train_config(ctx.params, ctx.seed, [], len(records))
-    result = train(base, [chat_sample(r) for r in records], ctx.out_dir / f"tier-{index + 1}", cfg)
+    try:  # tiers are trained where they survive an interrupted attempt, and copied into the output at the end
+        result = train(base, [chat_sample(r) for r in records], ctx.resume_dir / f"tier-{index + 1}", cfg)
+    except NoExamples as exc:
+        raise StepFailed(f"tier {index + 1}: {exc}") from None
     return result.adapter_dir
 
 
+def _publish_tiers(ctx: StepContext[StudyParams], count: int) -> None:
+    """Every tier's adapter in the output, those trained by an earlier, interrupted attempt included."""
+    for index in range(count):
+        trained = ctx.resume_dir / f"tier-{index + 1}"
+        if trained.is_dir():
+            shutil.copytree(trained, ctx.out_dir / trained.name, dirs_exist_ok=True)
+
+
 def _row(index: int, records: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
+    """One tier: its quality range, and per suite its score in points with n and a 95% bootstrap CI."""
+    from dialc_runtime.evaluate.scoring import bootstrap_ci
+
     quality = [float(r["aggregate"]) for r in records]
+    cis = {name: bootstrap_ci(r.items[r.primary]) for name, r in results.items()}
     return {"tier": index + 1, "records": len(records), "mean_quality": round(sum(quality) / len(quality), 4),
             "min_quality": round(min(quality), 4), "max_quality": round(max(quality), 4),
             "scores": {name: round(100 * r.score, 2) for name, r in results.items()},
-            "n": {name: r.n for name, r in results.items()}}
+            "n": {name: r.n for name, r in results.items()},
+            "ci": {name: [round(100 * lo, 2), round(100 * hi, 2)] for name, (lo, hi) in cis.items()}}
+
+
+def study_warnings(rows: list[dict[str, Any]]) -> list[str]:
+    """Tiers of a few records, and suites of a few items (every tier is scored on the same items)."""
+    first = rows[0]["n"] if rows else {}
+    return tier_warnings(rows) + evaluation_warnings([{"suite": name, "n": n} for name, n in first.items()])
 
 
 def study_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,3 +124,15 @@ def format_study(rows: list[dict[str, Any]]) -> str:
     lines = [head] + [f"{r['tier']:>4}  {r['records']:>7}  {r['mean_quality']:>7.3f}  "
                       + "  ".join(f"{r['scores'].get(s, float('nan')):>14.1f}" for s in suites) for r in rows]
     return "\n".join(lines)
+
+
+def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
+    """Per tier: a fine-tune on a third (say) of the labels outside the hold-out, then an evaluation."""
+    from dialc_runtime.engine.estimates import combine, evaluation, holdout_size, training, upstream_count
+
+    p = step.params
+    assert isinstance(p, StudyParams)
+    count = upstream_count(step, plan)
+    held = holdout_size(count, p.holdout)
+    tier = training((count - held) // max(p.tiers, 1), p.epochs, p.max_steps, p.batch_size * p.grad_accum)
+    return combine(*[combine(tier, evaluation(p.general, p.limit, held, p.base)) for _ in range(p.tiers)])

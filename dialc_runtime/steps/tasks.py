@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dialc.plan import GenerateTasks, TasksParams
+from dialc.plan import GenerateTasks, Plan, Step, TasksParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.generation import generate_batched, json_request
 from dialc_runtime.data.prompts import PROPOSE_SCHEMA, propose_messages
@@ -63,3 +63,14 @@ def _proposals(ctx: StepContext[TasksParams], gen: GenerateTasks,
                       "output": outputs.get(category, GENERATED_OUTPUT), "weight": 1.0, "scenarios": [scenario],
                       "origin": "generated", "chain": []})
     return tasks
+
+
+def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
+    """One proposal per scenario × category × per_scenario (the taxonomy's scenarios, at least one)."""
+    from dialc_runtime.engine.estimates import generation, usage
+
+    assert isinstance(step.params, TasksParams)
+    gen = step.params.generate
+    if gen is None:
+        return usage(0, 0, 0)
+    return generation(max(len(gen.scenarios), 1) * len(gen.categories) * gen.per_scenario, gen.model)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dialc_runtime.engine.layout import META_DIR
 from dialc_runtime.models.loading import load_model
 
 IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss ignore_index)
@@ -51,6 +52,10 @@ class TrainConfig:
         for key in ("keep_checkpoints", "merge", "save_steps"):
             data.pop(key)
         return json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+
+
+class NoExamples(ValueError):
+    """No record keeps an answer token within max_len: there is nothing to train on."""
 
 
 @dataclass
@@ -318,18 +323,22 @@ def train(
     out_dir: Path,
     cfg: TrainConfig,
     progress: Progress | None = None,
+    checkpoints: Path | None = None,
 ) -> TrainResult:
     """Fine-tune `base_dir` on chat `records` (loss on assistant tokens), resuming if interrupted.
 
     Writes out_dir/adapter (PEFT, LoRA) or out_dir/model (full), out_dir/merged (LoRA + merge),
-    out_dir/train_log.json (loss per step) and out_dir/train_meta.json.
+    out_dir/train_log.json (loss per step) and out_dir/train_meta.json. Checkpoints go to `checkpoints`
+    (default out_dir/checkpoints): a step keeps them outside its output folder, which each attempt starts empty.
     """
-    out_dir, ckpt_dir = Path(out_dir), Path(out_dir) / "checkpoints"
+    out_dir = Path(out_dir)
+    ckpt_dir = Path(checkpoints) if checkpoints is not None else out_dir / "checkpoints"
     model, tokenizer = load_for_training(base_dir, cfg)
     mixed = mix_replay(records, cfg.replay, cfg.replay_ratio, cfg.seed)
     examples, dropped = build_examples(tokenizer, mixed, cfg.max_len)
     if not examples:
-        raise ValueError("no training example has an assistant token within max_len")
+        raise NoExamples(f"no training example has an answer token within max_len = {cfg.max_len} tokens: the "
+                         "chat template and each prompt fill it (raise max_len)")
     rows = pack(examples, cfg.max_len, cfg.seed) if cfg.packing else examples
     resume = prepare_checkpoints(ckpt_dir, cfg)
     args = training_args(cfg, ckpt_dir)
@@ -399,23 +408,31 @@ def save_outputs(model: Any, tokenizer: Any, cfg: TrainConfig, result: TrainResu
         tokenizer.save_pretrained(result.model_dir)
 
 
+SESSION_FIELDS = ("log", "out_dir", "seconds", "tokens", "resumed_from")  # not in train_meta.json
+
+
 def write_reports(base: Any, cfg: TrainConfig, res: TrainResult, n: int, replayed: int) -> None:
-    """train_log.json (loss per step) and train_meta.json (settings, counts, speed, device)."""
+    """train_log.json (loss per step) and train_meta.json (settings, counts): the same bytes whenever the
+    same adapter is trained again; this session's timings, speed and device go to META_DIR/train_timing.json,
+    outside the output digest (a recomputed, byte-identical adapter keeps its digest)."""
     import torch
     import transformers
 
     (res.out_dir / "train_log.json").write_text(json.dumps(res.log, indent=1))
     settings = asdict(cfg)
     settings["replay"] = len(cfg.replay)  # the count, not the samples
-    outcome = {k: v for k, v in asdict(res).items() if k not in ("log", "out_dir")}
-    meta = {
-        "base": str(base),
-        "config": settings,
-        "records": n,
-        "replayed": replayed,
-        **outcome,
+    outcome = {k: v for k, v in asdict(res).items() if k not in SESSION_FIELDS}
+    for key in ("adapter_dir", "model_dir"):  # relative: the output does not depend on where it was made
+        outcome[key] = Path(outcome[key]).relative_to(res.out_dir).as_posix() if outcome[key] else None
+    meta = {"base": str(base), "config": settings, "records": n, "replayed": replayed, **outcome}
+    (res.out_dir / "train_meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    timing = {
+        "seconds": round(res.seconds, 3),
+        "tokens": res.tokens,
         "tokens_per_s": round(res.tokens_per_s, 1),
+        "resumed_from": res.resumed_from,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    (res.out_dir / "train_meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    (res.out_dir / META_DIR).mkdir(exist_ok=True)
+    (res.out_dir / META_DIR / "train_timing.json").write_text(json.dumps(timing, indent=1))

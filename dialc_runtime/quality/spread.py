@@ -1,0 +1,51 @@
+"""A dimension's scores → their spread and their agreement with the other dimensions; a judge that
+cannot separate records (the same score for everything) is noise at full weight and is said to be."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+MIN_SPREAD = 0.05  # standard deviation on the 0..1 scale below which scores do not separate records
+MIN_RECORDS = 5  # fewer scored records: no spread or agreement is computed
+
+
+def spread(scores: list[float]) -> dict[str, Any]:
+    """{n, std, min, max, distinct} of a dimension's scores (std None under MIN_RECORDS)."""
+    if len(scores) < MIN_RECORDS:
+        return {"n": len(scores), "std": None, "min": None, "max": None, "distinct": len(set(scores))}
+    return {"n": len(scores), "std": round(statistics.pstdev(scores), 4), "min": round(min(scores), 4),
+            "max": round(max(scores), 4), "distinct": len({round(s, 4) for s in scores})}
+
+
+def spearman(pairs: list[tuple[float, float]]) -> float | None:
+    """Rank correlation of paired scores; None when too few or when either side is constant."""
+    if len(pairs) < MIN_RECORDS or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+        return None
+    from scipy.stats import spearmanr
+
+    return round(float(spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic), 4)
+
+
+def agreement(rows: list[dict[str, Any]], name: str, others: list[str]) -> dict[str, dict[str, Any]]:
+    """other dimension → {rho, n}: Spearman correlation over the records both scored."""
+    out = {}
+    for other in others:
+        if other == name:
+            continue
+        pairs = [(float(a), float(b)) for r in rows
+                 if (a := (r.get("scores") or {}).get(name)) is not None
+                 and (b := (r.get("scores") or {}).get(other)) is not None]
+        out[other] = {"rho": spearman(pairs), "n": len(pairs)}
+    return out
+
+
+def separation_warning(name: str, figures: dict[str, Any], pass_rate: float | None) -> str | None:
+    """Why a dimension cannot tell records apart (all within a sliver of the scale), or None."""
+    std = figures.get("std")
+    if std is None or std >= MIN_SPREAD:
+        return None
+    verdict = f"; it passes {pass_rate:.0%}" if pass_rate is not None and pass_rate in (0.0, 1.0) else ""
+    return (f"{name} cannot separate records: its {figures['n']} scores lie in {figures['min']:g}–{figures['max']:g} "
+            f"(standard deviation {std:g} < {MIN_SPREAD:g}){verdict}; at its weight it adds noise to the "
+            "aggregate: calibrate it (`dialc calibrate`), use a stronger judge model, or lower its weight")
