@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 VCS_MARKERS = (".git", ".hg", ".svn", ".jj", ".bzr", "_darcs")
 ROOT_MARKER = ".dialc-root"  # an (empty) file marking a project root where there is no version control
@@ -101,6 +100,8 @@ def refused_read(path: Path | str, shown: str, what: str = "file") -> OSError | 
 
 def is_loopback(url: str) -> bool:
     """A server on this machine (localhost, 127.0.0.0/8, ::1)."""
+    from urllib.parse import urlsplit  # here: `dialc validate` imports this module on its fast path
+
     host = urlsplit(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
 
@@ -109,6 +110,8 @@ def insecure_key_problem(base_url: str | None, api_key_env: str | None, allow_in
     """Why a key must not be sent to this URL (plain http to another machine), or None."""
     if not api_key_env or allow_insecure or not base_url:
         return None
+    from urllib.parse import urlsplit
+
     url = urlsplit(base_url)
     if url.scheme != "http" or is_loopback(base_url):
         return None

@@ -127,3 +127,11 @@ label c { from = loose  model = small }
     assert "min_per = 2 for each of the 2 scenario values needs 4 prompts, but count is 3" in found[
         ("out-of-range", 11)]
     assert "balance is empty" in found[("missing-field", 12)]
+
+
+def test_a_minimum_the_corpus_cannot_hold_is_warned_about() -> None:
+    params = {"count": 20, "balance": ["scenario"], "min_per": 6, "scenarios": SCENARIOS, "seed": 1}
+    ctx = MemoryContext("sample.prompts", params, {"ingest.d": dialogues({"rental": 30, "complaint": 2}),
+                                                  "tasks.tasks": TASKS})
+    sample_step.run(ctx)  # type: ignore[arg-type]
+    assert "min_per = 6 not met: scenario complaint has 2 prompts (the corpus holds no more)" in ctx.warnings

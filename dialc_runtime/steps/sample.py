@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from dialc.mix import CELL_KEYS, Cell, cell_weights, holdable_count, minimum_shortfall, short_cells
 from dialc.plan import SampleParams
-from dialc_runtime.engine.context import StepContext, StepOutput
-from dialc_runtime.errors import StepFailed
 from dialc_runtime.data.prompts import output_format, render_prompt, transcript
 from dialc_runtime.data.sampling import balance_report, cell_capacity, declared_weights, draw_prompts
 from dialc_runtime.data.seeds import rng
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.errors import StepFailed
 
 VERSION = "2"  # 2: min_per per balance-key value within count; the prompt states a text bound in words too
 
@@ -30,6 +31,8 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
     draws = draw_prompts(dialogues, tasks, p.axes, p, ctx.seed)
     if len(draws) < p.count:
         ctx.warn(f"only {len(draws)} distinct dialogue × task × expression combinations; count is {p.count}")
+    for key, value, n in below_minimum(draws, weights, p):
+        ctx.warn(f"min_per = {p.min_per} not met: {key} {value} has {n} prompts (the corpus holds no more)")
     by_dialogue = {d["id"]: d for d in dialogues}
     by_task = {t["id"]: t for t in tasks}
     for index, draw in enumerate(draws):
@@ -38,6 +41,18 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
         ctx.emit(f"{index:06d}", record)
     return StepOutput(metrics={"prompts": len(draws), "balance": _balance(draws, dialogues, tasks, p),
                                "capacity": mix})
+
+
+def below_minimum(draws: list[Any], weights: dict[Cell, float], p: SampleParams) -> list[tuple[str, str, int]]:
+    """(key, value, prompts) of each scenario/category value that drew fewer than min_per prompts."""
+    if not p.min_per:
+        return []
+    out = []
+    for i, key in enumerate(CELL_KEYS):
+        if key in p.balance:
+            got = Counter(getattr(d, key) for d in draws)
+            out += [(key, v, got[v]) for v in sorted({c[i] for c in weights}) if got[v] < p.min_per]
+    return out
 
 
 def _values(weights: dict[Cell, float], p: SampleParams) -> dict[str, int]:
