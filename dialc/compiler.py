@@ -64,6 +64,7 @@ class Lowering:
         self.steps: dict[str, Step] = {}
         self.order: dict[str, int] = {}
         self.outputs: dict[str, str] = {}  # declaration id → id of the step whose records it names
+        self.scenarios = _scenarios(ir)  # the taxonomy, built once (ingest, tasks and sample carry it)
         self.gated: set[str] = set()  # expressions steps whose paraphrases pass a review step
 
     def add(self, kind: StepKind, name: str, params: StepParams, inputs: dict[str, list[str]], decl: DeclIR,
@@ -159,10 +160,10 @@ def _lower_source(low: Lowering, decl: DeclIR) -> None:
     f = decl.fields
     path = low.path(f["path"])
     fmt = f.get("format") or ("csv" if path.lower().endswith(".csv") else "jsonl")
-    params = IngestParams(path=path, format=fmt, files=[path], roles=f["roles"],
-                          fields={k: f[k] for k in ("id", "scenario", "turns", "role", "text")},
-                          on_error=f["on_error"], pii_scrub=f["pii_scrub"], scenarios=_scenarios(low.ir),
-                          max_quarantine=f["max_quarantine"])
+    params = IngestParams.model_validate({
+        "path": path, "format": fmt, "files": [path], "roles": f["roles"],
+        "fields": {k: f[k] for k in ("id", "scenario", "turns", "role", "text")}, "on_error": f["on_error"],
+        "pii_scrub": f["pii_scrub"], "scenarios": low.scenarios, "max_quarantine": f["max_quarantine"]})
     low.outputs[decl.id] = low.add(StepKind.INGEST, decl.name, params, {}, decl)
 
 
@@ -181,7 +182,7 @@ def _lower_tasks(low: Lowering, decl: DeclIR | None) -> None:
         dialogues.append(low.output(decl.fields["from"], ("source",)))
         generate = GenerateTasks(model=low.model(decl.fields["model"]), per_scenario=decl.fields["generate"],
                                  categories=decl.fields.get("categories") or sorted({t.category for t in declared}),
-                                 scenarios=_scenarios(low.ir))
+                                 scenarios=low.scenarios)
     params = TasksParams(declared=declared, generate=generate,
                          dedup_threshold=decl.fields["dedup"] if decl is not None else 0.7,
                          seed=low.ir.seed_of(decl) if decl is not None else low.ir.seed)
@@ -261,7 +262,7 @@ def _lower_sample(low: Lowering, decl: DeclIR) -> None:
         else:
             inputs["tasks"].append(low.output(ref, ("tasks", "evolve")))
     params = SampleParams(count=f["count"], balance=f.get("balance", []), min_per=f["min_per"], axes=axes,
-                          scenarios=_scenarios(low.ir), template=f.get("template"), system=f.get("system"),
+                          scenarios=low.scenarios, template=f.get("template"), system=f.get("system"),
                           seed=low.ir.seed_of(decl))
     low.outputs[decl.id] = low.add(StepKind.SAMPLE, decl.name, params, inputs, decl)
 
@@ -291,8 +292,8 @@ def _lower_quality(low: Lowering, decl: DeclIR) -> None:
     score_ids = []
     for dim in decl.children:
         inputs = {"labels": labels, "dialogues": dialogues if dim.qualifier in ("grounding", "judge") else []}
-        params = ScoreParams(dimension=_dimension(low, dim), seed=low.ir.seed_of(decl))
-        score_ids.append(low.add(StepKind.SCORE, dim.name, params, inputs, dim))
+        score = ScoreParams.model_validate({"dimension": _dimension(low, dim), "seed": low.ir.seed_of(decl)})
+        score_ids.append(low.add(StepKind.SCORE, dim.name, score, inputs, dim))
     dims = {d.name: DimensionWeight(kind=d.qualifier or "", weight=d.fields.get("weight", 1.0),
                                     gate=d.fields.get("gate", False)) for d in decl.children}
     keep = [expr_json(k.expr) for k in decl.keep]
@@ -330,7 +331,7 @@ def _expect(expect: RuleIR) -> Expect:
     assert isinstance(expr, BinaryIR)
     left = expr_json(expr.left)
     metric = left["ref"] if "ref" in left else f"{left['call']}:{left['args'][0] if left['args'] else ''}"
-    return Expect(metric=metric, op=expr.op, value=expr_json(expr.right))
+    return Expect.model_validate({"metric": metric, "op": expr.op, "value": expr_json(expr.right)})
 
 
 def _lower_export(low: Lowering, decl: DeclIR) -> None:
