@@ -34,8 +34,8 @@ from dialc.plan import (
     StepParams,
     StudyParams,
     Suite,
-    TaskSpec,
     TasksParams,
+    TaskSpec,
     fingerprint,
     resolve_path,
 )

@@ -22,8 +22,8 @@ from pydantic import ValidationError  # noqa: E402
 
 from dialc.plan import OpaqueParams, Plan, Span, Step, StepKind, StepParams, fingerprint, params_class  # noqa: E402
 from dialc_runtime.engine.context import StepContext, StepOutput  # noqa: E402
-from dialc_runtime.errors import StepFailed  # noqa: E402
 from dialc_runtime.engine.registry import DictRegistry  # noqa: E402
+from dialc_runtime.errors import StepFailed  # noqa: E402
 
 SPEC = "specs/fake.dial"
 

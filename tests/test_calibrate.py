@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 from runtime_fakes import make_plan
 
-from dialc_runtime.quality.calibrate import CalibrationError, calibrate, parse_scale, render
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.registry import DictRegistry
+from dialc_runtime.quality.calibrate import CalibrationError, calibrate, parse_scale, render
 
 IDS = ["r1", "r2", "r3", "r4", "r5"]
 HELPFUL = [0.0, 0.25, 0.5, 0.75, 1.0]  # judge scores on 0..1 (scale 1..5); pass mark 0.5

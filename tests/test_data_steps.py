@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_kit import DIALOGUES, SPEC, records, run, write_project
 
-from dialc_runtime.data.review import read_review, write_review
-from dialc.plan import SampleParams
 from dialc.mix import cell_weights
+from dialc.plan import SampleParams
+from dialc_runtime.data.review import read_review, write_review
 from dialc_runtime.data.sampling import Draw, balance_report, declared_weights, draw_prompts
 from dialc_runtime.engine.layout import RunLayout
 

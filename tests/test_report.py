@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from dialc.plan import ScoreParams
 from runtime_fakes import make_plan
 
+from dialc.plan import ScoreParams
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.layout import RunLayout

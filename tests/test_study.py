@@ -8,7 +8,6 @@ import pytest
 from pipeline_kit import SPEC, compile_spec, records, run, write_project
 
 from dialc.plan import EvaluateParams, StudyParams
-
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.steps.study import format_study, study_metrics, tiers_by_quality
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from dialc.plan import ModelSpec, StepParams, digest
-from dialc_runtime.errors import DuplicateRecord
 from dialc_runtime.engine.store import Store, record_json
+from dialc_runtime.errors import DuplicateRecord
 
 if TYPE_CHECKING:
     from dialc.plan import Plan, Step

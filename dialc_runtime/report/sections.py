@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from dialc_runtime.engine.results import RunResults, StepResult
+from dialc_runtime.evaluate.evidence import evaluation_warnings, small_n, training_warnings
 from dialc_runtime.report.data import RunView, first_with_metrics, why_missing
 from dialc_runtime.report.html import (
     Raw,
@@ -20,8 +22,6 @@ from dialc_runtime.report.html import (
     tag,
     verdict_badge,
 )
-from dialc_runtime.engine.results import RunResults, StepResult
-from dialc_runtime.evaluate.evidence import evaluation_warnings, small_n, training_warnings
 from dialc_runtime.report.svg import grouped_bars
 
 POINTS = "Scores in points (0–100); intervals are 95% bootstrap intervals over items."

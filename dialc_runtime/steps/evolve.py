@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from dialc.plan import EvolveParams, ModelSpec, Operator, Plan, Step, TasksParams
-from dialc_runtime.engine.context import StepContext, StepOutput
-from dialc_runtime.models.generation import generate_batched, json_request
+from dialc_runtime.data.instructions import failure_reason
 from dialc_runtime.data.prompts import EVOLVE_SCHEMA, evolve_messages
 from dialc_runtime.data.seeds import derive, rng
-from dialc_runtime.data.instructions import failure_reason
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.models.generation import generate_batched, json_request
 
 VERSION = "2"  # 2: instructions of 2-4 words ("Detailed Instructions") are filtered as too short
 

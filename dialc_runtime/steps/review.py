@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from dialc.plan import ReviewParams
+from dialc_runtime.data.review import ReviewFileError, merge_candidates
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
-from dialc_runtime.data.review import ReviewFileError, merge_candidates
 
 VERSION = "2"  # 2: paraphrases are reviewed with the evolved tasks; accepted ones pass the gate
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from dialc.plan import GenerateTasks, Plan, Step, TasksParams
-from dialc_runtime.engine.context import StepContext, StepOutput
-from dialc_runtime.models.generation import generate_batched, json_request
 from dialc_runtime.data.prompts import PROPOSE_SCHEMA, propose_messages
 from dialc_runtime.data.seeds import derive, rng
 from dialc_runtime.data.similarity import is_near_copy
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.models.generation import generate_batched, json_request
 
 VERSION = "1"
 GENERATED_OUTPUT = {"kind": "text", "max_chars": 400}  # when no declared task of the category exists
