@@ -425,10 +425,10 @@ def test_evaluate_step_scores_against_gold_references(finetuned: tuple, tmp_path
     report = json.loads((ctx.out_dir / "eval.json").read_text())
     gold_rows = [r for r in report["rows"] if r["type"] == "gold"]
     keys = [r["key"] for r in gold_rows]
-    assert keys == ["gold.extract.field_f1", "gold.extract.hallucination", "gold.intent.accuracy",
-                    "gold.reply.rouge_l", "gold.reply.semantic", "gold.overall.score"]
+    assert keys == ["gold.extract.field_f1", "gold.extract.hallucination", "gold.extract.json_valid",
+                    "gold.intent.accuracy", "gold.reply.rouge_l", "gold.reply.semantic", "gold.overall.score"]
     assert all(r["verdict"] in ("improved", "no significant change", "dropped") for r in gold_rows)
-    replies = gold_rows[3]["n"]  # the reply task applies to the rentals among the 4 sampled dialogues only
+    replies = gold_rows[4]["n"]  # the reply task applies to the rentals among the 4 sampled dialogues only
     assert gold_rows[0]["n"] == 4 and 0 < replies < 4 and gold_rows[-1]["n"] == 4 + 4 + replies
     assert gold_rows[1]["better"] == "lower" and "delta_ci" in gold_rows[0]
     assert output.metrics["gold_items"] == 4 + 4 + replies and "gold.intent.accuracy.verdict" in output.metrics

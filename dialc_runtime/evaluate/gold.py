@@ -182,8 +182,8 @@ def evaluate_gold(lm: LM, items: list[GoldItem], max_tokens: int) -> dict[str, S
 
 
 def secondary(result: SuiteResult) -> list[SuiteResult]:
-    """The same result viewed through each of its other reported metrics (hallucination, semantic)."""
-    return [replace(result, primary=name) for name in ("hallucination", "semantic")
+    """The same result viewed through each of its other reported metrics (hallucination, valid JSON, semantic)."""
+    return [replace(result, primary=name) for name in ("hallucination", "json_valid", "semantic")
             if name in result.items and result.items[name] and name != result.primary]
 
 
