@@ -103,7 +103,8 @@ class ModelSpec(Frozen):
 
 
 class Holdout(Frozen):
-    """The domain hold-out: a dialogue is held out iff `is_holdout(dialogue_id, fraction, seed)`."""
+    """The hold-out (scored as agreement with the labeller): a dialogue is held out iff
+    `is_holdout(dialogue_id, fraction, seed)`."""
 
     fraction: float
     seed: int

@@ -267,3 +267,19 @@ def test_item_ids_are_dialogue_and_task() -> None:
     task = TaskSpec(id="t", category="c", instruction="i", output={"kind": "text", "max_chars": 10})
     item = GoldItem(id="d/t", dialogue_id="d", scenario="s", task=task, messages=[], reference="r")
     assert item.kind == "text" and item.constraint() == {"kind": "text", "max_chars": 10}
+
+
+def test_report_names_what_each_row_measures_and_its_verdict() -> None:
+    from dialc_runtime.report.page import before_after
+    from dialc_runtime.report.sections import _eval_table
+
+    rows = [{"suite": "gold · intent · accuracy", "type": "gold", "n": 40, "before": 40.0, "after": 12.5,
+             "delta": -27.5, "delta_ci": [-45.0, -10.0], "verdict": "dropped", "better": "higher"},
+            {"suite": "gold · extract · hallucination rate", "type": "gold", "n": 40, "before": 7.0, "after": 9.0,
+             "delta": 2.0, "delta_ci": [-3.0, 6.0], "verdict": "no significant change", "better": "lower"},
+            {"suite": "agreement with the labeller (hold-out; not domain accuracy)", "type": "agreement", "n": 9,
+             "before": 20.0, "after": 31.0, "delta": 11.0, "delta_ci": [0.4, 23.0], "verdict": "improved"}]
+    html = str(_eval_table(rows))
+    assert "domain accuracy vs gold references" in html and "agreement with the labeller (not accuracy)" in html
+    assert "dropped" in html and "no significant change (lower is better)" in html
+    assert before_after(rows[0]).endswith(": dropped") and "lower is better" in before_after(rows[1])

@@ -56,7 +56,7 @@ def fine_tuned(ctx: StepContext[EvaluateParams]) -> tuple[str, Path | None]:
 
 def evaluate_model(lm: Any, suites: list[tuple[SuiteSpec, Suite]], holdout: list[Mapping[str, Any]],
                    max_tokens: int) -> dict[str, Any]:
-    """One model on every suite (and the domain hold-out, if any) → name → SuiteResult."""
+    """One model on every suite (and the labeller-agreement hold-out, if any) → name → SuiteResult."""
     from dialc_runtime.evaluate.scoring import evaluate_choice, evaluate_domain, evaluate_generation
 
     results = {}
@@ -203,7 +203,7 @@ def metrics(rows: list[dict[str, Any]], holdout: int) -> dict[str, Any]:
 
 
 def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
-    """The base and the fine-tuned model, each on every general suite and the domain hold-out."""
+    """The base and the fine-tuned model, each on every general suite, the hold-out and the gold items."""
     from dialc_runtime.engine.estimates import combine, evaluation, holdout_size, upstream_count
 
     p = step.params
