@@ -11,7 +11,7 @@ from typing import Any
 from dialc.diagnostics import Diagnostics, Note
 from dialc.files import regular_file_problem
 from dialc.graphs import find_cycle
-from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
+from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, RefIR, RuleIR, expr_names, expr_nodes
 from dialc.plausibility import corpus_notes, pass_plausibility
 from dialc.samples import pass_min_per, pass_sample_inputs, pass_sample_mix, pass_sample_size, pass_task_set
 from dialc.schema import (
@@ -170,7 +170,7 @@ def pass_weights(ir: IR, diags: Diagnostics) -> None:
         diags.report("bad-weight", "all task weights are zero: no task can be sampled", tasks[0].name_span)
     for quality in ir.of_kind("quality"):
         scored = [d for d in quality.children if not d.fields.get("gate") and d.fields.get("weight", 1.0) > 0]
-        uses_score = any(r.parts[0] == "score" for k in quality.keep for r in _expr_refs(k.expr))
+        uses_score = any(r.parts[0] == "score" for k in quality.keep for r in expr_names(k.expr))
         if quality.children and uses_score and not scored:
             diags.report("bad-weight", "the keep rule uses 'score', but every dimension is a gate or weighs 0: "
                          "the score is undefined", quality.keep[0].span)
@@ -231,7 +231,7 @@ def pass_quality(ir: IR, diags: Diagnostics) -> None:
 
 
 def _check_keep(ir: IR, keep: RuleIR, dims: list[str], fields: list[str], diags: Diagnostics) -> None:
-    refs = list(_expr_refs(keep.expr))
+    refs = list(expr_names(keep.expr))
     if not any(r.parts == (name,) for r in refs for name in (*dims, "score")):
         diags.report("keep-no-dimension", "keep rule names neither 'score' nor a dimension "
                      f"({', '.join(dims) or 'none declared'})", keep.span)
@@ -246,22 +246,8 @@ def _check_keep(ir: IR, keep: RuleIR, dims: list[str], fields: list[str], diags:
                      "dimensions and record fields with numbers or strings", call.span)
 
 
-def _expr_nodes(expr: ExprIR) -> Iterator[ExprIR]:
-    """Every node of a keep/expect expression, depth first."""
-    yield expr
-    if isinstance(expr, BinaryIR):
-        yield from _expr_nodes(expr.left)
-        yield from _expr_nodes(expr.right)
-    elif isinstance(expr, NotIR):
-        yield from _expr_nodes(expr.operand)
-
-
-def _expr_refs(expr: ExprIR) -> Iterator[NameIR]:
-    return (node for node in _expr_nodes(expr) if isinstance(node, NameIR))
-
-
 def _expr_calls(expr: ExprIR) -> Iterator[CallIR]:
-    return (node for node in _expr_nodes(expr) if isinstance(node, CallIR))
+    return (node for node in expr_nodes(expr) if isinstance(node, CallIR))
 
 
 def _is_number(expr: ExprIR) -> bool:

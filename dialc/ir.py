@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,21 @@ class BinaryIR(ModelAPI):
 
 
 ExprIR = LiteralIR | NameIR | CallIR | NotIR | BinaryIR
+
+
+def expr_nodes(expr: ExprIR) -> Iterator[ExprIR]:
+    """Every node of a keep/expect expression, depth first (call arguments are not nodes)."""
+    yield expr
+    if isinstance(expr, BinaryIR):
+        yield from expr_nodes(expr.left)
+        yield from expr_nodes(expr.right)
+    elif isinstance(expr, NotIR):
+        yield from expr_nodes(expr.operand)
+
+
+def expr_names(expr: ExprIR) -> Iterator[NameIR]:
+    """Every name of a keep/expect expression (call arguments excluded)."""
+    return (node for node in expr_nodes(expr) if isinstance(node, NameIR))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

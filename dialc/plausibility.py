@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dialc.diagnostics import Diagnostics, Note
 from dialc.files import open_regular
-from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR
+from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, expr_names
 from dialc.schema import LANGUAGE_AXIS, LANGUAGE_NAMES, inapplicable_to, is_language_code
 from dialc.values import suggest
 
@@ -53,21 +53,10 @@ def _warn_inapplicable(quality: DeclIR, dim: DeclIR, kinds: tuple[str, ...], ski
         diags.report("inapplicable-dimension", f"gate {dim.name} passes the records of {tasks} unchecked: "
                      f"{why}", dim.span_of("gate"))
     for keep in quality.keep:
-        for ref in names_in(keep.expr):
+        for ref in expr_names(keep.expr):
             if ref.parts == (dim.name,):
                 diags.report("inapplicable-dimension", f"{why}: for the records of {tasks} the keep rule's "
                              f"condition on {dim.name} is skipped (not applicable)", ref.span)
-
-
-def names_in(expr: ExprIR) -> Iterator[NameIR]:
-    """Every name of a keep/expect expression (call arguments excluded)."""
-    if isinstance(expr, NameIR):
-        yield expr
-    elif isinstance(expr, BinaryIR):
-        yield from names_in(expr.left)
-        yield from names_in(expr.right)
-    elif isinstance(expr, NotIR):
-        yield from names_in(expr.operand)
 
 
 # ---- scores and rates are 0..1 ---------------------------------------------------------------------
