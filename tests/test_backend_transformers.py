@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_model import build_sharp_model
 
 from dialc_runtime.models import clear_backends, get_backend
 from dialc_runtime.models import transformers_backend as tb
@@ -61,22 +62,7 @@ def backend(tiny_model_dir: Path) -> TransformersBackend:
 @pytest.fixture(scope="module")
 def sharp_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with larger random weights: its greedy output depends on the prompt."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    target = tmp_path_factory.mktemp("sharp")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0, 0.15)
-    model.save_pretrained(target)
-    for item in tiny_model_dir.iterdir():
-        if item.name.startswith(("tokenizer", "chat_template", "special_tokens")):
-            shutil.copy(item, target / item.name)
+    target = build_sharp_model(tiny_model_dir, tmp_path_factory.mktemp("sharp"))
     return target
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_model import build_sharp_model
 
 from dialc_runtime.data.prompts import output_format
 from dialc_runtime.models.base import Constraint, GenRequest
@@ -57,22 +58,7 @@ def test_the_prompt_states_the_limit_and_asks_for_a_whole_sentence() -> None:
 @pytest.fixture(scope="module")
 def sharp(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TransformersBackend:
     """The tiny model with larger random weights (it rambles: every answer runs into its bound)."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    target = tmp_path_factory.mktemp("sharp-text")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.normal_(0, 0.15)
-    model.save_pretrained(target)
-    for item in tiny_model_dir.iterdir():
-        if item.name.startswith(("tokenizer", "chat_template", "special_tokens")):
-            shutil.copy(item, target / item.name)
+    target = build_sharp_model(tiny_model_dir, tmp_path_factory.mktemp("sharp-text"))
     return TransformersBackend({"path": str(target)})
 
 

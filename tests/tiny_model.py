@@ -39,3 +39,24 @@ def build_tiny_model(target: Path, seed: int = 0) -> Path:
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+def build_sharp_model(tiny_dir: Path, target: Path) -> Path:
+    """The tiny model with larger random weights (std 0.15): its greedy output depends on the prompt,
+    and it rambles until a bound stops it. Tokenizer files are copied from `tiny_dir`."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0, 0.15)
+    model.save_pretrained(target)
+    for item in tiny_dir.iterdir():
+        if item.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+            shutil.copy(item, target / item.name)
+    return target
