@@ -31,6 +31,7 @@ BUILTIN_SUITES = ("builtin:general-probe",)
 # a conservative static bound on finetune.max_len: SmolLM2's chat template with the default system prompt and
 # answer-format hint takes about 70 tokens before any dialogue or answer (finetune { max_len = 64 } failed)
 MIN_MAX_LEN = 128
+THROUGHPUT_FIELDS = ("concurrency", "rpm", "tpm")  # model fields only the openai backend reads
 TERMINAL_KINDS = ("pipeline", "scenarios", "task", "tasks", "evaluate", "export", "finetune", "quality", "study")
 
 
@@ -39,7 +40,7 @@ def run_checks(ir: IR, diags: Diagnostics, *, check_files: bool = True) -> None:
     passes: list[Callable[[IR, Diagnostics], None]] = [
         pass_refs, pass_cycles, pass_unused, pass_sample_inputs, pass_task_set, pass_weights,
         pass_templates, pass_quality, pass_training, pass_evaluation, pass_plausibility, pass_min_per,
-        pass_testsets, pass_model_keys,
+        pass_testsets, pass_model_keys, pass_model_backend_fields, pass_candidates,
     ]
     if check_files:
         passes += [pass_project_paths, pass_files, pass_sample_size, pass_sample_mix, pass_testset_files]
@@ -283,6 +284,18 @@ def _check_expect(expect: RuleIR, dims: list[str], diags: Diagnostics) -> None:
                  notes=suggest(shown, [*EXPECT_METRICS, *EXPECT_FUNCTIONS]))
 
 
+def pass_candidates(ir: IR, diags: Diagnostics) -> None:
+    """Best-of-N needs candidates that can differ: a greedy labeller gives N copies of one answer."""
+    for label in ir.of_kind("label"):
+        n, model = label.fields.get("candidates", 1), label.fields.get("model")
+        decl = lookup(ir, model.name, ("model",)) if isinstance(model, RefIR) else None
+        if isinstance(n, int) and n > 1 and decl is not None and not decl.fields.get("temperature", 0.0):
+            diags.report("greedy-candidates", f"label '{label.name}' asks for {n} candidates from model "
+                         f"'{decl.name}', which decodes greedily (temperature 0): they are all the same answer",
+                         label.span_of("candidates"), notes=[Note("set a temperature, e.g. 0.7",
+                                                                  decl.name_span)])
+
+
 def pass_training(ir: IR, diags: Diagnostics) -> None:
     for finetune in ir.of_kind("finetune"):
         data = finetune.fields.get("data")
@@ -379,6 +392,19 @@ def pass_model_keys(ir: IR, diags: Diagnostics) -> None:
         problem = insecure_key_problem(f.get("base_url"), f.get("api_key_env"), bool(f.get("allow_insecure")))
         if f.get("backend") == "openai" and problem:
             diags.report("insecure-key", problem, model.span_of("base_url"))
+
+
+def pass_model_backend_fields(ir: IR, diags: Diagnostics) -> None:
+    """Throughput settings steer requests to a server: on a model run in this process they would do nothing."""
+    for model in ir.of_kind("model"):
+        backend = model.fields.get("backend", "transformers")
+        if backend == "openai":
+            continue
+        for name in THROUGHPUT_FIELDS:
+            if name in model.fields:
+                diags.report("backend-field", f"{name} applies to requests sent to a server (backend = openai); "
+                             f"model '{model.name}' runs with backend = {backend}, which would ignore it",
+                             model.span_of(name))
 
 
 def pass_files(ir: IR, diags: Diagnostics) -> None:

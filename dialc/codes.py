@@ -47,6 +47,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "outside-project": ("error", "a file the spec reads lies outside the project (the spec's folder or its "
                         "version-control root); --allow-path DIR widens it"),
     "writes-outside-project": ("warning", "an output (the run directory) would be written outside the project"),
+    "backend-field": ("error", "a model field that its backend does not read (rpm, tpm or concurrency on a model "
+                      "that is not backend = openai)"),
     "insecure-key": ("error", "an API key would be sent in clear (plain http) to another machine; use https or "
                      "allow_insecure = true"),
     # quality, training, evaluation
@@ -62,6 +64,8 @@ CODES: dict[str, tuple[Severity, str]] = {
                       "to its task"),
     "no-evaluation-suite": ("warning", "an evaluation without a general-capability suite cannot show retention"),
     "sample-too-large": ("warning", "a sample count larger than the number of distinct combinations"),
+    "greedy-candidates": ("warning", "label candidates > 1 with a greedy labeller (temperature 0): every candidate "
+                          "is the same answer, so best-of-N only multiplies the cost"),
     "similar-name": ("warning", "a category one typo away from another: it becomes a category of its own"),
     "inapplicable-dimension": ("warning", "a keep rule or gate names a dimension that does not apply to some "
                                "task's output kind: for those records it is skipped (not applicable)"),

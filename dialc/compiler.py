@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from dialc.ir import IR, BinaryIR, CallIR, DeclIR, ExprIR, LiteralIR, NameIR, NotIR, RefIR, RuleIR
-from dialc.lower_gold import gold_set, prompt_format
+from dialc.lower_gold import gold_set, prompt_format, sample_prompt_format
 from dialc.plan import (
+    CalibrateParams,
     DimensionWeight,
     EvaluateParams,
     EvolveParams,
@@ -272,7 +273,7 @@ def _lower_label(low: Lowering, decl: DeclIR) -> None:
     model = low.model(f["model"])
     if "max_tokens" in f:
         model = model.model_copy(update={"max_tokens": f["max_tokens"]})
-    params = LabelParams(model=model, seed=low.ir.seed_of(decl))
+    params = LabelParams(model=model, seed=low.ir.seed_of(decl), candidates=f["candidates"])
     low.outputs[decl.id] = low.add(StepKind.LABEL, decl.name, params, {"prompts": [low.output(f["from"],
                                                                                               ("sample",))]}, decl)
 
@@ -302,6 +303,23 @@ def _lower_quality(low: Lowering, decl: DeclIR) -> None:
     locations = {"expects": [e.span.location() for e in decl.expects]}
     low.outputs[decl.id] = low.add(StepKind.FILTER, decl.name, params, {"labels": labels, "scores": score_ids},
                                    decl, locations)
+    if isinstance((decl.fields.get("calibrate") or {}).get("gold"), RefIR):
+        _lower_calibrate(low, decl, label, sample, params)
+
+
+def _lower_calibrate(low: Lowering, decl: DeclIR, label: DeclIR, sample: DeclIR, rule: FilterParams) -> None:
+    """`quality { calibrate = gold(NAME) }`: the labeller on the test set, scored by the block's dimensions."""
+    testset = low.decl(decl.fields["calibrate"]["gold"], ("testset",))
+    labelling = low.steps[low.outputs[label.id]].params
+    assert isinstance(labelling, LabelParams)
+    gold = gold_set(low.ir, testset, low.path, _task_spec)
+    dimensions = [ScoreParams.model_validate({"dimension": _dimension(low, d), "seed": 0}).dimension
+                  for d in decl.children]
+    params = CalibrateParams(model=labelling.model, candidates=labelling.candidates, dimensions=dimensions,
+                             weights=rule.dimensions, keep=rule.keep, gold=gold,
+                             prompt=sample_prompt_format(low.ir, sample), gold_limit=decl.fields["calibrate_limit"],
+                             seed=low.ir.seed_of(decl), files=[gold.path, gold.references])
+    low.add(StepKind.CALIBRATE, decl.name, params, {}, decl)
 
 
 def _conjunction(exprs: list[dict[str, Any]]) -> dict[str, Any] | None:

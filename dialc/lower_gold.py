@@ -21,9 +21,13 @@ def gold_set(ir: IR, testset: DeclIR, path: Callable[[str], str], task: Callable
 def prompt_format(ir: IR, finetune: DeclIR) -> PromptFormat:
     """The template and system prompt of the sample the fine-tune's data was drawn by, each expression axis at
     its most weighted value: the gold items are asked the way the training prompts were."""
+    return sample_prompt_format(ir, _training_sample(ir, finetune))
+
+
+def sample_prompt_format(ir: IR, sample: DeclIR | None) -> PromptFormat:
+    """The template and system prompt of a sample, each expression axis at its most weighted value."""
     scenarios = {e.name: Scenario(description=e.description, weight=e.weight)
                  for s in ir.of_kind("scenarios") for e in s.entries}
-    sample = _training_sample(ir, finetune)
     if sample is None:
         return PromptFormat(scenarios=scenarios)
     expression: dict[str, str] = {}

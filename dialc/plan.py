@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -50,6 +51,7 @@ class StepKind(StrEnum):
     FINETUNE = "finetune"
     EVALUATE = "evaluate"
     STUDY = "study"
+    CALIBRATE = "calibrate"
 
 
 class Frozen(BaseModel):
@@ -84,12 +86,23 @@ class ModelSpec(Frozen):
     # sets them to something else than the default, so adding them changed no existing key
     max_failed: float = 0.2  # share of a step's requests that may end without an answer (server errors)
     allow_insecure: bool = False  # send the API key over plain http to a host that is not this machine
+    # throughput settings (backend = openai): they change how fast answers come, never which, so they are
+    # written into the plan only when set and never into a cache key (THROUGHPUT)
+    concurrency: int | None = None  # requests kept in flight (a sliding window); None: batch_size
+    rpm: int | None = None  # requests per minute at most
+    tpm: int | None = None  # tokens per minute at most (prompt estimate + max_tokens, corrected by usage)
+
+    THROUGHPUT: ClassVar[tuple[str, ...]] = ("concurrency", "rpm", "tpm")
 
     @model_serializer(mode="wrap")
-    def _omit_default_policies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_default_policies(self, handler: SerializerFunctionWrapHandler,
+                               info: SerializationInfo) -> dict[str, Any]:
         data = dict(handler(self))
-        for name in ("max_failed", "allow_insecure"):
+        for name in ("max_failed", "allow_insecure", *self.THROUGHPUT):
             if data.get(name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        if isinstance(info.context, dict) and info.context.get("cache_key"):
+            for name in self.THROUGHPUT:
                 data.pop(name, None)
         return data
 
@@ -243,6 +256,7 @@ class ExpressionsParams(StepParams):
 
 
 class SampleParams(StepParams):
+    SHAPE_NOTE: ClassVar[str] = "holds each dialogue's id and scenario and the draws; renders a page at a time"
     count: int
     balance: list[str] = Field(default_factory=list)
     min_per: int = 0
@@ -257,6 +271,14 @@ class LabelParams(StepParams):
     RECORD_WISE: ClassVar[bool] = True
     model: ModelSpec  # max_tokens already set to the label's own when it declares one
     seed: int
+    candidates: int = 1  # answers per prompt (best-of-N); written into the plan only when > 1
+
+    @model_serializer(mode="wrap")
+    def _omit_single_candidate(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = dict(handler(self))
+        if data.get("candidates") == 1:  # a single label: plans and cache keys as before best-of-N
+            data.pop("candidates")
+        return data
 
 
 class DimensionBase(Frozen):
@@ -334,6 +356,7 @@ class Expect(Frozen):
 
 
 class FilterParams(StepParams):
+    SHAPE_NOTE: ClassVar[str] = "holds a slim row per record (no prompt, no verdict details) for top_k and metrics"
     dimensions: dict[str, DimensionWeight]
     keep: dict[str, Any] | None = None  # the keep rule as a small JSON expression tree (dialc.compiler)
     top_k: int = 0
@@ -341,6 +364,7 @@ class FilterParams(StepParams):
 
 
 class ExportParams(StepParams):
+    SHAPE_NOTE: ClassVar[str] = "streams records into the files; only hf_dataset holds every row"
     formats: list[Literal["chat_jsonl", "parquet", "hf_dataset"]]
     include: Literal["kept", "all"] = "kept"
     # the hold-out of the fine-tune that trains on the same quality block: its records are exported
@@ -423,6 +447,22 @@ class StudyParams(TrainingParams):
     limit: int = 0
 
 
+class CalibrateParams(StepParams):
+    """Does quality predict correctness: the labeller answers a gold test set's items as the label step
+    would (its model, its candidates), the quality block's dimensions score every answer and the filter's
+    rule decides, and each score is compared with the answer's correctness against the references."""
+
+    model: ModelSpec  # the labeller, as the label step runs it
+    candidates: int = 1
+    dimensions: list[Dimension]  # as the score steps run them
+    weights: dict[str, DimensionWeight]  # as the filter counts them
+    keep: dict[str, Any] | None = None
+    gold: GoldSet
+    prompt: PromptFormat
+    gold_limit: int = 0  # gold dialogues labelled at most (0 = all): a sample seeded by `seed`
+    seed: int
+
+
 class OpaqueParams(StepParams):
     """Params of a kind this module does not know (tests' fake steps, plugins): kept as given."""
 
@@ -439,7 +479,7 @@ PARAMS: dict[StepKind, type[StepParams]] = {
     StepKind.REVIEW: ReviewParams, StepKind.EXPRESSIONS: ExpressionsParams, StepKind.SAMPLE: SampleParams,
     StepKind.LABEL: LabelParams, StepKind.SCORE: ScoreParams, StepKind.FILTER: FilterParams,
     StepKind.EXPORT: ExportParams, StepKind.FINETUNE: FinetuneParams, StepKind.EVALUATE: EvaluateParams,
-    StepKind.STUDY: StudyParams,
+    StepKind.STUDY: StudyParams, StepKind.CALIBRATE: CalibrateParams,
 }
 
 # the roles each kind reads its inputs under (a step may leave a role empty)
@@ -449,7 +489,7 @@ ROLES: dict[StepKind, tuple[str, ...]] = {
     StepKind.SAMPLE: ("dialogues", "tasks", "expressions"), StepKind.LABEL: ("prompts",),
     StepKind.SCORE: ("labels", "dialogues"), StepKind.FILTER: ("labels", "scores"),
     StepKind.EXPORT: ("records",), StepKind.FINETUNE: ("records",), StepKind.EVALUATE: ("adapter", "records"),
-    StepKind.STUDY: ("records",),
+    StepKind.STUDY: ("records",), StepKind.CALIBRATE: (),
 }
 
 
@@ -500,8 +540,10 @@ class Step(BaseModel):
         """The ids of the steps read under `name` (empty when none)."""
         return list(self.inputs.get(name, []))
 
-    def params_json(self) -> dict[str, Any]:
-        return self.params.model_dump(mode="json")
+    def params_json(self, cache_key: bool = False) -> dict[str, Any]:
+        """The params as JSON; for a cache key without the settings that cannot change an output
+        (a model's throughput settings)."""
+        return self.params.model_dump(mode="json", context={"cache_key": True} if cache_key else None)
 
 
 class Plan(BaseModel):

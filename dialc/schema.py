@@ -12,7 +12,7 @@ class FieldSpec:
     """One field of a declaration: its type tag, allowed values/range, default and meaning."""
 
     type: str  # int, float, weight, str, bool, choice, ref, refs, names, weights, range, product, model_method,
-    #            source_field, holdout, domain, suites, output, roles, any_axis
+    #            source_field, holdout, domain, gold_testset, suites, output, roles, any_axis
     doc: str
     required: bool = False
     default: Any = None
@@ -74,6 +74,13 @@ KINDS: dict[str, KindSpec] = {
                             "step fails; fewer are asked again at the next run (0..1)", default=0.2, lo=0, hi=1),
             "allow_insecure": F("bool", "send the API key over plain http to a host that is not this machine "
                                 "(backend = openai; refused otherwise)", default=False),
+            "concurrency": F("int", "requests kept in flight to the server, a sliding window: a new one starts as "
+                             "soon as one ends (backend = openai; default: batch_size)", lo=1, hi=1024),
+            "rpm": F("int", "requests per minute at most, spread evenly (backend = openai; default: no limit)",
+                     lo=1, hi=1_000_000),
+            "tpm": F("int", "tokens per minute at most: each request counts its prompt (estimated) plus max_tokens "
+                     "until the server reports its usage (backend = openai; default: no limit)",
+                     lo=1, hi=1_000_000_000),
         },
     ),
     "source": KindSpec(
@@ -131,7 +138,8 @@ KINDS: dict[str, KindSpec] = {
             "rounds": F("int", "evolution rounds", default=1, lo=1, hi=10),
             "per_round": F("int", "tasks evolved per round at most (0 = all)", default=0, lo=0, hi=100000),
             "review": F("str", "review file: candidates wait there for `dialc review` before use"),
-            "context": F("ref", "dialogues used to check an evolved task is answerable", ref_kinds=("source",)),
+            "context": F("ref", "dialogues to check an evolved task against: the review gate shows each candidate "
+                         "with one of its scenario's, to judge it answerable", ref_kinds=("source",)),
             "prompts": F("strings", "operator → prompt template overriding the built-in one"),
             "seed": SEED,
         },
@@ -164,6 +172,9 @@ KINDS: dict[str, KindSpec] = {
             "from": F("ref", "production prompts", required=True, ref_kinds=("sample",)),
             "model": F("ref", "labelling model", required=True, ref_kinds=MODEL_REF),
             "max_tokens": F("int", "new tokens per answer (default: the model's)", lo=1, hi=32768),
+            "candidates": F("int", "answers sampled per prompt: every one is scored by the quality dimensions and "
+                            "the filter keeps the best that passes the gates (best-of-N); 1 = a single answer",
+                            default=1, lo=1, hi=16),
             "seed": SEED,
         },
     ),
@@ -173,6 +184,12 @@ KINDS: dict[str, KindSpec] = {
         fields={
             "from": F("ref", "labels to assess (default: the only label set)", ref_kinds=("label",)),
             "top_k": F("int", "keep at most this many records per category (0 = no limit)", default=0, lo=0),
+            "calibrate": F("gold_testset", "gold(TESTSET): the labeller answers the test set's items, these "
+                           "dimensions score them, and the run reports whether each score predicts correctness "
+                           "against the references (Spearman, AUC, precision of kept vs rejected)",
+                           ref_kinds=("testset",)),
+            "calibrate_limit": F("int", "gold dialogues labelled for `calibrate` at most (0 = all): a seeded "
+                                 "sample, the same on every run", default=0, lo=0),
         },
         members=("decl:dimension", "keep", "expect"),
     ),

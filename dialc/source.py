@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from dialc.files import UnreadableFile, read_bounded
 from dialc.model_api import ModelAPI
+from dialc.security import refused_read
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024  # larger specs are refused with a diagnostic, not parsed
 
@@ -56,9 +60,39 @@ class SourceError(Exception):
     """A file that cannot be read as a spec (missing, binary, too big, not UTF-8)."""
 
 
+_UNSAVED: ContextVar[Mapping[Path, str] | None] = ContextVar("dialc_unsaved_texts", default=None)
+
+
+@contextmanager
+def unsaved_texts(texts: Mapping[Path, str]) -> Iterator[None]:
+    """Within the block, read_source gives these texts (an editor's open buffers, keyed by resolved absolute
+    path) instead of the files' contents on disk (`dialc lsp`)."""
+    token = _UNSAVED.set(texts)
+    try:
+        yield
+    finally:
+        _UNSAVED.reset(token)
+
+
+def _unsaved_source(path: Path, shown: str, text: str) -> Source:
+    """An open buffer read as a file would be: the same policy, size bound and refusals (a BOM is kept: the
+    parser skips it, and columns stay those of the editor's text)."""
+    refused = refused_read(path, shown)
+    if refused is not None:
+        raise SourceError(str(refused.strerror))
+    if len(text) > MAX_SOURCE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise SourceError(f"{shown} is larger than {MAX_SOURCE_BYTES} bytes; specs are limited to {MAX_SOURCE_BYTES}")
+    if "\x00" in text:
+        raise SourceError(f"{shown} looks binary (contains NUL bytes), not a .dial spec")
+    return Source(shown, text)
+
+
 def read_source(path: Path, name: str | None = None) -> Source:
     """Read a spec file as UTF-8, refusing what cannot be a spec with a clear reason."""
     shown = name or str(path)
+    unsaved = _UNSAVED.get()
+    if unsaved is not None and path in unsaved:
+        return _unsaved_source(path, shown, unsaved[path])
     try:  # a regular file only (not /dev/zero, a FIFO or a directory), read with a bound
         data = read_bounded(path, MAX_SOURCE_BYTES, shown)
     except UnreadableFile as exc:

@@ -238,6 +238,12 @@ class Coercer:
             return self._mismatch(field, "gold(TESTSET), holdout(FRACTION) or a list of them", value)
         return result
 
+    def _gold_testset(self, field: str, spec: FieldSpec, value: ast.Value) -> Any:
+        """gold(TESTSET) → {"gold": RefIR}."""
+        if not (isinstance(value, ast.Call) and value.func == "gold"):
+            return self._mismatch(field, "gold(TESTSET)", value)
+        return self._gold(field, value)
+
     def _gold(self, field: str, value: ast.Call) -> Any:
         if len(value.args) != 1 or value.kwargs or not isinstance(value.args[0], ast.Name):
             return self._mismatch(field, "gold(TESTSET) with the name of a testset", value)

@@ -5,7 +5,10 @@ it listens. Chat completions answer from `--reply` scripts (the k-th request wit
 gets the k-th reply, the last one repeating), so tests of validation, retries and error handling
 are deterministic; `structured_outputs.choice` / `guided_choice` are enforced (the first option).
 With `--model DIR`, `/v1/completions` with echo=true and logprobs scores the prompt with that
-transformers model, as vLLM does. `GET /stats` tells what the server received.
+transformers model, as vLLM does. `GET /stats` tells what the server received, and `events`: per chat
+request its arrival and end on the server's monotonic clock and the status it got (so tests of pacing
+read the server's timestamps, not their own). `--throttle-first N --retry-after S` answers the first N
+chats HTTP 429 with `Retry-After: S`; `--slow-first S` makes the first chat take S seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class State:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.seen: Counter[str] = Counter()
-        self.in_flight = self.peak = self.failed = self.chats = 0
+        self.in_flight = self.peak = self.failed = self.chats = self.throttled = self.arrived = 0
+        self.events: list[dict[str, Any]] = []  # chat requests: {"start", "end", "status"} (monotonic s)
         self.scorer = Scorer(args.model) if args.model else None
 
 
@@ -72,6 +76,8 @@ def chat_answer(state: State, body: dict[str, Any]) -> dict[str, Any]:
         state.seen[key] += 1
     replies = state.args.reply or ["ok"]
     text = replies[min(k, len(replies) - 1)]
+    if state.args.echo_prompt:  # each answer tells which request it answers
+        text = f"{body['messages'][-1].get('content', '')} seed={body.get('seed')}"
     options = (body.get("structured_outputs") or {}).get("choice") or body.get("guided_choice")
     if options:
         text = options[0]
@@ -107,9 +113,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
-    def send_json(self, status: int, payload: dict[str, Any]) -> None:
+    def send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -124,7 +132,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"object": "list", "data": models})
         elif self.path == "/stats":
             with s.lock:
-                self.send_json(200, {"bodies": s.bodies, "headers": s.headers, "peak": s.peak})
+                self.send_json(200, {"bodies": s.bodies, "headers": s.headers, "peak": s.peak,
+                                     "events": s.events})
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -136,16 +145,24 @@ class Handler(BaseHTTPRequestHandler):
             s.headers.append({k.lower(): v for k, v in self.headers.items()})
             s.in_flight += 1
             s.peak = max(s.peak, s.in_flight)
+            self.first = not s.arrived and self.path == "/v1/chat/completions"
+            s.arrived += self.path == "/v1/chat/completions"
+        start, wall, headers = time.monotonic(), time.time(), {}
         try:
             status, payload = self.answer(body)
+            if status == 429:
+                headers["Retry-After"] = s.args.retry_after
         finally:
             with s.lock:
                 s.in_flight -= 1
-        self.send_json(status, payload)
+                if self.path == "/v1/chat/completions":
+                    s.events.append({"start": start, "end": time.monotonic(), "wall": wall, "status": status,
+                                     "seed": body.get("seed")})
+        self.send_json(status, payload, headers)
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         s = self.state
-        time.sleep(s.args.latency)
+        time.sleep(s.args.slow_first if self.first and s.args.slow_first else s.args.latency)
         if s.args.api_key and self.headers.get("Authorization") != f"Bearer {s.args.api_key}":
             if s.args.echo_key:  # a careless server: its error text repeats what it was sent
                 return 401, {"error": {"message": f"invalid API key; got Authorization: "
@@ -163,6 +180,10 @@ class Handler(BaseHTTPRequestHandler):
             fail = s.failed < s.args.fail_first or (s.args.fail_every and s.chats % s.args.fail_every == 0)
             s.failed += fail
             hang = s.args.hang_after >= 0 and s.chats > s.args.hang_after
+            throttle = s.throttled < s.args.throttle_first
+            s.throttled += throttle
+        if throttle:
+            return 429, {"error": {"message": "rate limit reached, slow down", "code": 429}}
         if hang:
             time.sleep(3600)  # a hung server: the connection stays open, no answer comes
         if fail:
@@ -183,6 +204,10 @@ def main() -> None:
     parser.add_argument("--echo-key", action="store_true", help="a 401 repeats the Authorization header sent")
     parser.add_argument("--fail-every", type=int, default=0, help="answer HTTP 500 to every N-th chat")
     parser.add_argument("--hang-after", type=int, default=-1, help="never answer chats after the first N")
+    parser.add_argument("--throttle-first", type=int, default=0, help="answer HTTP 429 to the first N chats")
+    parser.add_argument("--retry-after", default="1", help="the 429's Retry-After header (seconds or an HTTP date)")
+    parser.add_argument("--echo-prompt", action="store_true", help="answer with the last message and the seed")
+    parser.add_argument("--slow-first", type=float, default=0.0, help="the first chat takes this many seconds")
     args = parser.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

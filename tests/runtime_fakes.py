@@ -248,9 +248,21 @@ class MemoryContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def emit(self, key: str, record: Any) -> None:
+    def emit(self, key: str, record: Any, base: tuple[str, str] | None = None) -> None:
+        """As StepContext.emit; a record with a `base` is kept whole (the base record plus its own fields)."""
         assert key not in self.emitted, f"{key} emitted twice"
+        if base is not None:
+            record = {**dict(self.items(base[0]))[base[1]], **record}
         self.emitted[key] = json.loads(json.dumps(record))  # records must be JSON
+
+    def lookup(self, step_id: str, keys: list[str]) -> dict[str, Any]:
+        """By key; a score step's records are keyed by their id in a real store, so ids are keys here too."""
+        found = {str(r["id"]): r for r in self._inputs[step_id] if isinstance(r, dict) and "id" in r}
+        found.update(self.items(step_id))
+        return {k: found[k] for k in keys if k in found}
+
+    def flush(self) -> None:
+        pass
 
     def backend(self, model: Any) -> Any:
         self.models.append(model.config() if hasattr(model, "config") else model)

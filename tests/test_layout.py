@@ -30,6 +30,10 @@ def test_layout_paths_have_the_contract_names(tmp_path: Path) -> None:
     assert layout.artifact_dir("k1") == tmp_path / "artifacts" / "k1"
     assert layout.log("boom.b") == tmp_path / "logs" / "boom.b.log"
     assert layout.quarantine("k1") == tmp_path / "artifacts" / "k1" / "quarantine.txt"
+    # issue 13: named outputs (only a run with an export or a fine-tune writes them)
+    assert layout.outputs == tmp_path / "outputs"
+    assert layout.named_output("dataset") == tmp_path / "outputs" / "dataset"
+    assert layout.outputs_index == tmp_path / "outputs" / "index.json"
 
 
 def test_a_layout_takes_a_string_and_is_a_value(tmp_path: Path) -> None:

@@ -23,13 +23,13 @@ def build_app() -> typer.Typer:
     """The typer app: every command of compile_cmds, then of run_cmds, under the --version callback."""
     import typer
 
-    from dialc.cli import compile_cmds, run_cmds
+    from dialc.cli import compile_cmds, init_cmd, run_cmds
     from dialc.cli.common import root
 
     app = typer.Typer(name="dialc", help=APP_HELP, no_args_is_help=True, add_completion=False,
                       pretty_exceptions_enable=False, rich_markup_mode=None)
     app.callback()(root)
-    for name, command in [*compile_cmds.COMMANDS, *run_cmds.COMMANDS]:
+    for name, command in [*compile_cmds.COMMANDS, *run_cmds.COMMANDS, *init_cmd.COMMANDS]:
         app.command(name=name)(command)
     return app
 

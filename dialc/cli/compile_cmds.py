@@ -88,6 +88,7 @@ def fmt(
         if check:
             if text != original:
                 unformatted += 1
+                typer.echo(format_diff(spec, original, text), nl=False)
                 typer.echo(f"would reformat {spec}", err=True)
         elif write:
             if text != original:
@@ -96,6 +97,18 @@ def fmt(
         else:
             typer.echo(text, nl=False)
     raise typer.Exit(1 if unformatted else 0)
+
+
+def format_diff(spec: Path, original: str, formatted: str) -> str:
+    """`fmt --check`'s report: a unified diff from the file as it is to the file as fmt would write it."""
+    import difflib
+
+    def lines(text: str) -> list[str]:  # split at "\n" only, as the parser does (not at U+2028 or \f)
+        parts = text.split("\n")
+        return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+    diff = difflib.unified_diff(lines(original), lines(formatted), fromfile=f"{spec}", tofile=f"{spec} (formatted)")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff)
 
 
 def codes() -> None:
@@ -144,8 +157,18 @@ def _debug_tree(spec: Path) -> None:
     typer.echo(tree.pretty())
 
 
+def lsp(
+    stdio: Annotated[bool, typer.Option("--stdio", help="Talk over stdin/stdout (the default and only transport; "
+                                        "accepted because editors pass it).")] = False,
+) -> None:
+    """Run the language server for editors (LSP over stdio): diagnostics, hover, completion, navigation, fmt."""
+    from dialc.lsp.server import serve  # pygls is imported by this command only
+
+    serve()
+
+
 # (name, function) in the order `dialc --help` lists them
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("validate", validate), ("compile", compile_cmd), ("graph", graph), ("fmt", fmt), ("codes", codes),
-    ("debug", debug),
+    ("debug", debug), ("lsp", lsp),
 ]

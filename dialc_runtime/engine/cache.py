@@ -39,7 +39,7 @@ def step_key(
     return digest(
         {
             "kind": step.kind,
-            "params": step.params_json(),
+            "params": step.params_json(cache_key=True),
             "version": version,
             "seed": seed,
             "inputs": input_digests,  # in the step's input order

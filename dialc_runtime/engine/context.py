@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from dialc.plan import ModelSpec, StepParams, digest
+from dialc_runtime.engine import refs
+from dialc_runtime.engine.batches import Batcher, Done
 from dialc_runtime.engine.store import Store, record_json
 from dialc_runtime.errors import DuplicateRecord
 
@@ -32,6 +34,7 @@ class Account:
     model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    http_429: int = 0  # "slow down" answers of a server, waited out (models/throttle.py)
 
 
 class ProgressHandle(Protocol):
@@ -71,8 +74,16 @@ class CountingBackend:
             model_calls=sum(getattr(r, "attempts", 1) for r in results),
             prompt_tokens=sum(getattr(r, "prompt_tokens", 0) for r in results),
             completion_tokens=sum(getattr(r, "completion_tokens", 0) for r in results),
+            http_429=sum(getattr(r, "throttled", 0) for r in results),
         )
         return results
+
+    def generate_stream(self, requests: list[Any]) -> Iterator[tuple[int, Any]]:
+        """(index, result) pairs of a backend that streams them (openai: a sliding window), each booked."""
+        for index, r in self.inner.generate_stream(requests):
+            self._account(model_calls=getattr(r, "attempts", 1), prompt_tokens=getattr(r, "prompt_tokens", 0),
+                          completion_tokens=getattr(r, "completion_tokens", 0), http_429=getattr(r, "throttled", 0))
+            yield index, r
 
     def loglikelihood(self, requests: list[Any]) -> list[float]:
         scores = self.inner.loglikelihood(requests)
@@ -121,8 +132,10 @@ class StepContext(Generic[P]):
         self._progress = progress
         self._warn = warn
         self._emitted: set[str] = set()
-        # records already written by an interrupted earlier attempt: skip them
-        self.done: dict[str, Any] = dict(store.records(key))
+        self._batch = Batcher(store, key, step.id)
+        self._refers = False  # whether this attempt's refs (input id → key) are recorded
+        # records already written by an interrupted earlier attempt (keys in memory; records read on demand)
+        self.done: Done = Done(store, key)
 
     # reading inputs ------------------------------------------------------------------------
 
@@ -186,14 +199,43 @@ class StepContext(Generic[P]):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def emit(self, key: str, record: Any) -> None:
-        """Durably commit one finished record before returning."""
+    def emit(self, key: str, record: Any, base: tuple[str, str] | None = None) -> None:
+        """Add one finished record to the output; it is committed durably with its batch (engine/batches.py),
+        at the latest when run() ends. `base = (input step id, key)`: the record extends that input record,
+        and `record` holds only its own fields (stored as a reference; read back whole)."""
         if not isinstance(key, str) or not key:
             raise TypeError(f"record keys are non-empty strings, got {key!r}")
         if key in self._emitted:
             raise DuplicateRecord(f"step {self.step.id} emitted record key {key!r} twice")
-        self._store.put(self.key, self.step.id, key, record_json(record), replace=key in self.done)
+        if base is not None:
+            record = self._derived(base, record)
+        self._batch.add(key, record_json(record), key in self.done)
         self._emitted.add(key)
+
+    def _derived(self, base: tuple[str, str], fields: Any) -> dict[str, Any]:
+        input_id, base_key = base
+        self._input_key(input_id)  # an input of this step, or KeyError
+        if not isinstance(fields, dict):
+            raise TypeError(f"a record with a base is a dict of its own fields, got {type(fields).__name__}")
+        if not self._refers:
+            self._store.set_refs(self.key, dict(self._input_keys))
+            self._refers = True
+        return refs.derived(input_id, base_key, fields)
+
+    def flush(self) -> None:
+        """Commit the records emitted so far (the engine calls it when run() ends)."""
+        self._batch.flush()
+
+    def reread_done(self) -> None:
+        """Commit, then re-read which records this attempt has stored: the Ray engine writes a step's records
+        from its workers, then runs the step here, which finds them done (engine/ray_engine.py)."""
+        self.flush()
+        self.done = Done(self._store, self.key)
+        self._emitted = set()  # a new pass: it may emit a done key again (replacing it), as a resumed attempt does
+
+    def lookup(self, step_id: str, keys: list[str]) -> dict[str, Any]:
+        """Records of an input step by key (those that exist): random access, one query per page of keys."""
+        return self._store.records_by_key(self._input_key(step_id), keys)
 
     # models, progress, messages ------------------------------------------------------------
 
@@ -202,12 +244,13 @@ class StepContext(Generic[P]):
         return CountingBackend(self._backends.get(model), self.account)
 
     def account(
-        self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0
+        self, model_calls: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0, http_429: int = 0
     ) -> None:
         """Book model usage not made through ctx.backend() (backend calls are already counted)."""
         self.usage.model_calls += model_calls
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
+        self.usage.http_429 += http_429
 
     def progress(
         self, total: int | None, description: str = ""

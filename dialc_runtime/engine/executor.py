@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import traceback
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dialc.plan import resolve_paths
 from dialc_runtime.engine.cache import FileDigests, effective_seed, output_digest, step_key, verify
-from dialc_runtime.engine.context import BackendPool, StepContext, StepOutput
+from dialc_runtime.engine.context import StepContext, StepOutput
+from dialc_runtime.engine.engines import Engine, LocalEngine
 from dialc_runtime.engine.interrupt import interrupts
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.lock import ended_cleanly, run_lock
+from dialc_runtime.engine.outputs import publish_outputs
 from dialc_runtime.engine.progress import make_reporter
 from dialc_runtime.engine.rebuild import rebuild_store
 from dialc_runtime.engine.registry import Registry, StepModule, default_registry, estimator
 from dialc_runtime.engine.results import RunResults, StepResult, StepStatus, load_results, now, write_atomic
+from dialc_runtime.engine.schedule import ThreadStores, run_steps
 from dialc_runtime.engine.selection import select_steps
 from dialc_runtime.engine.store import Completed, Store, damaged
 from dialc_runtime.errors import SelectionError, StepFailed, UnknownStepKind
@@ -43,6 +48,7 @@ class Resolver:
         self.keys: dict[str, str | None] = {}
         self.errors: dict[str, str] = {}  # why a step's key could not be computed
         self.files = FileDigests(plan.spec_dir())
+        self._lock = threading.RLock()  # steps running at once (engine/schedule.py) ask at once
 
     def module(self, step: Step) -> StepModule:
         return self.registry.get(step.kind)
@@ -64,9 +70,10 @@ class Resolver:
 
     def output(self, step_id: str) -> str | None:
         """Digest of the step's stored output for its current key (verified when `check`)."""
-        if step_id not in self.digests:
-            self.digests[step_id] = self._stored(self.steps[step_id])
-        return self.digests[step_id]
+        with self._lock:
+            if step_id not in self.digests:
+                self.digests[step_id] = self._stored(self.steps[step_id])
+            return self.digests[step_id]
 
     def _stored(self, step: Step) -> str | None:
         key = self.key(step)
@@ -91,9 +98,13 @@ def execute(
     console: Console | None = None,
     quiet: bool = False,
     rebuild_store: bool = False,
+    engine: Engine | None = None,
+    jobs: int = 1,
 ) -> RunResults:
     """Run the selected steps in plan order, reusing every step whose key is already complete;
-    `rebuild_store` first moves a damaged store aside and keeps what verifies (engine/rebuild.py)."""
+    `rebuild_store` first moves a damaged store aside and keeps what verifies (engine/rebuild.py);
+    `engine` runs each step (default: in this process; engine/engines.py; the caller closes it);
+    `jobs` > 1 runs independent steps that share no model at the same time (engine/schedule.py)."""
     selected = select_steps(plan, select)
     forced = select_steps(plan, recompute) if recompute else set()
     if forced - selected:
@@ -111,7 +122,8 @@ def execute(
     )
     if dry_run:
         return _dry_run(plan, run_dir, results, forced, registry)
-    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet), rebuild_store)
+    return _run(plan, run_dir, results, forced, registry, make_reporter(console, quiet), rebuild_store, engine,
+                jobs)
 
 
 def _run(
@@ -122,6 +134,8 @@ def _run(
     registry: Registry,
     reporter: Reporter,
     rebuild: bool = False,
+    engine: Engine | None = None,
+    jobs: int = 1,
 ) -> RunResults:
     """Run the selected steps under the run directory's lock; run_results.json is written even when
     interrupted. A store left by a run that did not end cleanly is checked first (PRAGMA quick_check)."""
@@ -134,19 +148,22 @@ def _run(
         write_atomic(layout.plan, plan.to_json())
         t0 = perf_counter()
         with Store(run_dir, check=not clean and not rebuild) as store:
-            runner = Runner(plan, store, registry, reporter, forced)
+            jobs = jobs if engine is None or isinstance(engine, LocalEngine) else 1
+            stores = ThreadStores(store) if jobs > 1 else None  # a connection per step thread
+            runner = Runner(plan, cast(Store, stores) if stores else store, registry, reporter, forced, engine)
             reporter.start(len(results.selected))
             try:
-                for step in plan.steps:
-                    if step.id in results.selected:
-                        runner.run_step(step)
+                selected = [step for step in plan.steps if step.id in results.selected]
+                run_steps(selected, runner.run_step, jobs, stores.release if stores else None)
             except sqlite3.DatabaseError as exc:  # a page went bad during the run: say so, no traceback
                 raise damaged(layout, exc) from None
             finally:
                 reporter.stop()
-                results.steps = runner.results
+                order = {step_id: i for i, step_id in enumerate(results.selected)}
+                results.steps = sorted(runner.results, key=lambda r: order.get(r.id, len(order)))
                 results.finished, results.seconds = now(), round(perf_counter() - t0, 3)
                 results.write(layout.results)
+                publish_outputs(plan, store, registry, runner.resolver, reporter.warn)  # outputs/<name> links
     return results
 
 
@@ -154,11 +171,13 @@ class Runner:
     """Runs steps one at a time against one store, remembering each outcome for the dependents."""
 
     def __init__(
-        self, plan: Plan, store: Store, registry: Registry, reporter: Reporter, forced: set[str]
+        self, plan: Plan, store: Store, registry: Registry, reporter: Reporter, forced: set[str],
+        engine: Engine | None = None,
     ) -> None:
         self.plan, self.store, self.reporter, self.forced = plan, store, reporter, forced
         self.resolver = Resolver(plan, store, registry, check=True)
-        self.backends = BackendPool()
+        self.engine = engine or LocalEngine()
+        self.backends = self.engine.backend_pool()
         self.status: dict[str, str] = {}
         self.results: list[StepResult] = []
 
@@ -244,7 +263,8 @@ class Runner:
         )
         res.started, t0 = now(), perf_counter()
         try:
-            out = module.run(ctx) or StepOutput()
+            out = self.engine.run(module, ctx)
+            ctx.flush()
             res.seconds = round(perf_counter() - t0, 3)
             self.store.publish(key)
             self._finish(step, key, out, res, ctx)
@@ -256,6 +276,7 @@ class Runner:
         except Exception as exc:
             self._internal(step, res, exc)
         finally:
+            _flush_kept(ctx)  # what a failed or interrupted attempt emitted is kept for the next one
             self.store.publish(key)  # a failed attempt's files (a quarantine list) can be read; not complete
             res.finished = now()
             res.seconds = round(perf_counter() - t0, 3)
@@ -286,6 +307,8 @@ class Runner:
                    "warnings": [redact(w) for w in [*res.warnings, *ctx.warnings]]}  # said again when reused
         if ctx.missing:
             timings["missing"] = ctx.missing  # usable now; asked for again at the next run (never reused)
+        if usage.http_429:  # the server asked to slow down this many times (each waited out: Retry-After)
+            timings["http_429"] = res.metrics["http_429"] = usage.http_429
         res.made = {k: v for k, v in timings.items() if k != "warnings"}
         self.store.mark_completed(
             Completed(key, step.id, digest, count, res.metrics, timings, finished)
@@ -306,6 +329,12 @@ class Runner:
         res.status, res.internal = "failed", True
         res.message = f"{type(exc).__name__}: {exc}"
         res.log = log.relative_to(self.store.run_dir).as_posix()
+
+
+def _flush_kept(ctx: StepContext[Any]) -> None:
+    """Commit what an attempt emitted; a store that cannot take it any more is already being reported."""
+    with suppress(sqlite3.DatabaseError):
+        ctx.flush()
 
 
 def _below(res: StepResult, bad: list[str], status: dict[str, str], done: dict[str, StepResult]) -> None:

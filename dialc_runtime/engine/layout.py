@@ -21,6 +21,10 @@ QUARANTINE_FILE = "quarantine.txt"  # in an ingest step's artifact dir: malforme
 META_DIR = ".meta"
 ATTEMPT_SUFFIX = ".attempt"  # artifacts/<key>.attempt: the files of the attempt running now
 RESUME_SUFFIX = ".resume"  # artifacts/<key>.resume: checkpoints an interrupted attempt resumes from
+# outputs/<name>: a relative link to the current artifacts/<key> of each export and fine-tune (engine/outputs.py);
+# outputs/index.json lists them (and is all there is where the file system cannot hold links)
+OUTPUTS_DIR = "outputs"
+OUTPUTS_INDEX = "index.json"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,18 @@ class RunLayout:
     @property
     def lock(self) -> Path:
         return self.run_dir / LOCK_FILE
+
+    @property
+    def outputs(self) -> Path:
+        return self.run_dir / OUTPUTS_DIR
+
+    @property
+    def outputs_index(self) -> Path:
+        return self.outputs / OUTPUTS_INDEX
+
+    def named_output(self, name: str) -> Path:
+        """outputs/<name>: the link to the current output of the export or fine-tune declared as `name`."""
+        return self.outputs / name
 
     def artifact_dir(self, key: str) -> Path:
         """The file artifacts of the step attempt with this cache key."""

@@ -65,16 +65,26 @@ def _copy(path: Path, fresh: Store, done: Completed) -> bool:
         with closing(_connect(path)) as db:
             rows = db.execute("SELECT rkey, step_id, data FROM records WHERE step_key = ? ORDER BY rkey",
                               (done.key,)).fetchall()
+            refs = _refs(db, done.key)
     except sqlite3.DatabaseError:
         return False
     with fresh.transaction():
         for rkey, step_id, data in rows:
             fresh.put(done.key, step_id, rkey, data, replace=True)
+    if refs:
+        fresh.set_refs(done.key, refs)  # records that refer to their input records (engine/refs.py)
     fresh.mark_completed(done)
     if verify(fresh, done.key):
         return True
     fresh.purge(done.key)
     return False
+
+
+def _refs(db: sqlite3.Connection, key: str) -> dict[str, str]:
+    """Input id → cache key of the inputs a step's records refer to (none in a store older than references)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refs'").fetchone():
+        return {}
+    return dict(db.execute("SELECT input_id, target FROM refs WHERE step_key = ?", (key,)).fetchall())
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -1,10 +1,14 @@
 """Run directory → record store: SQLite (WAL) records, completed steps, file artifacts.
 
-Durability: every `emit` is its own transaction in WAL mode with `synchronous=NORMAL`. A commit is
-in the WAL (the OS page cache) before `emit` returns, so Ctrl-C or kill -9 of dialc loses nothing
-committed; only an OS crash or power cut could drop the last few commits, and even then the
-database stays consistent and the step resumes from what survived. FULL would add an fsync per
-record (milliseconds each) for protection against power loss, which resume already covers.
+Durability: a step's records are committed in batches (engine/batches.py), one transaction each, in WAL
+mode with `synchronous=NORMAL`. A commit is in the WAL (the OS page cache) once `put_many` returns, so
+Ctrl-C or kill -9 of dialc loses at most the batch not yet committed; only an OS crash or power cut
+could drop the last few commits, and even then the database stays consistent and the step resumes
+from what survived. FULL would add an fsync per commit for protection against power loss, which
+resume already covers.
+
+A stored record may refer to the input record it was made from instead of copying it (engine/refs.py):
+`records()` and `lookup()` give it whole, `rows()` (what the output digest covers) gives it as stored.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dialc_runtime.engine import refs
+from dialc_runtime.engine.canonical import load_record, record_json
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.errors import StoreDamaged
 
-SCHEMA_VERSION = 1
+__all__ = ["Completed", "Store", "damaged", "find_record", "load_record", "record_json"]
+
+SCHEMA_VERSION = 2  # 2: the refs table (version 1 stores are upgraded in place: the table is added)
+PAGE_SIZE = 16384  # bytes per database page of a new store: a prompt-sized record fits in its page
 _PAGE = 1000  # rows fetched per query when streaming a step's records
 
 _SCHEMA = """
@@ -45,6 +54,14 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE INDEX IF NOT EXISTS steps_by_id ON steps (step_id, finished_at);
 """
+_REFS = """
+CREATE TABLE IF NOT EXISTS refs (
+    step_key TEXT NOT NULL,  -- a step attempt whose records refer to input records
+    input_id TEXT NOT NULL,  -- the input step id a reference names
+    target   TEXT NOT NULL,  -- that input's cache key
+    PRIMARY KEY (step_key, input_id)
+) WITHOUT ROWID;
+"""
 
 
 @dataclass
@@ -58,11 +75,6 @@ class Completed:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
-
-
-def record_json(record: Any) -> str:
-    """The stored (and digested) form of a record: compact canonical JSON."""
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class Store:
@@ -84,14 +96,17 @@ class Store:
     def _open(self, check: bool) -> None:
         # isolation_level=None: autocommit, so each emit is one durable transaction
         self.db = sqlite3.connect(self.layout.store, isolation_level=None)
+        self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new store only: must precede WAL and the tables
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise RuntimeError(f"{self.layout.store}: unknown store version {version}")
         if version == 0:
             self.db.executescript(_SCHEMA)
+        if version != SCHEMA_VERSION:
+            self.db.executescript(_REFS)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         if check:
             found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)").fetchall()]
@@ -132,6 +147,35 @@ class Store:
             (step_key, rkey, step_id, data),
         )
 
+    def put_many(self, step_key: str, step_id: str, rows: list[tuple[str, str, bool]]) -> None:
+        """Commit a batch of (record key, JSON, replace) rows in one transaction."""
+        with self.transaction():
+            for rkey, data, replace in rows:
+                self.put(step_key, step_id, rkey, data, replace)
+
+    def keys(self, step_key: str) -> Iterator[str]:
+        """The record keys of a step attempt, in key order."""
+        for (rkey,) in self.db.execute("SELECT rkey FROM records WHERE step_key = ? ORDER BY rkey", (step_key,)):
+            yield rkey
+
+    def get_many(self, step_key: str, rkeys: list[str]) -> dict[str, str]:
+        """Record key → stored JSON of the given keys that exist (any number of keys)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(rkeys), _PAGE):
+            chunk = rkeys[start:start + _PAGE]
+            sql = f"SELECT rkey, data FROM records WHERE step_key = ? AND rkey IN ({','.join('?' * len(chunk))})"
+            found.update(self.db.execute(sql, (step_key, *chunk)).fetchall())
+        return found
+
+    def set_refs(self, step_key: str, targets: dict[str, str]) -> None:
+        """Which output each input step id named in this attempt's references is (input id → cache key)."""
+        with self.transaction():
+            for input_id, target in targets.items():
+                self.db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", (step_key, input_id, target))
+
+    def ref_targets(self, step_key: str) -> dict[str, str]:
+        return dict(self.db.execute("SELECT input_id, target FROM refs WHERE step_key = ?", (step_key,)).fetchall())
+
     def rows(self, step_key: str) -> Iterator[tuple[str, str]]:
         """(record key, JSON) in key order, fetched page by page (keyset, never the whole step)."""
         sql = (
@@ -147,8 +191,19 @@ class Store:
             last = page[-1][0]
 
     def records(self, step_key: str) -> Iterator[tuple[str, Any]]:
-        for rkey, data in self.rows(step_key):
-            yield rkey, json.loads(data)
+        """(record key, record) in key order, each whole (references to input records resolved)."""
+        page: list[tuple[str, str]] = []
+        for row in self.rows(step_key):
+            page.append(row)
+            if len(page) == _PAGE:
+                yield from refs.resolve_page(self, step_key, page)
+                page = []
+        yield from refs.resolve_page(self, step_key, page)
+
+    def records_by_key(self, step_key: str, rkeys: list[str]) -> dict[str, Any]:
+        """Record key → whole record, for the given keys that exist."""
+        rows = sorted(self.get_many(step_key, rkeys).items())
+        return dict(refs.resolve_page(self, step_key, rows))
 
     def count(self, step_key: str) -> int:
         sql = "SELECT COUNT(*) FROM records WHERE step_key = ?"
@@ -185,6 +240,7 @@ class Store:
         with self.transaction():
             self.db.execute("DELETE FROM steps WHERE key = ?", (key,))
             self.db.execute("DELETE FROM records WHERE step_key = ?", (key,))
+            self.db.execute("DELETE FROM refs WHERE step_key = ?", (key,))
         for path in (self.artifact_dir(key), self.layout.attempt_dir(key), self.layout.resume_dir(key)):
             shutil.rmtree(path, ignore_errors=True)
 
@@ -222,7 +278,7 @@ class Store:
         if step_id is not None:
             sql, args = sql + " AND r.step_id = ?", (rkey, step_id)
         rows = self.db.execute(sql, args).fetchall()
-        return [(sid, key, json.loads(data), bool(done)) for sid, key, data, done in rows]
+        return [(sid, key, refs.resolve_one(self, key, rkey, data), bool(done)) for sid, key, data, done in rows]
 
 
 def damaged(layout: RunLayout, exc: BaseException) -> StoreDamaged:

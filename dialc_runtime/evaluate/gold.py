@@ -57,22 +57,33 @@ def sample(dialogues: list[dict[str, Any]], limit: int, seed: int) -> list[dict[
     return [d for d in dialogues if d["id"] in chosen]
 
 
-def load_items(gold: GoldSet, prompt: PromptFormat, limit: int = 0, seed: int = 0) -> list[GoldItem]:
-    """Every (dialogue, task that applies to its scenario) pair of the sampled dialogues, in file order then
-    task order."""
+def load_dialogues(gold: GoldSet, limit: int = 0, seed: int = 0) -> list[dict[str, Any]]:
+    """The sampled dialogues of the test set, read with its ingest mapping (PII scrubbed when it says so)."""
     from dialc_runtime.steps.ingest import read_dialogues
 
     ingest = IngestParams(path=gold.path, format=gold.format, fields=gold.fields, roles=gold.roles)
     dialogues, problems = read_dialogues(Path(gold.path), ingest)
-    references, bad = read_references(Path(gold.references))
-    if problems or bad:
-        shown = "\n  ".join([*problems, *(f"{gold.references}:{b.removeprefix('line ')}" for b in bad)][:5])
+    if problems:
+        shown = "\n  ".join(problems[:5])
         raise StepFailed(f"test set '{gold.name}' has unreadable rows (validate reports them):\n  {shown}")
-    items = []
-    for dialogue in sample(dialogues, limit, seed):
-        if gold.pii_scrub:
+    chosen = sample(dialogues, limit, seed)
+    if gold.pii_scrub:
+        for dialogue in chosen:
             for turn in dialogue["turns"]:
                 turn["text"] = scrub(turn["text"])[0]
+    return chosen
+
+
+def load_items(gold: GoldSet, prompt: PromptFormat, limit: int = 0, seed: int = 0,
+               dialogues: list[dict[str, Any]] | None = None) -> list[GoldItem]:
+    """Every (dialogue, task that applies to its scenario) pair of the sampled dialogues (or of `dialogues`,
+    as load_dialogues returns them), in file order then task order."""
+    references, bad = read_references(Path(gold.references))
+    if bad:
+        shown = "\n  ".join(f"{gold.references}:{b.removeprefix('line ')}" for b in bad[:5])
+        raise StepFailed(f"test set '{gold.name}' has unreadable rows (validate reports them):\n  {shown}")
+    items = []
+    for dialogue in load_dialogues(gold, limit, seed) if dialogues is None else dialogues:
         answers = references.get(dialogue["id"], (0, {}))[1]
         for task in gold.tasks:
             if task.scenarios and dialogue["scenario"] not in task.scenarios:

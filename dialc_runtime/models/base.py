@@ -53,6 +53,7 @@ class GenResult:
     # no answer at all: every attempt failed in transport (connection, HTTP 5xx, timeout, no JSON, no
     # choices); such a result is never stored as a final answer (models.generation)
     transport: bool = False
+    throttled: int = 0  # HTTP 429 answers this request waited out (Retry-After) on its way
 
 
 class BatchInterrupted(KeyboardInterrupt):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from dialc.plan import ModelSpec
@@ -17,39 +18,87 @@ def json_request(messages: list[dict[str, str]] | tuple[dict[str, str], ...], sc
                       max_tokens=model.max_tokens, temperature=model.temperature, top_p=model.top_p, seed=seed)
 
 
-def generate_each(ctx: Any, model: ModelSpec, requests: list[GenRequest], what: str,
-                  done: int = 0, strict: bool = False) -> Iterator[tuple[int, GenResult]]:
-    """(request index, result) in request order, decoded `batch_size` at a time behind one progress
-    bar, each batch's results as soon as it is decoded (so a step can commit them durably); `done`
-    counts the work an interrupted earlier attempt finished, shown on the bar as done.
+CHUNK = 2048  # requests taken at a time from an iterable of requests (a step streams its records)
+
+
+def _chunks(requests: Iterable[GenRequest]) -> Iterator[list[GenRequest]]:
+    it = iter(requests)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def generate_each(ctx: Any, model: ModelSpec, requests: Iterable[GenRequest], what: str,
+                  done: int = 0, strict: bool = False, total: int | None = None) -> Iterator[tuple[int, GenResult]]:
+    """(request index, result) in request order behind one progress bar, each result as soon as it is
+    decoded (so a step can commit them durably); `done` counts the work an interrupted earlier attempt
+    finished, shown on the bar as done. A backend that streams (openai) keeps `concurrency` requests in
+    flight, a sliding window; the others decode `batch_size` at a time.
 
     A request that got no answer at all (`result.transport`: connection, HTTP 5xx, timeout …) is never
-    yielded, so never stored as a final answer. A batch in which every request failed so stops the step
-    at once (the server is down); more than `model.max_failed` of the requests failing fails it at the
-    end; fewer are left out of this attempt's output for `ctx.left_out` (the next run asks for them
-    again); with `strict`, any request left without an answer fails the step. Either way what was
-    answered is kept, and a re-run asks only for the rest. On Ctrl-C the requests that finished are
-    yielded before the interrupt goes on."""
+    yielded, so never stored as a final answer. A window's worth of requests in a row (a whole batch)
+    failing so stops the step at once (the server is down); more than `model.max_failed` of the requests
+    failing fails it at the end; fewer are left out of this attempt's output for `ctx.left_out` (the next
+    run asks for them again); with `strict`, any request left without an answer fails the step. Either way
+    what was answered is kept, and a re-run asks only for the rest. On Ctrl-C the requests that finished
+    are yielded before the interrupt goes on (then, out of order).
+
+    `requests` may be any iterable (a step streaming its input records), taken CHUNK at a time; `total`
+    is then how many it holds (for the progress bar and the failure share)."""
     backend = ctx.backend(model)
     failed: list[GenResult] = []
-    with ctx.progress(done + len(requests), what) as bar:
+    count = len(requests) if total is None else total  # type: ignore[arg-type]  # a list when no total
+    streams = callable(getattr(getattr(backend, "inner", backend), "generate_stream", None))
+    with ctx.progress(done + count, what) as bar:
         bar.advance(done)
-        for start in range(0, len(requests), model.batch_size):
-            chunk = requests[start:start + model.batch_size]
-            try:
-                results = backend.generate(chunk)
-            except BatchInterrupted as stop:
-                yield from ((start + i, r) for i, r in enumerate(stop.results) if r is not None and not r.transport)
-                raise
-            bar.advance(len(chunk))
-            lost = [r for r in results if r.transport]
-            if lost and len(lost) == len(chunk):
-                raise StepFailed(f"every request of a batch of {len(chunk)} got no answer ({lost[0].error}): the "
-                                 f"server seems down; {start - len(failed)} answers so far are kept, and `dialc run` "
-                                 "again asks only for the rest")
-            failed += lost
-            yield from ((start + i, r) for i, r in enumerate(results) if not r.transport)
-    _settle(ctx, model, failed, len(requests), strict)
+        offset = 0
+        for chunk in _chunks(requests):
+            if streams:
+                window = int(getattr(backend, "concurrency", model.batch_size))
+                answers = _streamed(backend, chunk, failed, window, bar.advance)
+            else:
+                answers = _batched(backend, chunk, failed, model.batch_size, bar.advance)
+            yield from ((offset + index, result) for index, result in answers)
+            offset += len(chunk)
+    _settle(ctx, model, failed, max(count, offset), strict)
+
+
+def _streamed(backend: Any, requests: list[GenRequest], failed: list[GenResult], window: int,
+              advance: Callable[[int], None]) -> Iterator[tuple[int, GenResult]]:
+    """A streaming backend's answers; a window's worth of transport failures in a row: the server is down."""
+    run = 0  # transport failures in a row
+    for index, result in backend.generate_stream(requests):
+        advance(1)
+        if not result.transport:
+            run = 0
+            yield index, result
+            continue
+        failed.append(result)
+        run += 1
+        if run >= min(window, len(requests)):
+            raise StepFailed(f"every request of a batch of {run} in flight got no answer ({result.error}): the "
+                             "server seems down; "
+                             f"{index + 1 - len(failed)} answers so far are kept, and `dialc run` again asks "
+                             "only for the rest")
+
+
+def _batched(backend: Any, requests: list[GenRequest], failed: list[GenResult], size: int,
+             advance: Callable[[int], None]) -> Iterator[tuple[int, GenResult]]:
+    """A batch backend's answers, `size` at a time; a batch in which every request failed: the server is down."""
+    for start in range(0, len(requests), size):
+        chunk = requests[start:start + size]
+        try:
+            results = backend.generate(chunk)
+        except BatchInterrupted as stop:
+            yield from ((start + i, r) for i, r in enumerate(stop.results) if r is not None and not r.transport)
+            raise
+        advance(len(chunk))
+        lost = [r for r in results if r.transport]
+        if lost and len(lost) == len(chunk):
+            raise StepFailed(f"every request of a batch of {len(chunk)} got no answer ({lost[0].error}): the "
+                             f"server seems down; {start - len(failed)} answers so far are kept, and `dialc run` "
+                             "again asks only for the rest")
+        failed += lost
+        yield from ((start + i, r) for i, r in enumerate(results) if not r.transport)
 
 
 def _settle(ctx: Any, model: ModelSpec, failed: list[GenResult], total: int, strict: bool) -> None:

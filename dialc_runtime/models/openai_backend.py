@@ -5,7 +5,11 @@ Talks to vLLM, llama.cpp server, `transformers serve` … over `/v1/chat/complet
   path              the served model name (default: the first model the server lists)
   base_url          the server's API root (default http://127.0.0.1:8000/v1)
   api_key_env       name of the environment variable holding the API key (none: "EMPTY")
-  batch_size        requests in flight at once (default 8)
+  batch_size        requests in flight at once unless `concurrency` says (default 8)
+  concurrency       requests kept in flight: a sliding window, a new request starts as soon as one
+                    ends (default: batch_size)
+  rpm, tpm          requests / tokens per minute at most (default: no limit); tokens are estimated
+                    (prompt characters / 4 + max_tokens) and corrected by the answer's usage
   retries           extra attempts for an invalid output or a failed request (default 2)
   retry_temperature temperature of retries of a greedy request (default 0.7)
   timeout           seconds to wait for one response (default 120)
@@ -15,7 +19,9 @@ Talks to vLLM, llama.cpp server, `transformers serve` … over `/v1/chat/complet
                     (default: `path` when it is a local directory)
 JSON constraints go as `response_format` json_schema. A server that refuses a constraint field
 (HTTP 400/422) is asked again without it, and the fallback is remembered; every output is
-validated with dialc_runtime.models.validation whatever the server claims to enforce.
+validated with dialc_runtime.models.validation whatever the server claims to enforce. An HTTP 429
+pauses every request for the server's Retry-After (models/throttle.py) and is asked again without
+using a retry; results carry how many 429s they met (`throttled`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +41,15 @@ from dialc.security import insecure_key_problem, is_loopback
 from dialc_runtime.data.seeds import attempt_seed
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.models.base import BatchInterrupted, Constraint, GenRequest, GenResult, Message, ScoreRequest
+from dialc_runtime.models.throttle import Throttle, estimate_tokens, retry_after_seconds
 from dialc_runtime.models.validation import settle_text, validate_output
 from dialc_runtime.secrets import redact, register
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})  # worth asking again
 REFUSED = frozenset({400, 422})  # the server rejected the request's fields
+MAX_429 = 8  # 429s one request waits out (Retry-After) before it counts as a failed attempt
+QUEUED_PER_SLOT = 8  # a stream submits at most this many requests per window slot ahead of the one it yields next
 
 
 class BackendUnavailable(StepFailed):
@@ -54,10 +63,12 @@ class ScoringUnsupported(StepFailed, NotImplementedError):
 class HTTPFailure(Exception):
     """One request failed (HTTP error status or timeout); the server itself was reachable."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
         message = redact(message)  # it may quote the server's answer, which may echo the key
         super().__init__(message)
         self.message, self.status = message, status
+        self.retry_after = retry_after  # a 429's Retry-After, in seconds
+        self.throttled = 0  # 429s met before this failure
 
     @property
     def transient(self) -> bool:
@@ -104,6 +115,8 @@ class OpenAIBackend:
         self.base_url = str(model_cfg.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.model = str(model_cfg.get("path") or "")
         self.batch_size = max(1, int(model_cfg.get("batch_size", 8)))
+        self.concurrency = max(1, int(model_cfg.get("concurrency") or self.batch_size))
+        self.throttle = Throttle(model_cfg.get("rpm"), model_cfg.get("tpm"))
         self.retries = max(0, int(model_cfg.get("retries", 2)))
         self.retry_temperature = float(model_cfg.get("retry_temperature", 0.7))
         self.timeout = float(model_cfg.get("timeout", 120))
@@ -121,10 +134,10 @@ class OpenAIBackend:
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=self.batch_size, max_keepalive_connections=None),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=None),
             trust_env=not is_loopback(self.base_url),  # proxies only for remote servers
         )
-        self._pool = DaemonPool(self.batch_size)
+        self._pool = DaemonPool(self.concurrency)
         self._cancel = threading.Event()  # set by Ctrl-C: no new attempt, retry or wait starts
 
     def close(self) -> None:
@@ -159,12 +172,36 @@ class OpenAIBackend:
         if response.status_code >= 400:
             self._raise_fatal(response, url)
             raise HTTPFailure(f"HTTP {response.status_code} from {url}: {_detail(response)}",
-                              response.status_code)
+                              response.status_code, retry_after_seconds(response.headers.get("retry-after")))
         try:
             return dict(response.json())
         except ValueError:
             raise HTTPFailure(f"{url} answered with something that is not JSON: "
                               f"{response.text[:100]!r}") from None
+
+    def send(self, path: str, body: dict[str, Any], tokens: int) -> tuple[dict[str, Any], int]:
+        """POST once the rpm/tpm limits and any 429 pause allow (`tokens`: the request's estimate);
+        a 429 pauses every request for its Retry-After and asks again, MAX_429 times at most.
+        Returns the answer and how many 429s it met."""
+        throttled = 0
+        while True:
+            if not self.throttle.acquire(tokens, self._cancel):
+                raise HTTPFailure("cancelled (Ctrl-C)")
+            try:
+                answer = self.post(path, body)
+            except HTTPFailure as exc:
+                if exc.status == 429:
+                    self.throttle.used(tokens, 0)  # refused: it used nothing
+                    if throttled < MAX_429:
+                        self.throttle.backoff(exc.retry_after, throttled)
+                        throttled += 1
+                        continue
+                exc.throttled = throttled
+                raise
+            usage = answer.get("usage") or {}
+            actual = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+            self.throttle.used(tokens, actual if usage else None)
+            return answer, throttled
 
     def _raise_fatal(self, response: httpx.Response, url: str) -> None:
         """Errors that no request could get past: bad key, wrong URL or model name."""
@@ -189,23 +226,49 @@ class OpenAIBackend:
     # -- generation --------------------------------------------------------------------------
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        """Send the requests concurrently (batch_size at a time); results in request order."""
-        if not requests:
-            return []
-        self.served_model()
-        self._cancel.clear()  # a new batch after an interrupt (requests hung then stay abandoned)
-        futures = [self._pool.submit(self.generate_one, r) for r in requests]
+        """Every result, in request order, `concurrency` requests kept in flight (see generate_stream)."""
+        results: list[GenResult | None] = [None] * len(requests)
         try:
-            return [f.result() for f in futures]
-        except KeyboardInterrupt:  # stop now: abandon the requests in flight, keep those that finished
+            for index, result in self.generate_stream(requests):
+                results[index] = result
+        except KeyboardInterrupt:  # the requests that finished are kept
+            raise BatchInterrupted(results) from None
+        return [r for r in results if r is not None]
+
+    def generate_stream(self, requests: list[GenRequest]) -> Iterator[tuple[int, GenResult]]:
+        """(index, result) in request order, each as soon as it and those before it are done, while a
+        sliding window keeps `concurrency` requests in flight: a new one starts as soon as any ends, not
+        when the slowest of a batch does (results that finish early wait, QUEUED_PER_SLOT × concurrency at
+        most, for the one before them). Ctrl-C abandons the requests in flight; an exception (the server is
+        down) cancels those not started."""
+        if not requests:
+            return
+        self.served_model()
+        self._cancel.clear()  # a new stream after an interrupt (requests hung then stay abandoned)
+        ahead = self.concurrency * QUEUED_PER_SLOT
+        futures: dict[int, Future[GenResult]] = {}
+        submitted = next_out = 0
+        try:
+            while next_out < len(requests):
+                while submitted < len(requests) and submitted - next_out < ahead:
+                    futures[submitted] = self._pool.submit(self.generate_one, requests[submitted])
+                    submitted += 1
+                head = futures[next_out]
+                if not head.done():  # the pool works through the queue meanwhile; a timeout, so that Ctrl-C
+                    wait([head], timeout=0.2)  # (raised in any thread) is seen at once
+                    continue
+                del futures[next_out]
+                next_out += 1
+                yield next_out - 1, head.result()
+        except KeyboardInterrupt:  # stop now: abandon the requests in flight, hand over those that finished
             self._cancel.set()
-            for future in futures:
-                future.cancel()
-            raise BatchInterrupted([_finished(f) for f in futures]) from None
-        except BaseException:  # server down …: do not start the requests still queued
-            for future in futures:
-                future.cancel()
+            finished = sorted(i for i, f in futures.items() if f.done() and not f.cancelled() and not f.exception())
+            for index in finished:
+                yield index, futures.pop(index).result()
             raise
+        finally:  # server down, the consumer stopped or Ctrl-C: do not start the requests still queued
+            for future in futures.values():
+                future.cancel()
 
     def generate_one(self, request: GenRequest) -> GenResult:
         """Decode, validate, and retry an invalid output or failed request with a new seed."""
@@ -218,8 +281,9 @@ class OpenAIBackend:
                 break
             result.attempts += 1
             try:
-                choice, usage = self._complete(request, attempt)
+                choice, usage, throttled = self._complete(request, attempt)
             except HTTPFailure as exc:
+                result.throttled += exc.throttled
                 if not answered:
                     result.text, result.value, result.error = "", None, exc.message
                     result.transport = exc.transient
@@ -229,6 +293,7 @@ class OpenAIBackend:
                     self._cancel.wait(min(0.25 * 2**attempt, 4.0))
                 continue
             answered, result.transport = True, False
+            result.throttled += throttled
             result.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             result.completion_tokens += int(usage.get("completion_tokens") or 0)
             self._validate(request, choice, result)
@@ -259,23 +324,26 @@ class OpenAIBackend:
             text = text.strip()  # an unconstrained model pads its answer with whitespace
         result.ok, result.value, result.error = validate_output(text, request.constraint)
 
-    def _complete(self, request: GenRequest, attempt: int) -> tuple[dict[str, Any], dict]:
-        """One chat completion; a constraint field the server refuses is dropped and remembered."""
+    def _complete(self, request: GenRequest, attempt: int) -> tuple[dict[str, Any], dict, int]:
+        """One chat completion (its choice, usage and 429s met); a constraint field the server refuses
+        is dropped and remembered."""
         extras = self.constraint_fields(request.constraint)
         body = {**self.chat_body(request, attempt), **extras}
+        tokens = estimate_tokens([m.get("content", "") for m in request.messages], request.max_tokens)
         try:
-            answer = self.post("/chat/completions", body)
+            answer, throttled = self.send("/chat/completions", body, tokens)
         except HTTPFailure as exc:
             if exc.status not in REFUSED or not extras:
                 raise
-            answer = self.post("/chat/completions", self.chat_body(request, attempt))
+            answer, throttled = self.send("/chat/completions", self.chat_body(request, attempt), tokens)
+            throttled += exc.throttled
             with self._lock:  # the plain request went through: the constraint field was the cause
                 self.unsupported.update(extras)
         choices = answer.get("choices") or []
         if not choices:
             raise HTTPFailure(f"{self.base_url}/chat/completions returned no choices: "
                               f"{str(answer)[:200]}")
-        return dict(choices[0]), dict(answer.get("usage") or {})
+        return dict(choices[0]), dict(answer.get("usage") or {}), throttled
 
     def chat_body(self, request: GenRequest, attempt: int) -> dict[str, Any]:
         """The request body without constraint fields; retries of greedy requests sample."""
@@ -331,7 +399,7 @@ class OpenAIBackend:
         answer: dict[str, Any] = {}
         for attempt in range(self.retries + 1):
             try:
-                answer = self.post("/completions", body)
+                answer, _ = self.send("/completions", body, estimate_tokens([prompt], 1))
                 break
             except HTTPFailure as exc:
                 if exc.status in REFUSED | {500, 501}:  # the server cannot do echo + logprobs
@@ -378,13 +446,6 @@ class OpenAIBackend:
             return str(text)
 
         return render
-
-
-def _finished(future: Future[GenResult]) -> GenResult | None:
-    """A request's result if it finished before the interrupt, else None."""
-    if not future.done() or future.cancelled() or future.exception() is not None:
-        return None
-    return future.result()
 
 
 class DaemonPool:

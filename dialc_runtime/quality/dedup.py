@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from dialc_runtime.quality.text import is_cjk_text, ngrams, normalise, tokens
@@ -57,40 +58,56 @@ def candidate_threshold(threshold: float) -> float:
     return min(0.9, max(0.05, threshold - 0.1))
 
 
+@cache
+def lsh_params(threshold: float) -> tuple[int, int]:
+    """(bands, rows) of an LSH index at this threshold: datasketch integrates for them, so once per threshold."""
+    from datasketch import MinHashLSH
+
+    index = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    return index.b, index.r
+
+
+@cache
+def sketch_template() -> Any:
+    """The MinHash permutations and scheme of (NUM_PERM, MINHASH_SEED), generated once, shared by every sketch."""
+    from datasketch import MinHash
+
+    template = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+    return template.permutations, template.scheme
+
+
 def minhash_duplicates(
     items: Sequence[Item], threshold: float = 0.85, word_n: int = WORD_N, char_n: int = CHAR_N
 ) -> list[Verdict]:
-    """MinHash LSH over shingles; LSH candidates are confirmed with the exact Jaccard similarity."""
-    from datasketch import MinHash, MinHashLSH
+    """MinHash LSH over shingles; LSH candidates are confirmed with the exact Jaccard similarity. The index
+    lives on disk (quality/minhash_index.py): only the verdicts are held in memory."""
+    from datasketch import MinHash
 
-    indexes: dict[str, Any] = {}
-    originals: dict[str, tuple[set[str], str]] = {}  # key → (shingles, record id)
-    exact: dict[tuple[str, str], str] = {}
+    from dialc_runtime.quality.minhash_index import DiskIndex
+
+    perms, scheme = sketch_template()
     verdicts: list[Verdict] = []
-    for n, item in enumerate(items):
-        fingerprint = (item.scope, _fingerprint(item.text))
-        if fingerprint in exact:
-            verdicts.append(_duplicate(exact[fingerprint], 1.0, "jaccard"))
-            continue
-        grams = shingles(item.text, word_n, char_n)
-        sketch = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
-        sketch.update_batch([g.encode() for g in grams])
-        lsh = indexes.get(item.scope) or indexes.setdefault(
-            item.scope, MinHashLSH(threshold=candidate_threshold(threshold), num_perm=NUM_PERM)
-        )
-        best, best_sim = "", 0.0
-        for key in sorted(lsh.query(sketch)):
-            similarity = jaccard(grams, originals[key][0])
-            if similarity > best_sim:
-                best, best_sim = originals[key][1], similarity
-        if best and best_sim >= threshold:
-            verdicts.append(_duplicate(best, best_sim, "jaccard"))
-            continue
-        key = f"{n:09d}"  # ids may repeat across scopes; the LSH key must not
-        lsh.insert(key, sketch)
-        originals[key] = (grams, item.id)
-        exact[fingerprint] = item.id
-        verdicts.append(Verdict(1.0, True, "unique"))
+    with DiskIndex(*lsh_params(candidate_threshold(threshold))) as index:
+        for n, item in enumerate(items):
+            fingerprint = f"{item.scope}\0{_fingerprint(item.text)}"
+            original = index.exact(fingerprint)
+            if original is not None:
+                verdicts.append(_duplicate(original, 1.0, "jaccard"))
+                continue
+            grams = shingles(item.text, word_n, char_n)
+            sketch = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=perms, scheme=scheme)
+            sketch.update_batch([g.encode() for g in grams])
+            digests = index.band_digests(item.scope, sketch.hashvalues)
+            best, best_sim = "", 0.0
+            for other_id, other_text in index.candidates(digests):
+                similarity = jaccard(grams, shingles(other_text, word_n, char_n))
+                if similarity > best_sim:
+                    best, best_sim = other_id, similarity
+            if best and best_sim >= threshold:
+                verdicts.append(_duplicate(best, best_sim, "jaccard"))
+                continue
+            index.insert(n, item.id, item.text, fingerprint, digests)
+            verdicts.append(Verdict(1.0, True, "unique"))
     return verdicts
 
 

@@ -56,7 +56,7 @@ class RunView:
             return []
         if step.key not in self._cache:
             try:
-                self._cache[step.key] = [r for _, r in self.store.records(step.key)]
+                self._cache[step.key] = [_unprompted(r) for _, r in self.store.records(step.key)]
             except (sqlite3.Error, ValueError) as exc:
                 self.problems.append(f"records of {step.id}: {exc}")
                 self._cache[step.key] = []
@@ -71,6 +71,14 @@ class RunView:
             return None
         path = RunLayout(self.run_dir).artifact_dir(step.key) / name
         return path if path.is_file() else None
+
+
+def _unprompted(record: Any) -> Any:
+    """A record as the report keeps it: without its rendered prompt (`messages`, the bulk of a prompt's
+    record, which no section shows), so a large run's report holds a fraction of its records' text."""
+    if isinstance(record, dict) and "messages" in record:
+        return {k: v for k, v in record.items() if k != "messages"}
+    return record
 
 
 def _read_plan(run_dir: Path, problems: list[str]) -> dict[str, Any]:

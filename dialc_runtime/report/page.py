@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.results import write_atomic
 from dialc_runtime.evaluate.evidence import small_n
-from dialc_runtime.report import quality, sections
+from dialc_runtime.report import gold_quality, quality, sections
 from dialc_runtime.report.data import RunView, dimension_names, first_with_metrics, open_view
 from dialc_runtime.report.html import Raw, not_run, num, page, pairs, pct, section, tag
 from dialc_runtime.report.quality import dimension_figures
@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, str, Callable[[RunView], Raw]]] = [
     ("cost", "Cost", quality.cost),
     ("examples", "Examples", quality.examples),
     ("expectations", "Expectations", quality.expectations),
+    ("predicts", "Quality vs gold", gold_quality.predicts),
     ("evaluation", "Evaluation", sections.evaluation),
     ("study", "Study", sections.study),
 ]

@@ -6,12 +6,13 @@ from typing import Any
 
 from dialc.plan import EvolveParams, ModelSpec, Operator, Plan, Step, TasksParams
 from dialc_runtime.data.instructions import failure_reason
-from dialc_runtime.data.prompts import EVOLVE_SCHEMA, evolve_messages
+from dialc_runtime.data.prompts import EVOLVE_SCHEMA, evolve_messages, transcript
 from dialc_runtime.data.seeds import derive, rng
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.models.generation import generate_batched, json_request
 
-VERSION = "2"  # 2: instructions of 2-4 words ("Detailed Instructions") are filtered as too short
+VERSION = "3"  # 2: instructions of 2-4 words are filtered as too short; 3: a context dialogue per candidate
+CONTEXT_CHARS = 1500  # the context dialogue's transcript a reviewer reads beside a candidate (cut in the middle)
 
 
 def run(ctx: StepContext[EvolveParams]) -> StepOutput:
@@ -25,6 +26,7 @@ def run(ctx: StepContext[EvolveParams]) -> StepOutput:
     for round_no in range(1, p.rounds + 1):
         chosen = _choose(frontier, p.per_round, ctx.seed, round_no)
         evolved = _evolve_round(ctx, chosen, round_no)
+        _attach_context(ctx, [task for _, task in evolved])
         frontier = []
         for key, task in evolved:
             reason = failure_reason(task, known)
@@ -65,6 +67,25 @@ def _evolve_round(ctx: StepContext[EvolveParams], chosen: list[dict[str, Any]],
     for key, task, op in jobs:
         out.append((key, ctx.done[key] if key in ctx.done else _child(task, op.name, round_no, results[key])))
     return out
+
+
+def _attach_context(ctx: StepContext[EvolveParams], children: list[dict[str, Any]]) -> None:
+    """With `evolve { context = SOURCE }`: each candidate gets one dialogue of its scenario (seeded by its
+    id), the dialogue the review gate shows it with, to check that it is answerable from such a dialogue.
+    Two passes over the dialogues: ids and scenarios first, then the transcripts of the chosen ones."""
+    index = [(str(d["id"]), d.get("scenario")) for d in ctx.role_records("dialogues")]
+    if not index:
+        return
+    chosen: dict[str, str] = {}
+    for task in children:
+        scenarios = task.get("scenarios") or []
+        pool = [i for i, s in index if s in scenarios] or [i for i, _ in index]
+        chosen[task["id"]] = rng(ctx.seed, "context", task["id"]).choice(pool)
+    wanted = set(chosen.values())
+    shown = {str(d["id"]): {"id": str(d["id"]), "scenario": d.get("scenario"), "text": transcript(d, CONTEXT_CHARS)}
+             for d in ctx.role_records("dialogues") if str(d["id"]) in wanted}
+    for task in children:
+        task["context_dialogue"] = shown[chosen[task["id"]]]
 
 
 def _scenario(task: dict[str, Any]) -> str:

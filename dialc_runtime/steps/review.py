@@ -10,7 +10,7 @@ from dialc_runtime.data.review import ReviewFileError, merge_candidates
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 
-VERSION = "2"  # 2: paraphrases are reviewed with the evolved tasks; accepted ones pass the gate
+VERSION = "3"  # 2: paraphrases are reviewed with the evolved tasks; 3: rows show output constraint and dialogue
 
 
 def run(ctx: StepContext[ReviewParams]) -> StepOutput:
@@ -20,9 +20,9 @@ def run(ctx: StepContext[ReviewParams]) -> StepOutput:
     paraphrases = [t for t in records if t.get("kind") == "paraphrase"]
     originals = [t for t in tasks if t.get("origin") != "evolved"]
     candidates = [t for t in tasks if t.get("origin") == "evolved"]
-    parents = {t["id"]: t["instruction"] for t in tasks}
+    by_id = {t["id"]: t for t in tasks}
     try:
-        rows = {r["id"]: r for r in merge_candidates(path, [*candidates, *paraphrases], parents)}
+        rows = {r["id"]: r for r in merge_candidates(path, [*candidates, *paraphrases], by_id)}
     except ReviewFileError as exc:
         raise StepFailed(str(exc)) from exc
     pending = [sum(1 for c in group if rows[c["id"]]["decision"] == "pending") for group in (candidates, paraphrases)]

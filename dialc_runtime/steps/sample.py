@@ -1,8 +1,14 @@
-"""Dialogues, tasks and expressions → production prompts (weighted, balanced, without replacement)."""
+"""Dialogues, tasks and expressions → production prompts (weighted, balanced, without replacement).
+
+A global step (the draw balances over every dialogue): it holds each dialogue's id and scenario and the
+draws; the dialogues themselves are read a page of prompts at a time, when the prompts are rendered.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from dialc.mix import CELL_KEYS, Cell, cell_weights, holdable_count, minimum_shortfall, short_cells
@@ -14,6 +20,7 @@ from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 
 VERSION = "2"  # 2: min_per per balance-key value within count; the prompt states a text bound in words too
+PAGE = 500  # prompts rendered per look-up of their dialogues
 
 
 def run(ctx: StepContext[SampleParams]) -> StepOutput:
@@ -33,10 +40,9 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
         ctx.warn(f"only {len(draws)} distinct dialogue × task × expression combinations; count is {p.count}")
     for key, value, n in below_minimum(draws, weights, p):
         ctx.warn(f"min_per = {p.min_per} not met: {key} {value} has {n} prompts (the corpus holds no more)")
-    by_dialogue = {d["id"]: d for d in dialogues}
     by_task = {t["id"]: t for t in tasks}
-    for index, draw in enumerate(draws):
-        record = _record(ctx.step.name, index, draw, by_dialogue[draw.dialogue], by_task[draw.task],
+    for index, draw, dialogue in with_dialogues(ctx, draws, dialogues):
+        record = _record(ctx.step.name, index, draw, dialogue, by_task[draw.task],
                          paraphrases.get(draw.task, []), p, ctx.seed)
         ctx.emit(f"{index:06d}", record)
     return StepOutput(metrics={"prompts": len(draws), "balance": _balance(draws, dialogues, tasks, p),
@@ -77,11 +83,30 @@ def _mix(ctx: StepContext[SampleParams], weights: dict[Cell, float], capacity: d
             "short": [{"scenario": s, "category": c, "share": share, "capacity": cap} for (s, c), share, cap in short]}
 
 
+def with_dialogues(ctx: StepContext[SampleParams], draws: list[Any], dialogues: list[dict[str, Any]]
+                   ) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+    """(index, draw, its whole dialogue), the dialogues of a page of draws read from the store at once."""
+    where = {d["id"]: (d["_step"], d["_key"]) for d in dialogues}  # the last of an id wins, as in a dict
+    numbered = enumerate(draws)
+    while page := list(islice(numbered, PAGE)):
+        keys: dict[str, set[str]] = {}
+        for _, draw in page:
+            step_id, key = where[draw.dialogue]
+            keys.setdefault(step_id, set()).add(key)
+        found = {}
+        for step_id, wanted in keys.items():
+            found.update({(step_id, k): d for k, d in ctx.lookup(step_id, sorted(wanted)).items()})
+        for index, draw in page:
+            yield index, draw, found[where[draw.dialogue]]
+
+
 def _inputs(ctx: StepContext[SampleParams]) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
                                                      dict[str, list[str]]]:
-    """Dialogues, usable tasks, and the usable paraphrases of each task's instruction, read by role: from
-    the expressions step, or (behind a review gate) from the reviewed task set itself."""
-    dialogues = list(ctx.role_records("dialogues"))
+    """Dialogues (id, scenario and where each is stored: the draw needs no more), usable tasks, and the usable
+    paraphrases of each task's instruction, read by role: from the expressions step, or (behind a review
+    gate) from the reviewed task set itself."""
+    dialogues = [{"id": d["id"], "scenario": d["scenario"], "_step": step_id, "_key": key}
+                 for step_id in ctx.role("dialogues") for key, d in ctx.items(step_id)]
     records = [r for role in ("tasks", "expressions") for r in ctx.role_records(role) if not r.get("filtered")]
     tasks = [t for t in ctx.role_records("tasks") if not t.get("filtered") and t.get("kind") != "paraphrase"]
     paraphrases: dict[str, list[str]] = {}

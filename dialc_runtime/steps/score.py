@@ -1,9 +1,15 @@
-"""score.<dimension>: labelled records (+ dialogues) → {id, score, passed, detail} per record."""
+"""score.<dimension>: labelled records (+ dialogues) → {id, score, passed, detail} per record.
+
+Records stream through (a page at a time; dialogues looked up by id per batch); metrics are counted as the
+verdicts are made. Dedup is global: it keeps each usable record's id and compared text, nothing more.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from dialc.plan import JudgeDimension, LabelParams, Plan, SampleParams, ScoreParams, Step
@@ -21,20 +27,44 @@ from dialc_runtime.quality.verdict import Verdict, not_applicable
 
 VERSION = "3"  # 3: grounding discounts verbatim copies, language n/a on choice/regex, text cut at its
 #                  bound fails schema; 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
-JUDGE_BATCH = 8  # records per judge call: one durable commit per batch
+JUDGE_BATCH = 8  # records per judge call
+PAGE = 500  # records scored between two dialogue look-ups
 SKIPPED = Verdict(None, None, "skipped: label failed", {"skipped": True})
 
 
-def labelled(ctx: StepContext[ScoreParams]) -> list[dict[str, Any]]:
-    """The records of the label steps it scores, in key order."""
+def labelled(ctx: StepContext[ScoreParams]) -> Iterator[dict[str, Any]]:
+    """The records of the label steps it scores, in key order, streamed."""
     if not ctx.role("labels"):
         raise StepFailed(f"{ctx.step.id} reads no label step (inputs: {ctx.step.inputs})")
-    return list(ctx.role_records("labels"))
+    return ctx.role_records("labels")
 
 
-def dialogues(ctx: StepContext[ScoreParams]) -> dict[str, dict[str, Any]]:
-    """The dialogues the labels were made from, by id (empty when the dimension reads none)."""
-    return {str(d["id"]): d for d in ctx.role_records("dialogues")}
+def pages(records: Iterable[dict[str, Any]], size: int = PAGE) -> Iterator[list[dict[str, Any]]]:
+    it = iter(records)
+    while page := list(islice(it, size)):
+        yield page
+
+
+class Dialogues:
+    """The dialogues the labels were made from, by id: only id → where it is stored is held in memory, the
+    dialogues of a batch of labels are read when it is scored (none when the dimension reads none)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.where: dict[str, tuple[str, str]] = {}  # dialogue id → (input step id, record key); the last wins
+        for step_id in ctx.role("dialogues"):
+            for key, dialogue in ctx.items(step_id):
+                self.where[str(dialogue["id"])] = (step_id, key)
+
+    def of(self, labels: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Dialogue id → dialogue, for the dialogues these labels were made from."""
+        keys: dict[str, list[str]] = {}
+        for ref in {self.where[i] for r in labels if (i := str(r.get("dialogue_id"))) in self.where}:
+            keys.setdefault(ref[0], []).append(ref[1])
+        found: dict[str, dict[str, Any]] = {}
+        for step_id, wanted in keys.items():
+            found.update({str(d["id"]): d for d in self.ctx.lookup(step_id, sorted(wanted)).values()})
+        return found
 
 
 def load_tokenizer(dim: dict[str, Any]) -> dict[str, Any]:
@@ -52,23 +82,23 @@ def load_tokenizer(dim: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_each(
-    ctx: Any, labels: list[dict[str, Any]], dim: dict[str, Any]
+    ctx: Any, labels: Iterable[dict[str, Any]], dim: dict[str, Any]
 ) -> Iterator[tuple[str, Verdict]]:
     """Rule and grounding dimensions: record by record, no model."""
     if dim["kind"] == "rule" and rule_name(dim) not in RULES:
         raise StepFailed(f"unknown rule {rule_name(dim)!r} (known: {', '.join(RULES)})")
     params = load_tokenizer(dim) if dim["kind"] == "rule" else dim
-    by_id = dialogues(ctx) if dim["kind"] == "grounding" else {}
-    for record in labels:
-        key = str(record["id"])
-        if key in ctx.done:
-            continue
-        if not record.get("ok", True):
-            yield key, SKIPPED
-        elif dim["kind"] == "rule":
-            yield key, score_rule(record, params)
-        else:
-            yield key, score_grounding(record, by_id.get(str(record.get("dialogue_id"))), params)
+    source = Dialogues(ctx) if dim["kind"] == "grounding" else None
+    for page in pages(r for r in labels if str(r["id"]) not in ctx.done):
+        by_id = source.of(page) if source is not None else {}
+        for record in page:
+            key = str(record["id"])
+            if not record.get("ok", True):
+                yield key, SKIPPED
+            elif dim["kind"] == "rule":
+                yield key, score_rule(record, params)
+            else:
+                yield key, score_grounding(record, by_id.get(str(record.get("dialogue_id"))), params)
 
 
 def dedup_text(record: dict[str, Any], field: str) -> str:
@@ -92,81 +122,130 @@ def dedup_scope(record: dict[str, Any], scope: str) -> str:
 
 
 def score_dedup(
-    labels: list[dict[str, Any]], dim: dict[str, Any]
+    labels: Iterable[dict[str, Any]], dim: dict[str, Any]
 ) -> tuple[list[tuple[str, Verdict]], dict[str, Any]]:
-    """Every record against the earlier ones (so always all of them); plus diversity figures."""
+    """Every record against the earlier ones (so always all of them: global, holding each usable record's
+    id, compared text and scope only); plus diversity figures."""
     field, scope = str(dim.get("field", "answer")), str(dim.get("scope", "auto"))
-    usable = [r for r in labels if r.get("ok", True)]
-    items = [Item(str(r["id"]), dedup_text(r, field), dedup_scope(r, scope)) for r in usable]
+    ids: list[str] = []
+    items: list[Item] = []
+    for r in labels:
+        ids.append(str(r["id"]))
+        if r.get("ok", True):
+            items.append(Item(ids[-1], dedup_text(r, field), dedup_scope(r, scope)))
     verdicts = dict(zip((i.id for i in items), find_duplicates(items, dim), strict=True))
-    out = [(str(r["id"]), verdicts.get(str(r["id"]), SKIPPED)) for r in labels]
+    out = [(key, verdicts.get(key, SKIPPED)) for key in ids]
     return out, diversity([i.text for i in items])
 
 
 Put = Callable[[str, Verdict], None]  # emits one verdict durably
 
 
-def score_judge(ctx: Any, labels: list[dict[str, Any]], dim: dict[str, Any], put: Put) -> int:
-    """Model judge, in batches committed as they finish; returns how many records were judged."""
+def score_judge(ctx: Any, labels: Iterable[dict[str, Any]], dim: dict[str, Any], put: Put,
+                total: int | None = None) -> int:
+    """Model judge, a batch of the model's size at a time, streamed; returns how many records were judged."""
     try:
         spec = JudgeSpec.from_params(dim)
     except (ValueError, KeyError, TypeError) as exc:
         raise StepFailed(f"judge {dim.get('name')}: {exc}") from exc
     if not isinstance(dim.get("model"), dict):
         raise StepFailed(f"judge {dim.get('name')} names no model")
-    pending = [r for r in labels if str(r["id"]) not in ctx.done]
-    for record in pending:
-        if not record.get("ok", True):
-            put(str(record["id"]), SKIPPED)
-    todo = [r for r in pending if r.get("ok", True)]
-    by_id = dialogues(ctx)
+    source = Dialogues(ctx)
     backend = ctx.backend(dim["model"])  # ctx books its calls and tokens
     size = int(dim["model"].get("batch_size") or JUDGE_BATCH)  # the judge model's batch size
-    with ctx.progress(len(todo), f"judging {dim.get('name', '')}") as bar:
-        for start in range(0, len(todo), size):
-            batch = todo[start : start + size]
+    if dim["model"].get("backend") == "openai":  # served: calls of several windows, so the window stays full
+        size = max(size, 8 * int(dim["model"].get("concurrency") or size))
+    judged = 0
+
+    def usable() -> Iterator[dict[str, Any]]:  # a failed label is skipped (and said so) on the way
+        for record in labels:
+            if str(record["id"]) in ctx.done:
+                continue
+            if record.get("ok", True):
+                yield record
+            else:
+                put(str(record["id"]), SKIPPED)
+
+    with ctx.progress(total, f"judging {dim.get('name', '')}") as bar:
+        for batch in pages(usable(), size):  # the same batches as over a list of the usable records
+            by_id = source.of(batch)
             items = [(r, by_id.get(str(r.get("dialogue_id")))) for r in batch]
             seeds = [record_seed(ctx.seed, str(r["id"])) for r in batch]
             verdicts, _ = judge_records(backend, spec, items, seeds)
             for record, verdict in zip(batch, verdicts, strict=True):
                 put(str(record["id"]), verdict)
             bar.advance(len(batch))
-    return len(todo)
+            judged += len(batch)
+    return judged
 
 
-def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+class Summary:
+    """Mean score, pass rate, failures and model usage over the step's records, counted one record at a time
+    (the scores themselves are kept as doubles, for their spread)."""
+
+    COST = ("model_calls", "prompt_tokens", "completion_tokens")
+
+    def __init__(self) -> None:
+        self.records = self.judged = self.passed = self.not_applicable = self.failures = self.skipped = 0
+        self.scores = array("d")
+        self.cost = dict.fromkeys(self.COST, 0)
+
+    def add(self, r: Any) -> None:
+        if not isinstance(r, dict):
+            return
+        self.records += 1
+        if r.get("score") is not None:
+            self.scores.append(float(r["score"]))
+        if r.get("passed") is not None and not not_applicable(r):
+            self.judged += 1
+            self.passed += bool(r["passed"])
+        self.not_applicable += not_applicable(r)
+        self.failures += r.get("passed") is None and not r.get("skipped")
+        self.skipped += bool(r.get("skipped"))
+        cost = r.get("cost") or {}
+        for k in self.COST:
+            self.cost[k] += cost.get(k, 0)
+
+    def metrics(self) -> dict[str, Any]:
+        n = len(self.scores)
+        return {
+            "records": self.records,
+            "scored": n,
+            "mean": round(sum(self.scores) / n, 4) if n else None,
+            "pass_rate": round(self.passed / self.judged, 4) if self.judged else None,  # where it applies
+            "not_applicable": self.not_applicable,
+            "failures": self.failures,
+            "skipped": self.skipped,
+            **self.cost,
+        }
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Mean score, pass rate, failures and model usage over the step's records."""
-    scored = [r["score"] for r in records if r.get("score") is not None]
-    judged = [r["passed"] for r in records if r.get("passed") is not None and not not_applicable(r)]
-    cost = [r.get("cost") or {} for r in records]
-    return {
-        "records": len(records),
-        "scored": len(scored),
-        "mean": round(sum(scored) / len(scored), 4) if scored else None,
-        "pass_rate": round(sum(judged) / len(judged), 4) if judged else None,  # where it applies
-        "not_applicable": sum(1 for r in records if not_applicable(r)),
-        "failures": sum(1 for r in records if r.get("passed") is None and not r.get("skipped")),
-        "skipped": sum(1 for r in records if r.get("skipped")),
-        "model_calls": sum(c.get("model_calls", 0) for c in cost),
-        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in cost),
-        "completion_tokens": sum(c.get("completion_tokens", 0) for c in cost),
-    }
+    tally = Summary()
+    for r in records:
+        tally.add(r)
+    return tally.metrics()
 
 
 def run(ctx: StepContext[ScoreParams]) -> StepOutput:
     dim: dict[str, Any] = ctx.params.settings()
     kind = dim.get("kind")
     labels = labelled(ctx)
+    todo = sum(ctx.count(s) for s in ctx.role("labels")) - len(ctx.done)
     started = time.perf_counter()
-    written: dict[str, Any] = dict(ctx.done)  # an interrupted attempt's records count too
+    tally = Summary()
+    for record in ctx.done.values():  # an interrupted attempt's records count too
+        tally.add(record)
     extra: dict[str, Any] = {}
 
     def put(key: str, verdict: Verdict) -> None:
-        written[key] = verdict.record(key)
-        ctx.emit(key, written[key])
+        record = verdict.record(key)
+        ctx.emit(key, record)
+        tally.add(record)
 
     if kind in ("rule", "grounding"):
-        with ctx.progress(len(labels), f"scoring {dim.get('name', '')}") as bar:
+        with ctx.progress(todo, f"scoring {dim.get('name', '')}") as bar:
             for key, verdict in score_each(ctx, labels, dim):
                 put(key, verdict)
                 bar.advance()
@@ -176,21 +255,25 @@ def run(ctx: StepContext[ScoreParams]) -> StepOutput:
             if key not in ctx.done:
                 put(key, verdict)
     elif kind == "judge":
-        extra["judged"] = score_judge(ctx, labels, dim, put)
+        extra["judged"] = score_judge(ctx, labels, dim, put, todo)
     else:
         raise StepFailed(f"unknown dimension kind {kind!r} (rule, grounding, judge, dedup)")
-    return finish(ctx, list(written.values()), dim, time.perf_counter() - started, extra)
+    return finish(ctx, tally, dim, time.perf_counter() - started, extra)
 
 
 def finish(
-    ctx: Any, records: list[Any], dim: dict[str, Any], seconds: float, extra: dict[str, Any]
+    ctx: Any, records: Summary | Iterable[Any], dim: dict[str, Any], seconds: float, extra: dict[str, Any]
 ) -> StepOutput:
-    """Metrics over the step's records; warn when most could not be assessed."""
-    rows = [r for r in records if isinstance(r, dict)]
-    metrics = summarise(rows)
+    """Metrics over the step's records (or their running Summary); warn when most could not be assessed."""
+    if not isinstance(records, Summary):
+        tally = Summary()
+        for r in records:
+            tally.add(r)
+        records = tally
+    metrics = records.metrics()
     metrics.update(dimension=dim.get("name"), kind=dim.get("kind"), seconds=round(seconds, 3))
     metrics.update(extra)
-    metrics["spread"] = spread([float(r["score"]) for r in rows if r.get("score") is not None])
+    metrics["spread"] = spread(list(records.scores))
     if metrics["records"] and metrics["failures"] > metrics["records"] / 2:
         ctx.warn(f"{dim.get('name')}: {metrics['failures']} of {metrics['records']} not assessed")
     flat = separation_warning(str(dim.get("name")), metrics["spread"], metrics["pass_rate"])
@@ -214,7 +297,8 @@ def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
     labels = [plan.step(s) for s in step.role("labels")]
     samples = [plan.step(s) for label in labels if isinstance(label.params, LabelParams)
                for s in label.role("prompts")]
-    records = sum(s.params.count for s in samples if isinstance(s.params, SampleParams))
+    candidates = max((x.params.candidates for x in labels if isinstance(x.params, LabelParams)), default=1)
+    records = candidates * sum(s.params.count for s in samples if isinstance(s.params, SampleParams))
     per_record = len(JudgeSpec.from_params(step.params.settings()).values) if dim.method == "expected" else 1
     calls = records * per_record
     return usage(calls, calls * JUDGE_PROMPT_TOKENS, 0 if dim.method == "expected" else 2 * calls)
