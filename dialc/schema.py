@@ -67,7 +67,8 @@ KINDS: dict[str, KindSpec] = {
             "top_p": F("float", "nucleus sampling mass", default=1.0, lo=0.01, hi=1),
             "max_tokens": F("int", "new tokens per generation at most", default=256, lo=1, hi=32768),
             "retries": F("int", "extra attempts for an invalid constrained output", default=2, lo=0, hi=10),
-            "batch_size": F("int", "requests decoded together", default=8, lo=1, hi=1024),
+            "batch_size": F("int", "requests decoded together (backend = openai: requests in flight, unless "
+                            "concurrency is set)", default=8, lo=1, hi=1024),
             "timeout": F("float", "seconds to wait for a server answer (backend = openai)", lo=1, hi=3600),
             "tokenizer": F("str", "local tokenizer directory for chat templates (backend = openai scoring)"),
             "max_failed": F("float", "share of a step's requests that may get no answer (server errors) before the "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,14 @@ class State:
         self.in_flight = self.peak = self.failed = self.chats = self.throttled = self.arrived = 0
         self.events: list[dict[str, Any]] = []  # chat requests: {"start", "end", "status"} (monotonic s)
         self.scorer = Scorer(args.model) if args.model else None
+        self.rng = random.Random(0)
+
+    def latency(self) -> float:
+        """--latency, or with --jitter J a latency drawn evenly from latency × (1 ± J) (seeded)."""
+        if not self.args.jitter:
+            return float(self.args.latency)
+        with self.lock:
+            return float(self.args.latency * (1 + self.args.jitter * (2 * self.rng.random() - 1)))
 
 
 class Scorer:
@@ -162,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         s = self.state
-        time.sleep(s.args.slow_first if self.first and s.args.slow_first else s.args.latency)
+        time.sleep(s.args.slow_first if self.first and s.args.slow_first else s.latency())
         if s.args.api_key and self.headers.get("Authorization") != f"Bearer {s.args.api_key}":
             if s.args.echo_key:  # a careless server: its error text repeats what it was sent
                 return 401, {"error": {"message": f"invalid API key; got Authorization: "
@@ -199,6 +208,7 @@ def main() -> None:
     parser.add_argument("--reply", action="append", help="scripted chat replies, in order")
     parser.add_argument("--fail-first", type=int, default=0, help="answer HTTP 500 to N chats")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
+    parser.add_argument("--jitter", type=float, default=0.0, help="latency varies by up to this share (0..1)")
     parser.add_argument("--reject-fields", default="", help="comma-separated fields → HTTP 422")
     parser.add_argument("--api-key", default="", help="require this bearer token")
     parser.add_argument("--echo-key", action="store_true", help="a 401 repeats the Authorization header sent")

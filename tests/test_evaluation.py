@@ -56,12 +56,38 @@ class FakeLM:
 # ---------------------------------------------------------------- multiple choice
 
 
-def test_acc_and_acc_norm_pick_by_total_and_per_byte_loglik() -> None:
+def test_acc_and_acc_norm_pick_by_total_and_per_character_loglik() -> None:
     item = ChoiceItem("q1", "?", ("a", "bbbbbbbb"), 1, "Q:", (" a", " bbbbbbbb"))
-    # " a" wins on the total (-2 > -4); " bbbbbbbb" wins per byte (-4/9 > -2/2)
+    # " a" wins on the total (-2 > -4); " bbbbbbbb" wins per character (-4/8 > -2/1)
     result = evaluate_choice(FakeLM({" a": -2.0, " bbbbbbbb": -4.0}), [item], "toy")
     assert result.metrics == {"acc": 0.0, "acc_norm": 1.0}
     assert result.details[0]["pred"] == 0 and result.n == 1
+
+
+def test_acc_norm_counts_characters_without_the_delimiter_as_lm_eval() -> None:
+    # lm-evaluation-harness divides by len(choice) in characters: " 北京市" is 3, not 10 bytes or 4 with the space
+    item = ChoiceItem("q1", "?", ("北京市", "abcd"), 0, "Q:", (" 北京市", " abcd"))
+    # per character: -3.3/3 = -1.1 < -4/4 = -1.0, so "abcd" wins; per UTF-8 byte "北京市" would (-3.3/10)
+    result = evaluate_choice(FakeLM({" 北京市": -3.3, " abcd": -4.0}), [item], "toy")
+    assert result.metrics == {"acc": 1.0, "acc_norm": 0.0}
+
+
+def test_shared_prefix_scores_equal_one_pair_at_a_time(tiny_model_dir: Path) -> None:
+    from dialc_runtime.evaluate.scoring import HFModel
+
+    lm = HFModel.load(tiny_model_dir, batch_size=3)
+    requests = [
+        ("Question: What is two plus two?\nAnswer:", [" four", " five hundred and six", " 4"]),
+        ("以下是关于农学的单项选择题。\n答案：", [" A", " B", " C", " D"]),
+        ("Trailing space ", ["x", "yy z"]),
+        ("Q", [" a much longer option that needs several tokens to be scored"]),
+    ]
+    shared = lm.choice_loglikelihoods(requests)
+    pairwise = lm.loglikelihood([(context, option) for context, options in requests for option in options])
+    flat = [value for values in shared for value in values]
+    assert [len(v) for v in shared] == [3, 4, 2, 1]
+    assert flat == pytest.approx(pairwise, abs=1e-4)
+    assert len(set(flat)) > 5  # the options really score differently
 
 
 def test_loglikelihood_matches_direct_computation(tiny_model_dir: Path) -> None:
@@ -322,7 +348,8 @@ def test_cmmlu_reader_subjects_and_round_robin_limit(tmp_path: Path) -> None:
         write(tmp_path / f"{subject}.csv", [CMMLU_HEADER, *rows])
     items = read_cmmlu(tmp_path, limit=3)
     assert [i.id for i in items] == ["cmmlu/arts/0", "cmmlu/law/0", "cmmlu/arts/1"]
-    assert items[0].context.endswith("D. 丁\n答案：") and items[0].options == tuple("ABCD")
+    assert items[0].context.endswith("D. 丁\n答案：") and items[0].options == (" A", " B", " C", " D")
+    assert items[0].context.startswith("以下是关于艺术学的单项选择题，请直接给出正确答案的选项。\n\narts 问题0\nA. 甲")
     assert [i.answer for i in read_cmmlu(tmp_path, subjects=["law"])] == [0, 1, 2]
     assert read_suite(str(tmp_path / "law.csv")).items[2].category == "law"
     with pytest.raises(SuiteFormatError, match="no CMMLU subject file"):
@@ -407,6 +434,8 @@ def test_evaluate_step_reports_before_and_after(finetuned: tuple, tmp_path: Path
     assert [r["type"] for r in report["rows"]] == ["general", "agreement"]
     assert report["rows"][1]["suite"].startswith("agreement with the labeller")
     assert "agreement with the labeller" in (ctx.out_dir / "eval.txt").read_text() and ctx.advanced == 2
+    lines = (ctx.out_dir / "eval.txt").read_text().splitlines()  # each row says what it is scored against
+    assert " answer key " in lines[1] and " labeller " in lines[2] and " labeller " not in lines[1]
     # issue 9: 3 probe items and a handful of hold-out records are said to be too few, in the terminal
     assert any(w.startswith(f"{probe}: n = 3 items, fewer than 30") for w in ctx.warnings), ctx.warnings
     assert output.metrics[f"{probe}.n"] == 3 and len(output.metrics[f"{probe}.delta_ci"]) == 2
@@ -435,6 +464,8 @@ def test_evaluate_step_scores_against_gold_references(finetuned: tuple, tmp_path
     assert not any(r["type"] == "agreement" for r in report["rows"])
     table = (ctx.out_dir / "eval.txt").read_text()
     assert "gold · extract · field F1" in table and "(lower is better)" in table
+    gold_line = next(line for line in table.splitlines() if "gold · extract · field F1" in line)
+    assert " gold " in gold_line and table.splitlines()[0].split()[-4:] == ["vs", "gate", "/", "verdict"]
     assert ctx.emitted["after/gold/extract"]["details"][0]["reference"]["district"] == "Northgate"
 
 

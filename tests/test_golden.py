@@ -132,7 +132,7 @@ def test_param_change_propagates_to_dependents_only() -> None:
     "label.labels.seed=5",
     "quality.quality.top_k=3",
     "finetune.domain.epochs=3",
-    "evaluate.after.max_drop=2.0",
+    "evaluate.after.max_drop=1.5",
     "expressions.style.tone={formal: 1}",
     "evolve.evolved.rounds=2",
     "source.dialogues.pii_scrub=false",

@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from runtime_fakes import ROOT, MemoryContext
+from typer.testing import CliRunner
 
+from dialc.cli import app
 from dialc_runtime.engine.shards import Entry, Shard, ShardContext, ShardTask, cut, remainder, shard_rule
 from dialc_runtime.models.base import GenRequest, GenResult
 from dialc_runtime.steps import expressions as expressions_step
@@ -119,3 +123,14 @@ def test_paraphrases_made_shard_by_shard_are_those_made_whole() -> None:
         expressions_step.run(ctx)  # type: ignore[arg-type]
     assert json.loads(json.dumps(emitted)) == whole.emitted
     assert any(r.get("filtered") for r in emitted.values())  # the failure filters ran, per task, in the shards
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "nope"], "unknown engine 'nope' (known: local, ray)"),
+    (["--address", "auto"], "--address and --workers are options of --engine ray"),
+])
+def test_engine_options_are_checked_before_anything_runs(args: list[str], message: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(ROOT / "specs" / "realestate.dial"), "--run-dir", str(tmp_path),
+                                      *args])
+    assert result.exit_code == 2 and message in result.stderr
+    assert not any(tmp_path.iterdir())  # no run started

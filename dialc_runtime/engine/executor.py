@@ -168,7 +168,8 @@ def _run(
 
 
 class Runner:
-    """Runs steps one at a time against one store, remembering each outcome for the dependents."""
+    """Runs steps against one store (several at once from engine/schedule.py's threads, each through its own
+    connection), remembering each outcome for the dependents."""
 
     def __init__(
         self, plan: Plan, store: Store, registry: Registry, reporter: Reporter, forced: set[str],

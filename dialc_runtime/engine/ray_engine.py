@@ -163,6 +163,7 @@ class Pool:
         self.starting: dict[Any, Any] = {}  # ready() ref → actor
         self.nodes: dict[Any, str] = {}  # actor id → the node it runs on
         self.dead: set[Any] = set()  # ids of actors lost
+        self.why = ""  # why the last actor that failed to start failed
         self.started = 0
         for _ in range(size):
             self._start()
@@ -184,7 +185,8 @@ class Pool:
             actor = self.starting.pop(ref)
             try:
                 self.nodes[actor._actor_id] = self.ray.get(ref)
-            except self.ray.exceptions.RayError:  # it died starting: replace it
+            except self.ray.exceptions.RayError as exc:  # it died starting: replace it
+                self.why = f" (the last one to fail: {type(exc).__name__}: {str(exc)[:500]})"
                 self._start()
                 continue
             self.idle.extend([actor] * DEPTH)
@@ -208,7 +210,7 @@ class Pool:
         while not self.idle:
             if not self.starting or time.monotonic() > deadline:
                 raise StepFailed(f"no Ray worker could start for model {self.model.get('name')!r} "
-                                 f"within {patience:.0f} s")
+                                 f"within {patience:.0f} s{self.why}")
             self.poll(timeout=1.0)
         return self.idle[0]
 
@@ -346,8 +348,8 @@ class Dispatch:
                     if not self.running:  # work left, but no actor ready
                         waited_since = waited_since or time.monotonic()
                         if not self.pool.starting or time.monotonic() - waited_since > self.engine.patience:
-                            raise StepFailed(f"no Ray worker is left to run {self.ctx.step.id} (the records "
-                                             "written so far are kept; `dialc run` again resumes)")
+                            raise StepFailed(f"no Ray worker is left to run {self.ctx.step.id}{self.pool.why} "
+                                             "(the records written so far are kept; `dialc run` again resumes)")
                         self.pool.poll(timeout=1.0)
                         continue
                     waited_since = None

@@ -271,7 +271,8 @@ def best_of_figures(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
                 diffs.append(b - a)
         if len(diffs) >= 500:
             diffs.sort()
-            out["delta_ci"][metric] = (diffs[int(0.025 * len(diffs))], diffs[int(0.975 * len(diffs)) - 1])
+            out["delta_ci"][metric] = (diffs[int(0.025 * len(diffs))], diffs[min(len(diffs) - 1,
+                                                                                 int(0.975 * len(diffs)))])
     return out
 
 

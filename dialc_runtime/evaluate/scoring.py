@@ -63,6 +63,27 @@ class HFModel:
         pairs = [self.encode_pair(c, x) for c, x in requests]
         return loglikelihoods(self.model, pairs, self.tokenizer.pad_token_id, self.batch_size, self.max_len)
 
+    def choice_loglikelihoods(self, requests: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """Per (context, options): each option's log-likelihood, on lm-evaluation-harness's token split.
+        The context is tokenised and run once per request, its options reuse its key/value cache
+        (models.loglikelihood.prefix_loglikelihoods); texts are tokenised in one batched call."""
+        from dialc_runtime.models.loglikelihood import prefix_loglikelihoods
+
+        split = [_move_spaces(context, options) for context, options in requests]
+        heads = self._encode_many([context for context, _ in split])
+        wholes = iter(self._encode_many([context + option for context, options in split for option in options]))
+        groups = []
+        for (_, options), head in zip(split, heads, strict=True):
+            whole = [next(wholes) for _ in options]
+            if not head:  # nothing to condition on: start from the end-of-text token
+                groups.append(([self.tokenizer.eos_token_id], whole))
+            else:
+                groups.append((head, [w[len(head) :] for w in whole]))
+        return prefix_loglikelihoods(self.model, groups, self.tokenizer.pad_token_id, max_len=self.max_len)
+
+    def _encode_many(self, texts: list[str]) -> list[list[int]]:
+        return list(self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else []
+
     def branch_loglikelihood(self, requests: list[tuple[str, list[str]]]) -> list[list[float]]:
         """Per (context, options): each option's log-probability at the first token where the options'
         tokens differ (after their common prefix): the choice greedy constrained decoding makes, at one
@@ -113,6 +134,14 @@ class HFModel:
         return [cut(text, stop) for text in outputs]
 
 
+def _move_spaces(context: str, options: list[str]) -> tuple[str, list[str]]:
+    """lm-evaluation-harness's split: a context's trailing spaces move to the front of every option."""
+    spaces = len(context) - len(context.rstrip())
+    if not spaces:
+        return context, options
+    return context[:-spaces], [context[-spaces:] + option for option in options]
+
+
 def _common_prefix(seqs: list[list[int]]) -> int:
     """The length of the longest token prefix every sequence shares."""
     k = 0
@@ -161,14 +190,28 @@ def summarize(name: str, primary: str, items: dict[str, list[float]], **kw: Any)
 # ---------------------------------------------------------------- multiple choice
 
 
+def option_loglikelihoods(lm: LM, items: list[ChoiceItem]) -> list[list[float]]:
+    """Each item's options' log-likelihoods: through the model's shared-prefix scorer when it has one
+    (HFModel.choice_loglikelihoods), else one (context, option) request per option."""
+    shared = getattr(lm, "choice_loglikelihoods", None)
+    if shared is not None:
+        return list(shared([(item.context, list(item.options)) for item in items]))
+    scores = iter(lm.loglikelihood([(item.context, option) for item in items for option in item.options]))
+    return [[next(scores) for _ in item.options] for item in items]
+
+
+def choice_length(option: str) -> int:
+    """The length acc_norm divides by, as lm-evaluation-harness: characters of the choice text, without
+    the " " target delimiter the option carries."""
+    return max(1, len(option.removeprefix(" ")))
+
+
 def evaluate_choice(lm: LM, items: list[ChoiceItem], name: str) -> SuiteResult:
-    """acc: argmax of option log-likelihood; acc_norm: argmax of log-likelihood per UTF-8 byte."""
-    requests = [(item.context, option) for item in items for option in item.options]
-    scores = iter(lm.loglikelihood(requests))
+    """acc: argmax of option log-likelihood; acc_norm: argmax of log-likelihood per character of the
+    choice text (lm-evaluation-harness's definitions; ties go to the first option, as numpy's argmax)."""
     acc, acc_norm, details = [], [], []
-    for item in items:
-        lls = [next(scores) for _ in item.options]
-        sizes = [max(1, len(option.encode("utf-8"))) for option in item.options]
+    for item, lls in zip(items, option_loglikelihoods(lm, items), strict=True):
+        sizes = [choice_length(option) for option in item.options]
         norm = [ll / size for ll, size in zip(lls, sizes, strict=True)]
         pick, pick_norm = lls.index(max(lls)), norm.index(max(norm))
         acc.append(float(pick == item.answer))
@@ -403,10 +446,15 @@ def check_retention(
     return all(r["ok"] for r in rows), rows
 
 
+REFERENCES = {"gold": "gold", "general": "answer key", "agreement": "labeller"}  # what a row's items are scored against
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The before/after rows as an aligned text table (points; 95% CI of the change; verdict in words)."""
+    """The before/after rows as an aligned text table (n; points; 95% CI of the change; what the items are
+    scored against: gold references, the suite's answer key or the labeller's own answers; verdict in words)."""
     width = max([28, *(len(str(r["suite"])) for r in rows)])
-    lines = [f"{'suite':<{width}} {'n':>5} {'before':>7} {'after':>7} {'change':>7}  95% CI          gate / verdict"]
+    lines = [f"{'suite':<{width}} {'n':>5} {'before':>7} {'after':>7} {'change':>7}  95% CI          "
+             f"{'vs':<10} gate / verdict"]
     for r in rows:
         ci = r.get("delta_ci")
         ci_text = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "-"
@@ -414,6 +462,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         said = gate + r.get("verdict", "") + (" (lower is better)" if r.get("better") == "lower" else "")
         lines.append(
             f"{r['suite']:<{width}} {r.get('n', '-'):>5} {r['before']:>7.1f} {r['after']:>7.1f} "
-            f"{r['delta']:>+7.1f}  {ci_text:<15} {said.strip('; ') or '-'}"
+            f"{r['delta']:>+7.1f}  {ci_text:<15} {REFERENCES.get(str(r.get('type')), '-'):<10} "
+            f"{said.strip('; ') or '-'}"
         )
     return "\n".join(lines)

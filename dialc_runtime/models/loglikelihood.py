@@ -4,7 +4,8 @@ Used by the transformers backend (judges, ScoreRequests) and by evaluation (mult
 options, lm-evaluation-harness style); each tokenises its own way and hands over token ids.
 Sequences are left-padded with explicit position ids, so a score does not depend on the batch it
 is computed in, and only the continuation's logits are computed. Single-token continuations of
-one context (a judge's 1..5 scale, option letters) share one forward pass.
+one context (a judge's 1..5 scale, option letters) share one forward pass; `prefix_loglikelihoods`
+runs each context once and scores all its continuations from its key/value cache.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from dialc_runtime.models.decoding import left_pad, positions
 
@@ -88,3 +90,69 @@ def _score_batch(model: Any, pairs: list[Pair], pad_id: int) -> list[float]:
         picked = logprobs[b, first : first + len(cont)].gather(-1, torch.tensor(cont, device=logprobs.device)[:, None])
         out.append(float(picked.sum()))
     return out
+
+
+Group = tuple[list[int], list[list[int]]]  # (context token ids, its continuations' token ids)
+TOKEN_BUDGET = 4096  # padded tokens per forward pass of `prefix_loglikelihoods` (batches of short items grow)
+
+
+def prefix_loglikelihoods(model: Any, groups: list[Group], pad_id: int, max_batch: int = 64,
+                          max_len: int | None = None, token_budget: int = TOKEN_BUDGET) -> list[list[float]]:
+    """log P(continuation | context) for every continuation of every group: each context runs once and its
+    continuations reuse its key/value cache (a shared prompt prefix), contexts of similar length are
+    batched up to `token_budget` padded tokens. Same values as `loglikelihoods` on the flattened pairs (up
+    to float rounding); a group that `max_len` would truncate is scored through `loglikelihoods`."""
+    out: list[list[float]] = [[0.0] * len(conts) for _, conts in groups]
+    long = [g for g, (ctx, conts) in enumerate(groups)
+            if max_len is not None and len(ctx) + max((len(c) for c in conts), default=0) > max_len + 1]
+    for g in long:
+        out[g] = loglikelihoods(model, [(groups[g][0], c) for c in groups[g][1]], pad_id, max_batch, max_len)
+    if any(not ctx for ctx, conts in groups if conts):
+        raise ValueError("a continuation needs a non-empty context to be scored")
+    skip = set(long)
+    order = sorted((g for g in range(len(groups)) if g not in skip and groups[g][1]),
+                   key=lambda g: len(groups[g][0]))
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and stop - start < max_batch and (
+                (stop + 1 - start) * (len(groups[order[stop]][0]) + 1) <= token_budget):
+            stop += 1
+        chunk = order[start:stop]
+        for g, values in zip(chunk, _score_prefix_batch(model, [groups[g] for g in chunk], pad_id), strict=True):
+            out[g] = values
+        start = stop
+    return out
+
+
+@torch.inference_mode()
+def _score_prefix_batch(model: Any, groups: list[Group], pad_id: int) -> list[list[float]]:
+    """One pass over the contexts (cache kept), one over every continuation's tokens after its first."""
+    ids, attn = left_pad([ctx for ctx, _ in groups], pad_id, model.device)
+    cache = DynamicCache(config=model.config)
+    first = model(input_ids=ids, attention_mask=attn, position_ids=positions(attn), cache=cache, logits_to_keep=1)
+    head = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # (groups, vocab): each first token
+    rows = [g for g, (_, conts) in enumerate(groups) for _ in conts]
+    conts = [cont for _, group in groups for cont in group]
+    values = [float(head[g, cont[0]]) if cont else 0.0 for g, cont in zip(rows, conts, strict=True)]
+    width = max(len(cont) for cont in conts) - 1  # tokens fed after the context: all but each last one
+    if width > 0:
+        index = torch.tensor(rows, device=ids.device)
+        cache.reorder_cache(index)  # one cache row per continuation
+        tail = torch.full((len(conts), width), pad_id, dtype=torch.long)
+        tail_mask = torch.zeros((len(conts), width), dtype=torch.long)
+        for r, cont in enumerate(conts):
+            if len(cont) > 1:
+                tail[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+                tail_mask[r, : len(cont) - 1] = 1
+        tail, tail_mask = tail.to(ids.device), tail_mask.to(ids.device)
+        mask = torch.cat([attn.index_select(0, index), tail_mask], dim=1)
+        pos = attn.sum(-1).index_select(0, index)[:, None] + torch.arange(width, device=ids.device)[None, :]
+        logits = model(input_ids=tail, attention_mask=mask, position_ids=pos, cache=cache).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for r, cont in enumerate(conts):
+            if len(cont) > 1:
+                picked = logprobs[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:], device=ids.device)[:, None])
+                values[r] += float(picked.sum())
+    flat = iter(values)
+    return [[next(flat) for _ in group] for _, group in groups]

@@ -73,11 +73,14 @@ class RunView:
         return path if path.is_file() else None
 
 
+UNREPORTED = ("messages", "output", "lineage", "label_model", "value")  # record fields no section reads
+
+
 def _unprompted(record: Any) -> Any:
-    """A record as the report keeps it: without its rendered prompt (`messages`, the bulk of a prompt's
-    record, which no section shows), so a large run's report holds a fraction of its records' text."""
-    if isinstance(record, dict) and "messages" in record:
-        return {k: v for k, v in record.items() if k != "messages"}
+    """A record as the report keeps it: without the fields no section shows (the rendered prompt is the bulk
+    of a prompt's record), so a large run's report holds a fraction of its records."""
+    if isinstance(record, dict) and any(k in record for k in UNREPORTED):
+        return {k: v for k, v in record.items() if k not in UNREPORTED}
     return record
 
 

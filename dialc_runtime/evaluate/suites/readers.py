@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dialc_runtime.data.jsonl import JsonlError, read_jsonl
+from dialc_runtime.evaluate.suites.cmmlu_subjects import cmmlu_description
 
 LETTERS = "ABCD"
 FORMATS = ("probe", "gsm8k", "cmmlu")  # file formats read_suite knows
@@ -136,10 +137,11 @@ def read_gsm8k(path: Path, limit: int | None = None) -> list[GenItem]:
     return items
 
 
-def cmmlu_context(question: str, choices: list[str]) -> str:
-    """lm-evaluation-harness's CMMLU prompt: the question, lettered options, then 答案：."""
+def cmmlu_context(question: str, choices: list[str], subject: str = "") -> str:
+    """lm-evaluation-harness's 0-shot CMMLU prompt: the subject's instruction, the question, lettered
+    options, then 答案： (the options " A" … " D" continue it)."""
     lines = [question.strip()] + [f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)]
-    return "\n".join(lines) + "\n答案："
+    return cmmlu_description(subject) + "\n".join(lines) + "\n答案："
 
 
 def read_cmmlu_file(path: Path, subject: str) -> list[ChoiceItem]:
@@ -166,8 +168,8 @@ def read_cmmlu_file(path: Path, subject: str) -> list[ChoiceItem]:
                     question=row[1],
                     choices=tuple(choices),
                     answer=LETTERS.index(answer),
-                    context=cmmlu_context(row[1], choices),
-                    options=tuple(LETTERS),
+                    context=cmmlu_context(row[1], choices, subject),
+                    options=tuple(f" {letter}" for letter in LETTERS),  # lm-eval's target delimiter " "
                     category=subject,
                 )
             )
