@@ -136,7 +136,7 @@ def test_a_served_pipeline_gives_the_same_outputs_with_steps_at_once(tmp_path: P
             text = spec.read_text().replace(
                 "dimension brief rule { check = length  max = 200 }",
                 "dimension brief rule { check = length  max = 200 }\n"
-                "  dimension helpful judge { model = tiny  scale = 1..5  method = choice  rubric = \"Is the answer useful?\" }\n"
+                "  dimension helpful judge { model = tiny  scale = 1..5  method = choice  rubric = \"Useful?\" }\n"
                 "  dimension novel dedup { threshold = 0.9 }")
             assert "dimension helpful judge" in text
             spec.write_text(text)

@@ -14,14 +14,24 @@ from typing import Any
 from dialc_runtime.models.locate import ModelNotFound, resolve_model
 
 
+def cuda_half() -> Any | None:
+    """The half precision of this machine's GPU: bf16 where it computes in it (Ampere and newer), fp16 on
+    older CUDA GPUs (T4, V100: bf16 is emulated there, slow or failing), None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def pick_device(device: str | None = None) -> tuple[Any, Any]:
-    """(torch.device, dtype): CUDA + bf16 when available (or asked), else CPU fp32."""
+    """(torch.device, dtype): CUDA in its half precision (`cuda_half`) when available (or asked), else CPU fp32."""
     import torch
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    dtype = (cuda_half() or torch.float32) if dev.type == "cuda" else torch.float32
     return dev, dtype
 
 

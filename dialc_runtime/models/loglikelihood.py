@@ -138,7 +138,7 @@ def _score_prefix_batch(model: Any, groups: list[Group], pad_id: int) -> list[li
     width = max(len(cont) for cont in conts) - 1  # tokens fed after the context: all but each last one
     if width > 0:
         index = torch.tensor(rows, device=ids.device)
-        cache.reorder_cache(index)  # one cache row per continuation
+        cache.reorder_cache(index)  # type: ignore[arg-type]  # one cache row per continuation
         tail = torch.full((len(conts), width), pad_id, dtype=torch.long)
         tail_mask = torch.zeros((len(conts), width), dtype=torch.long)
         for r, cont in enumerate(conts):
@@ -149,10 +149,11 @@ def _score_prefix_batch(model: Any, groups: list[Group], pad_id: int) -> list[li
         mask = torch.cat([attn.index_select(0, index), tail_mask], dim=1)
         pos = attn.sum(-1).index_select(0, index)[:, None] + torch.arange(width, device=ids.device)[None, :]
         logits = model(input_ids=tail, attention_mask=mask, position_ids=pos, cache=cache).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for r, cont in enumerate(conts):
-            if len(cont) > 1:
-                picked = logprobs[r, : len(cont) - 1].gather(-1, torch.tensor(cont[1:], device=ids.device)[:, None])
-                values[r] += float(picked.sum())
+        real = logits[tail_mask.bool()]  # (real tokens, vocab), row by row: padding never reaches log_softmax
+        targets = torch.tensor([t for cont in conts for t in cont[1:]], device=ids.device)
+        picked = torch.log_softmax(real.float(), dim=-1).gather(-1, targets[:, None])[:, 0]
+        sums = torch.split(picked, [max(len(cont) - 1, 0) for cont in conts])
+        for r, part in enumerate(sums):
+            values[r] += float(part.sum())
     flat = iter(values)
     return [[next(flat) for _ in group] for _, group in groups]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dialc_runtime.engine.layout import META_DIR
-from dialc_runtime.models.loading import load_model
+from dialc_runtime.models.loading import cuda_half, load_model
 
 IGNORE = -100  # label value the loss skips (torch's CrossEntropyLoss ignore_index)
 Progress = Callable[[dict[str, Any]], None]  # called once per logged step with loss, tokens/s, ETA
@@ -208,7 +208,9 @@ def load_for_training(base: str | Path, cfg: TrainConfig) -> tuple[Any, Any]:
     import torch
     from transformers import set_seed
 
-    half = torch.cuda.is_available() and cfg.method == "lora"
+    # the frozen base in bf16 only: an fp16 base under fp16 mixed precision cannot be unscaled; fp16-only
+    # GPUs keep fp32 weights and train under fp16 autocast (training_args)
+    half = cuda_half() == torch.bfloat16 and cfg.method == "lora"
     model, tokenizer, _, _ = load_model(base, dtype=torch.bfloat16 if half else torch.float32, training=True)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
@@ -239,6 +241,7 @@ def training_args(cfg: TrainConfig, ckpt_dir: Path) -> Any:
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
+    half = cuda_half()
     schedule = cfg.schedule
     if schedule == "constant" and cfg.warmup > 0:
         schedule = "constant_with_warmup"  # type: ignore[assignment]
@@ -255,7 +258,8 @@ def training_args(cfg: TrainConfig, ckpt_dir: Path) -> Any:
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        bf16=cuda,
+        bf16=half == torch.bfloat16,
+        fp16=half == torch.float16,  # T4 / V100: no bf16 units
         use_cpu=not cuda,
         activation_checkpointing=cuda,  # recompute activations in backward: memory for time
         activation_checkpointing_kwargs={"use_reentrant": False} if cuda else None,
