@@ -73,20 +73,35 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--tasks", default=None, help="comma-separated task names (default: the test set's)")
     parser.add_argument("--json", type=Path, default=None, help="write every candidate and figure here")
+    parser.add_argument("--reuse", type=Path, default=None, help="analyse the candidates a --json file of an "
+                        "earlier run holds (same spec) instead of labelling again")
     args = parser.parse_args()
 
     from dialc_runtime.engine.context import BackendPool
-    from dialc_runtime.evaluate.quality_gold import format_best_of, run_check
+    from dialc_runtime.evaluate.quality_gold import (
+        QualityCheck,
+        best_of_figures,
+        dimension_figures,
+        format_best_of,
+        run_check,
+    )
     from dialc_runtime.quality.predictive import CORRECT_TEXT, format_table
 
     params = check_params(args.spec, args.limit, args.candidates, args.tasks)
     print(f"labeller {params.model.path} (temperature {params.model.temperature}), {args.candidates} candidates, "
           f"test set '{params.gold.name}', {args.limit or 'all'} dialogues, tasks "
           f"{', '.join(t.id for t in params.gold.tasks)}", flush=True)
-    pool = BackendPool()
     started = time.perf_counter()
-    check = run_check(params, pool.get, progress)
-    seconds = time.perf_counter() - started
+    if args.reuse:
+        saved = json.loads(args.reuse.read_text(encoding="utf-8"))
+        rows, names = saved["records"], [d.name for d in params.dimensions]
+        check = QualityCheck(rows, dimension_figures(rows, names, params.seed),
+                             best_of_figures(rows, params.seed) if args.candidates > 1 else {})
+        seconds = float(saved["seconds"])
+        print(f"(figures recomputed from {args.reuse}; the labelling took the time below)")
+    else:
+        check = run_check(params, BackendPool().get, progress)
+        seconds = time.perf_counter() - started
     items = len({r["item"] for r in check.records})
     print(f"\n{len(check.records)} labels of {items} gold items in {seconds:.0f} s; correct = {CORRECT_TEXT}\n")
     print("Does quality predict correctness? (every candidate, each judged alone)")

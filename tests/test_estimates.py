@@ -57,3 +57,14 @@ def test_the_dry_run_table_shows_estimated_calls_and_time(tmp_path: Path) -> Non
     status, seconds, records, calls, tokens = rows["label.labels"]
     assert status == "pending" and int(calls) > 0 and int(tokens) > 0 and seconds.startswith("≈")
     assert "estimated: " in result.stderr and "model calls" in result.stderr and " min" in result.stderr
+
+
+def test_choice_scoring_reads_each_context_once_and_counts_cjk_as_more_tokens() -> None:
+    from dialc_runtime.engine.estimates import choice_scoring, text_tokens
+    from dialc_runtime.evaluate.suites.readers import ChoiceItem
+
+    assert text_tokens("abcdef") == 2 and text_tokens("答案") == 3
+    item = ChoiceItem("q", "?", ("a", "b"), 0, "x" * 300, (" a", " b"))
+    one, ten = choice_scoring([item]), choice_scoring([item] * 10)
+    assert one["model_calls"] == 2 and one["prompt_tokens"] == round(100 + 2 * 2 / 3)  # the context once, not twice
+    assert ten["prompt_tokens"] == round(10 * (100 + 4 / 3)) and 2 < ten["seconds"] < 3 and not one["completion_tokens"]

@@ -132,6 +132,7 @@ def test_acc_and_acc_norm_agree_with_lm_eval_harness(tmp_path: Path, monkeypatch
     ours = run_dialc()
     print(json.dumps({"lm_eval": theirs, "dialc": ours}, indent=1))
     assert ours[f"dialc_cmmlu_{SUBJECT}"]["n"] == 105 and ours["dialc_general_probe"]["n"] >= 300
+    assert theirs["dialc_general_probe"]["acc"] != theirs["dialc_general_probe"]["acc_norm"]  # both really compared
     for task, metrics in theirs.items():
         for metric, value in metrics.items():
             assert ours[task][metric] == pytest.approx(value, abs=TOLERANCE), (task, metric, ours, theirs)

@@ -41,8 +41,6 @@ def test_the_answer_format_hint_follows_the_constraint(output: dict[str, Any], h
     assert output_format(output) == hint
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _type_hint returns early for enums, dropping ' or null' of a "
-                                       "nullable enum field, so the model is never told it may answer null")
 def test_a_nullable_enum_says_it_may_be_null() -> None:
     schema = {"properties": {"kind": {"type": ["string", "null"], "enum": ["flat", "house", None]}}}
     assert '"kind": one of flat/house or null' in output_format({"kind": "json", "schema": schema})

@@ -68,8 +68,44 @@ def test_small_or_one_sided_samples_say_so() -> None:
     assert flat.rho is None and flat.auc == 0.5 and flat.verdict == "no verdict (the same score for every label)"
     none_right = predictiveness("all wrong", pairs([i / 40 for i in range(40)], [0.0] * 40))
     assert none_right.auc is None and none_right.verdict.startswith("no verdict")
+    graded = [Pair(i / 60, True, 0.7 * i / 60 + (0.3 if i >= 58 else 0.0), i >= 58) for i in range(60)]
+    rare = predictiveness("rare", graded, seed=6)  # field F1 rises with the score; 2 labels reach "correct"
+    assert rare.correct == 2 and rare.verdict == "predicts correctness (by ρ: too few in a class for AUC)"
     table = format_table([few, flat])
-    assert "Spearman" in table and "AUC" in table and "note: few: n = 4 scored items" in table
+    assert "Spearman" in table and "AUC" in table and "note: all tasks, few: n = 4 scored items" in table
+
+
+def test_figures_per_task_undo_a_pooled_paradox() -> None:
+    """Within each task the score ranks answers right, but it scores task b (rarely correct) above task a
+    (often correct): pooled it looks perverse, and the per-task rows say what it does."""
+    from dialc_runtime.evaluate.quality_gold import dimension_figures
+
+    rows = []
+    for i in range(80):
+        task, right = ("a", i % 4 != 0) if i < 40 else ("b", i % 4 == 0)
+        score = (0.3 if right else 0.1) if task == "a" else (0.9 if right else 0.7)
+        rows.append({"task_id": task, "scores": {"judge": score}, "passed": {"judge": True}, "aggregate": score,
+                     "kept_alone": True, "correctness": float(right), "correct": right})
+    figures = {(f.task, f.dimension): f for f in dimension_figures(rows, ["judge"], seed=1)}
+    assert set(figures) == {("", "judge"), ("", "score"), ("a", "judge"), ("a", "score"), ("b", "judge"),
+                            ("b", "score")}
+    pooled, a, b = figures[("", "judge")], figures[("a", "judge")], figures[("b", "judge")]
+    assert pooled.auc is not None and pooled.auc < 0.5 and a.auc == b.auc == 1.0
+    assert pooled.verdict.endswith("(pooled over tasks: read the per-task rows)")
+    assert a.verdict == "predicts correctness"
+    assert a.n == b.n == 40 and a.scope == "a" and pooled.scope == "all tasks"
+
+
+def test_candidates_of_one_prompt_are_resampled_together() -> None:
+    """Four copies of each of 30 answers are not 120 independent items: the interval must stay as wide as 30's."""
+    rng = random.Random(3)
+    base = [(rng.random(), float(rng.random() < 0.5)) for _ in range(30)]
+    flat = [Pair(s, None, c, c == 1.0) for s, c in base for _ in range(4)]
+    grouped = [Pair(s, None, c, c == 1.0, f"p{n}") for n, (s, c) in enumerate(base) for _ in range(4)]
+    alone, together = predictiveness("x", flat, seed=1), predictiveness("x", grouped, seed=1)
+    assert alone.auc == together.auc and alone.auc_ci and together.auc_ci
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(together.auc_ci) > 1.5 * width(alone.auc_ci)
 
 
 def test_spearman_and_auc_on_hand_made_cases() -> None:

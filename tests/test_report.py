@@ -364,9 +364,9 @@ def test_every_before_after_figure_has_n_and_ci_and_small_ones_are_flagged(full:
     with open_view(tmp) as view:
         assert view is not None
         figures = dict(key_numbers(view))
-    domain = figures["domain: before → after (points)"]
+    domain = figures["domain (domain): before → after (points)"]
     assert domain.startswith("20 → 60 (n = 4, change +40.0, 95% CI +40.0 … +40.0") and "too few items" in domain
-    assert "n = 20" in figures["probe: before → after (points)"]
+    assert "n = 20" in figures["probe (general): before → after (points)"]
     ev = section(html, "evaluation")
     assert "domain: n = 4 items, fewer than 30" in ev and "too few" in ev
 
@@ -402,8 +402,22 @@ def test_the_study_has_its_section(tmp_path: Path) -> None:
     html = write_report(tmp_path).read_text(encoding="utf-8")  # type: ignore[union-attr]
     part = section(html, "study")
     for expected in ("tier", "records", "quality", "0.8", "40.0 [31.0, 49.0]", "n = 4", "n = 60",
-                     "Spearman", "+1.00", "3 tiers", "fewer than 20 records", "domain: n = 4 items"):
+                     "Spearman", "+1.00", "3 tiers", "fewer than 20 records", "domain: n = 4 items",
+                     "answer key", "no significant relation (p = 0.33; 3 tiers cannot show one at the 5% level)"):
         assert expected in part, expected
     console = Console(file=io.StringIO(), width=160)
     console.print(summary_table(tmp_path))
-    assert "study: quality ⇄ domain (Spearman ρ)" in console.file.getvalue()  # type: ignore[attr-defined]
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "study: quality ⇄ domain (Spearman ρ; vs answer key)" in shown and "no significant relation" in shown
+
+
+def test_study_verdict_says_whether_the_tiers_can_carry_a_conclusion() -> None:
+    from dialc_runtime.report.sections import study_reference, study_verdict
+
+    rising = [(q, 10.0 * q) for q in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]  # 6 tiers, perfectly ordered: p = 2/720
+    assert study_verdict(rising) == "better data scored higher (p = 0.0028)"
+    assert study_verdict([(q, -s) for q, s in rising]) == "better data scored lower (p = 0.0028)"
+    assert study_verdict([(0.1, 5.0), (0.2, 5.0), (0.3, 5.0)]).startswith("undefined")
+    assert study_verdict([(0.1, 1.0), (0.2, 3.0), (0.3, 2.0), (0.4, 4.0)]).startswith("no significant relation")
+    assert study_reference("labeller_agreement").startswith("the labeller")
+    assert study_reference("gold/x") == "gold references"

@@ -9,7 +9,7 @@ from pipeline_kit import SPEC, compile_spec, records, run, write_project
 
 from dialc.plan import EvaluateParams, StudyParams
 from dialc_runtime.engine.layout import RunLayout
-from dialc_runtime.steps.study import format_study, study_metrics, tiers_by_quality
+from dialc_runtime.steps.study import format_study, study_metrics, tiers_by_quality, training_pool
 
 
 def test_tiers_are_equal_size_best_first_and_skip_unscored() -> None:
@@ -20,6 +20,19 @@ def test_tiers_are_equal_size_best_first_and_skip_unscored() -> None:
     assert all(min(a["aggregate"] for a in tiers[i]) >= max(b["aggregate"] for b in tiers[i + 1])
                for i in range(2))
     assert tiers_by_quality(records[:2], 3) == []
+
+
+def test_the_training_pool_takes_one_candidate_per_prompt() -> None:
+    """Best-of-N losers must not enter the tiers: they would count each prompt N times."""
+    def cand(k: int, selected: bool) -> dict[str, object]:
+        return {"id": f"p1#c{k}", "prompt_id": "p1", "candidate": k, "candidates": 3, "selected": selected,
+                "ok": True, "messages": [{"role": "user", "content": "q"}], "answer": f"a{k}",
+                "aggregate": 0.5, "dialogue_id": "d1"}
+    single = {"id": "p2", "prompt_id": "p2", "ok": True, "messages": [{"role": "user", "content": "q"}],
+              "answer": "b", "aggregate": 0.4, "dialogue_id": "d2"}
+    params = StudyParams.model_construct(holdout=None)
+    pool = training_pool([cand(0, False), cand(1, True), cand(2, False), single], params)
+    assert sorted(r["id"] for r in pool) == ["p1#c1", "p2"]
 
 
 def test_spearman_follows_the_tier_scores() -> None:

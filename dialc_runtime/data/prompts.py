@@ -66,10 +66,12 @@ def _type_hint(schema: dict[str, Any]) -> str:
     types = schema.get("type")
     types = types if isinstance(types, list) else [types]
     names = [t for t in types if t != "null"]
+    nullable = "null" in types or None in schema.get("enum", ())
     if "enum" in schema:
-        return "one of " + "/".join(str(v) for v in schema["enum"] if v is not None)
-    hint = names[0] if names else "value"
-    return hint + (" or null" if "null" in types else "")
+        hint = "one of " + "/".join(str(v) for v in schema["enum"] if v is not None)
+    else:
+        hint = names[0] if names else "value"
+    return hint + (" or null" if nullable else "")
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from dialc.plan import Holdout, ModelSpec, Plan, SampleParams, Step
 from dialc.plan import Suite as SuiteSpec
+from dialc_runtime.evaluate.suites.readers import ChoiceItem
 
 PROMPT_TOKENS = 450  # typical production prompt: a cut transcript plus the task (SmolLM2 tokenizer)
 ANSWER_TOKENS = 120  # typical label, for training and evaluation (the model's max_tokens bounds it)
@@ -57,6 +58,25 @@ def generation(calls: int, model: ModelSpec, prompt_tokens: int = PROMPT_TOKENS)
     return usage(calls, calls * prompt_tokens, calls * model.max_tokens)
 
 
+# shared-prefix multiple-choice scoring (bench/bench_choice.py, 2 cores): per item ~0.08 s plus ~1.8 ms per
+# token read (the context once, then each option): the probe ~0.13 s an item, a CMMLU item ~0.45 s
+CHOICE_ITEM_S, CHOICE_TOKEN_S = 0.08, 0.0018
+
+
+def text_tokens(text: str) -> float:
+    """Rough SmolLM2 token count: ~3 ASCII characters a token, ~1.5 tokens per other (CJK) character."""
+    ascii_chars = sum(1 for c in text if c.isascii())
+    return ascii_chars / 3 + 1.5 * (len(text) - ascii_chars)
+
+
+def choice_scoring(items: list[ChoiceItem]) -> dict[str, int | float]:
+    """Multiple-choice items scored by log-likelihood: one call per option, each context read once."""
+    calls = sum(len(item.options) for item in items)
+    tokens = round(sum(text_tokens(item.context) + sum(map(text_tokens, item.options)) for item in items))
+    return {"model_calls": calls, "prompt_tokens": tokens, "completion_tokens": 0, "tokens": tokens,
+            "seconds": round(len(items) * CHOICE_ITEM_S + tokens * CHOICE_TOKEN_S, 1)}
+
+
 def upstream_count(step: Step, plan: Plan) -> int:
     """How many records the nearest sample step upstream will draw."""
     seen = list(step.input_ids)
@@ -90,8 +110,7 @@ def evaluation(suites: list[SuiteSpec], limit: int, holdout: int, model: ModelSp
         except (SuiteFormatError, OSError):
             continue  # the run says what is wrong with it
         if suite.kind == "choice":
-            calls = sum(len(item.options) for item in suite.items)
-            parts.append(usage(calls, calls * CHOICE_TOKENS, 0))
+            parts.append(choice_scoring(suite.items))
         else:
             parts.append(generation(len(suite.items), model, prompt_tokens=CHOICE_TOKENS * (1 + (spec.fewshot or 0))))
     return combine(*parts)

@@ -211,18 +211,28 @@ def run_check(params: CalibrateParams, backends: Backends, progress: Progress = 
 
 def dimension_figures(rows: list[dict[str, Any]], names: list[str], seed: int) -> list[Predictiveness]:
     """Each dimension's score and pass against correctness (every candidate, each on its own), then the
-    aggregate's score and the filter's keep decision."""
+    aggregate's score and the filter's keep decision: pooled over every task, then per task (when several)."""
+    tasks = list(dict.fromkeys(str(r["task_id"]) for r in rows))
+    scopes = [("", rows), *([(t, [r for r in rows if r["task_id"] == t]) for t in tasks] if len(tasks) > 1 else [])]
     out = []
-    for n, name in enumerate(names):
-        pairs = [Pair(r["scores"].get(name), r["passed"].get(name) if r["scores"].get(name) is not None else None,
-                      r["correctness"], r["correct"]) for r in rows]
-        out.append(predictiveness(name, pairs, seed + 10 * n))
-    pairs = [Pair(r["aggregate"], r["kept_alone"], r["correctness"], r["correct"]) for r in rows]
-    out.append(predictiveness(AGGREGATE, pairs, seed + 10 * len(names)))
+    for task, members in scopes:
+        for n, name in enumerate(names):
+            pairs = [Pair(r["scores"].get(name), r["passed"].get(name) if r["scores"].get(name) is not None else
+                          None, r["correctness"], r["correct"], _prompt(r)) for r in members]
+            out.append(predictiveness(name, pairs, seed + 10 * n, task))
+        pairs = [Pair(r["aggregate"], r["kept_alone"], r["correctness"], r["correct"], _prompt(r)) for r in members]
+        out.append(predictiveness(AGGREGATE, pairs, seed + 10 * len(names), task))
+    if len(tasks) > 1:  # kinds differ in how scores and correctness run: the pooled verdict is not the per-task one
+        for pooled in out[:len(names) + 1]:
+            pooled.verdict += " (pooled over tasks: read the per-task rows)"
     return out
 
 
 # ---- best of N vs a single label ------------------------------------------------------------------------
+
+
+def _prompt(record: dict[str, Any]) -> str:
+    return str(record.get("prompt_id") or record.get("id") or "")
 
 
 def _kept_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -254,13 +264,23 @@ def per_prompt(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[st
 
 def best_of_figures(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
     """N = 1 (candidate 0, what a single label is) vs best of N on the same prompts: kept, accuracy and
-    hallucination of the kept labels, with paired bootstrap intervals of the change (prompts resampled)."""
+    hallucination of the kept labels, with paired bootstrap intervals of the change (prompts resampled);
+    over every prompt, then per task (when several)."""
+    out = compare_single_best(per_prompt(rows), seed)
+    out["n"] = max((int(r.get("candidates") or 1) for r in rows), default=1)
+    tasks = list(dict.fromkeys(str(r["task_id"]) for r in rows))
+    if len(tasks) > 1:
+        out["tasks"] = {t: compare_single_best([p for p in per_prompt(rows) if p[0]["task_id"] == t], seed)
+                        for t in tasks}
+    return out
+
+
+def compare_single_best(pairs: list[tuple[dict[str, Any], dict[str, Any]]], seed: int) -> dict[str, Any]:
+    """The kept figures of the single labels and of the best-of-N picks, and intervals of their differences."""
     import random
 
-    pairs = per_prompt(rows)
     one, best = _kept_figures([p[0] for p in pairs]), _kept_figures([p[1] for p in pairs])
-    n = max((int(r.get("candidates") or 1) for r in rows), default=1)
-    out: dict[str, Any] = {"n": n, "single": one, "best": best, "delta_ci": {}}
+    out: dict[str, Any] = {"single": one, "best": best, "delta_ci": {}}
     rng = random.Random(seed)
     for metric in ("accuracy", "correctness", "hallucination", "kept"):
         diffs = []
@@ -277,10 +297,16 @@ def best_of_figures(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
 
 
 def format_best_of(figures: dict[str, Any]) -> str:
-    """The N = 1 vs best-of-N rows as aligned text."""
+    """The N = 1 vs best-of-N rows as aligned text: every prompt, then each task."""
     if not figures:
         return ""
-    n, one, best, cis = figures["n"], figures["single"], figures["best"], figures["delta_ci"]
+    parts = [_best_of_rows(figures, figures["n"], "")]
+    parts += [_best_of_rows(f, figures["n"], task) for task, f in (figures.get("tasks") or {}).items()]
+    return "\n\n".join(parts)
+
+
+def _best_of_rows(figures: dict[str, Any], n: int, task: str) -> str:
+    one, best, cis = figures["single"], figures["best"], figures["delta_ci"]
 
     def pct(value: float | None) -> str:
         return "–" if value is None else f"{100 * value:.1f}"
@@ -293,8 +319,8 @@ def format_best_of(figures: dict[str, Any]) -> str:
         interval = f" [{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]" if ci else ""
         return f"{scale * (b - a):+.1f}{interval}"
 
-    lines = [f"{'kept labels on ' + str(one['prompts']) + ' gold prompts':<44} {'N = 1':>8} {'N = ' + str(n):>8}  "
-             "change [95% CI]",
+    title = f"kept labels on {one['prompts']} gold prompts" + (f" of {task}" if task else "")
+    lines = [f"{title:<44} {'N = 1':>8} {'N = ' + str(n):>8}  change [95% CI]",
              f"{'kept':<44} {one['kept']:>8} {best['kept']:>8}  {change('kept', 1)}",
              f"{'accuracy (correct share of kept), %':<44} {pct(one['accuracy']):>8} {pct(best['accuracy']):>8}  "
              f"{change('accuracy')}",

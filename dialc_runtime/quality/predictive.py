@@ -5,13 +5,18 @@ task, accuracy for choice and regex, ROUGE-L for text) and is *correct* when tha
 threshold (CORRECT: field F1 ≥ 0.75, i.e. at most one of four fields wrong; an exact choice or regex
 match; ROUGE-L ≥ 0.3 against the hand-written reference). Per quality dimension and for the aggregate:
 
+per task and pooled over every task (pooled figures mix output kinds whose scores and correctness run on
+different scales, so a dimension can look predictive or perverse pooled and not within any task: read the
+per-task rows first):
+
 * **Spearman ρ** of the score with the correctness (items the dimension scored; n/a items left out);
 * **AUC**: the chance that a correct item scores higher than an incorrect one (ties count half);
   0.5 is a coin, 1 a perfect ranking, below 0.5 the dimension prefers wrong labels;
 * **precision of kept vs rejected**: the correct share among the items the dimension passes and among
   those it fails (for the aggregate: the filter's decision, gates and keep rule);
 
-each with its n and a seeded percentile-bootstrap 95% interval (items resampled). Below MIN_ITEMS
+each with its n and a seeded percentile-bootstrap 95% interval (items resampled; the candidates of one
+prompt resampled together, as they are not independent). Below MIN_ITEMS
 scored items, or MIN_CLASS in the smaller class, the verdict says the evidence is too thin.
 """
 
@@ -44,6 +49,7 @@ class Pair:
     passed: bool | None  # the dimension's pass / the filter's keep
     correctness: float
     correct: bool
+    group: str = ""  # the prompt a best-of-N candidate answers: a bootstrap resamples prompts, not candidates
 
 
 @dataclass
@@ -65,6 +71,11 @@ class Predictiveness:
     rejected_ci: Interval = None
     verdict: str = ""
     notes: list[str] = field(default_factory=list)
+    task: str = ""  # "" = every task pooled
+
+    @property
+    def scope(self) -> str:
+        return self.task or "all tasks"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,15 +123,20 @@ def share(flags: Sequence[bool]) -> float | None:
 
 
 def bootstrap(pairs: Sequence[Pair], stat: Any, seed: int, resamples: int = RESAMPLES) -> Interval:
-    """Percentile 95% interval of `stat(pairs)` over item resamples (those where it is undefined dropped)."""
+    """Percentile 95% interval of `stat(pairs)` over resamples of the items, or of their groups (the candidates
+    of one prompt go together); resamples where it is undefined are dropped."""
     import random
 
     if len(pairs) < 3:
         return None
+    clusters: dict[str, list[Pair]] = {}
+    for n, pair in enumerate(pairs):
+        clusters.setdefault(pair.group or f"#{n}", []).append(pair)
+    groups = list(clusters.values())
     rng = random.Random(seed)
     values = []
     for _ in range(resamples):
-        value = stat([pairs[rng.randrange(len(pairs))] for _ in pairs])
+        value = stat([p for _ in groups for p in groups[rng.randrange(len(groups))]])
         if value is not None:
             values.append(value)
     if len(values) < resamples / 2:
@@ -143,10 +159,10 @@ def _precision(pairs: Sequence[Pair]) -> float | None:
     return share([p.correct for p in pairs])
 
 
-def predictiveness(name: str, pairs: Sequence[Pair], seed: int = 0) -> Predictiveness:
+def predictiveness(name: str, pairs: Sequence[Pair], seed: int = 0, task: str = "") -> Predictiveness:
     """Spearman, AUC and kept/rejected precision of one dimension, with n and bootstrap intervals."""
     scored = [p for p in pairs if p.score is not None]
-    out = Predictiveness(name, n=len(scored), correct=sum(p.correct for p in scored))
+    out = Predictiveness(name, n=len(scored), correct=sum(p.correct for p in scored), task=task)
     out.rho, out.auc = _rho(scored), _auc(scored)
     out.rho_ci = bootstrap(scored, _rho, seed) if out.rho is not None else None
     out.auc_ci = bootstrap(scored, _auc, seed + 1) if out.auc is not None else None
@@ -163,7 +179,8 @@ def predictiveness(name: str, pairs: Sequence[Pair], seed: int = 0) -> Predictiv
 
 
 def judge(p: Predictiveness) -> tuple[str, list[str]]:
-    """A verdict in words, from the AUC interval (else the correlation's), and what limits it."""
+    """A verdict in words, from the AUC interval around 0.5 (with too few items in a class, from Spearman's
+    around 0, since correctness is graded: field F1, ROUGE-L), and what limits it."""
     notes = []
     if p.n < MIN_ITEMS:
         notes.append(f"n = {p.n} scored items, fewer than {MIN_ITEMS}: too few to conclude")
@@ -173,19 +190,18 @@ def judge(p: Predictiveness) -> tuple[str, list[str]]:
                      "AUC and precision carry little")
     if p.rho is None and p.auc is None:
         return ("no verdict (constant scores or one class only)" if p.n else "no verdict (nothing scored)"), notes
-    if notes:
+    if p.n < MIN_ITEMS:
         return "too few items to tell", notes
-    if p.auc_ci is not None:  # AUC's interval around 0.5, else the correlation's around 0
+    by_rho = smaller < MIN_CLASS or p.auc_ci is None
+    if not by_rho and p.auc_ci is not None:
         low, high, middle = p.auc_ci[0], p.auc_ci[1], 0.5
     elif p.rho_ci is not None:
         low, high, middle = p.rho_ci[0], p.rho_ci[1], 0.0
     else:
-        return "no verdict (no interval)", notes
-    if low > middle:
-        return "predicts correctness", notes
-    if high < middle:
-        return "prefers wrong labels", notes
-    return "no evidence it predicts correctness", notes
+        return "too few items to tell" if notes else "no verdict (no interval)", notes
+    said = ("predicts correctness" if low > middle else "prefers wrong labels" if high < middle else
+            "no evidence it predicts correctness")
+    return (f"{said} (by ρ: too few in a class for AUC)" if by_rho else said), notes
 
 
 def _fmt(value: float | None, ci: Interval, spec: str = ".2f") -> str:
@@ -202,13 +218,13 @@ def _pct(value: float | None, n: int, ci: Interval) -> str:
     return f"{value * 100:.0f}%{interval} ({n})"
 
 
-COLUMNS = ("dimension", "n (correct)", "Spearman ρ [95% CI]", "AUC [95% CI]", "correct | kept (n)",
+COLUMNS = ("task", "dimension", "n (correct)", "Spearman ρ [95% CI]", "AUC [95% CI]", "correct | kept (n)",
            "correct | rejected (n)", "verdict")
 
 
 def rows(results: Sequence[Predictiveness]) -> list[list[str]]:
-    """The table's cells, one row per dimension, the aggregate last."""
-    return [[r.dimension, f"{r.n} ({r.correct})", _fmt(r.rho, r.rho_ci), _fmt(r.auc, r.auc_ci),
+    """The table's cells, one row per task and dimension, the aggregate last in each task."""
+    return [[r.scope, r.dimension, f"{r.n} ({r.correct})", _fmt(r.rho, r.rho_ci), _fmt(r.auc, r.auc_ci),
              _pct(r.kept_precision, r.kept_n, r.kept_ci), _pct(r.rejected_precision, r.rejected_n, r.rejected_ci),
              r.verdict] for r in results]
 
@@ -218,5 +234,5 @@ def format_table(results: Sequence[Predictiveness]) -> str:
     cells = [list(COLUMNS), *rows(results)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    notes = [f"{r.dimension}: {note}" for r in results for note in r.notes]
+    notes = [f"{r.scope}, {r.dimension}: {note}" for r in results for note in r.notes]
     return "\n".join([*lines[:1], "  ".join("-" * w for w in widths), *lines[1:], *(f"note: {n}" for n in notes)])

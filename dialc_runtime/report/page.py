@@ -92,7 +92,9 @@ def _eval(view: RunView) -> list[tuple[str, str]]:
         ok = sections.gate_verdict(step, rows)
         out.append(("retention gate", {True: "passed", False: "FAILED", None: "not run"}[ok]))
         for r in rows:
-            out.append((f"{r.get('suite')}: before → after (points)", before_after(r)))
+            named = r.get("type") in ("gold", "agreement")  # their names say what they are scored against
+            name = r.get("suite") if named else f"{r.get('suite')} ({sections.row_type(r)})"
+            out.append((f"{name}: before → after (points)", before_after(r)))
     return out
 
 
@@ -144,10 +146,13 @@ def key_numbers(view: RunView) -> list[tuple[str, str]]:
 def _study(view: RunView) -> list[tuple[str, str]]:
     out = []
     for step in view.steps("study"):
-        tiers = len(step.metrics.get("tiers") or [])
+        rows = [r for r in step.metrics.get("tiers") or [] if isinstance(r, dict)]
         for suite, rho in (step.metrics.get("spearman") or {}).items():
             value = "–" if rho is None else f"{rho:+.2f}"
-            out.append((f"study: quality ⇄ {suite} (Spearman ρ)", f"{value} over {tiers} tiers"))
+            pairs = [(r.get("mean_quality"), (r.get("scores") or {}).get(suite)) for r in rows]
+            verdict = sections.study_verdict(pairs)
+            out.append((f"study: quality ⇄ {suite} (Spearman ρ; vs {sections.study_reference(suite)})",
+                        f"{value} over {len(rows)} tiers: {verdict}"))
     return out
 
 

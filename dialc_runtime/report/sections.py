@@ -210,7 +210,8 @@ ROW_TYPES = {"gold": "domain accuracy vs gold references", "general": "general c
              "agreement": "agreement with the labeller (not accuracy)"}
 
 
-def _row_type(r: dict[str, Any]) -> str:
+def row_type(r: dict[str, Any]) -> str:
+    """What a before/after row measures, in words (gold references, general capability, labeller agreement)."""
     return ROW_TYPES.get(str(r.get("type")), "general" if "ok" in r else "domain")
 
 
@@ -221,7 +222,7 @@ def _said(r: dict[str, Any]) -> str:
 
 def _eval_table(rows: list[dict[str, Any]]) -> Raw:
     body = [
-        (r.get("suite"), _row_type(r), _n(r.get("n")),
+        (r.get("suite"), row_type(r), _n(r.get("n")),
          _ci(r.get("before"), r.get("before_ci")), _ci(r.get("after"), r.get("after_ci")),
          _ci(r.get("delta"), r.get("delta_ci"), signed=True), _said(r), r.get("max_drop"),
          verdict_badge(r["ok"]) if "ok" in r else "not gated")
@@ -299,10 +300,44 @@ def _study_part(view: RunView, step: StepResult) -> list[Any]:
     body = [(r.get("tier"), r.get("records"), f"{num(r.get('mean_quality'))} ({num(r.get('min_quality'))}–"
              f"{num(r.get('max_quality'))})", *[_score_cell(r, s) for s in suites]) for r in rows]
     rho = step.metrics.get("spearman") or {}
-    corr = [(s, "–" if rho.get(s) is None else f"{rho[s]:+.2f}", f"{len(rows)} tiers") for s in suites]
+    corr = [(s, study_reference(s), "–" if rho.get(s) is None else f"{rho[s]:+.2f}", f"{len(rows)} tiers",
+             study_verdict([(r.get("mean_quality"), (r.get("scores") or {}).get(s)) for r in rows]))
+            for s in suites]  # fmt: skip
     said = [tag("div", f"warning: {w}", "diag") for w in warnings_text(step)]
     return [tag("h3", step.id), table(["tier", "records", "quality mean (min–max)", *suites], body),
-            table(["suite", "Spearman ρ (quality ⇄ score)", "over"], corr), *said, not_run(STUDY)]
+            table(["suite", "vs", "Spearman ρ (quality ⇄ score)", "over", "verdict"], corr), *said, not_run(STUDY)]
+
+
+def study_reference(suite: str) -> str:
+    """What a study suite's items are scored against: gold references, the labeller, or an answer key."""
+    if suite.startswith("gold"):
+        return "gold references"
+    return "the labeller's answers (not accuracy)" if suite == "labeller_agreement" else "answer key"
+
+
+def study_verdict(pairs: list[tuple[Any, Any]]) -> str:
+    """A tier ⇄ score rank correlation in words, with its exact permutation p-value over the tiers (two-sided):
+    with 3 or 4 tiers no ordering reaches p < 0.05, and the verdict says so."""
+    import math
+    from itertools import permutations
+
+    from scipy.stats import spearmanr
+
+    known = [(float(q), float(v)) for q, v in pairs if isinstance(q, int | float) and isinstance(v, int | float)]
+    quality, scores = [q for q, _ in known], [v for _, v in known]
+    if len(known) < 3 or len(set(scores)) < 2 or len(set(quality)) < 2:
+        return "undefined (fewer than 3 tiers, or equal scores)"
+    rho = float(spearmanr(quality, scores).statistic)
+    if len(known) <= 8:
+        perms = [float(spearmanr(quality, list(p)).statistic) for p in permutations(scores)]
+        p_value = sum(abs(r) >= abs(rho) - 1e-9 for r in perms) / len(perms)
+    else:
+        p_value = float(spearmanr(quality, scores).pvalue)
+    if p_value < ALPHA:
+        return f"better data scored {'higher' if rho > 0 else 'lower'} (p = {p_value:.2g})"
+    floor = "" if len(known) > 8 or 2 / math.factorial(len(known)) < ALPHA else (
+        f"; {len(known)} tiers cannot show one at the 5% level")
+    return f"no significant relation (p = {p_value:.2g}{floor})"
 
 
 def warnings_text(step: StepResult) -> list[str]:

@@ -21,7 +21,7 @@ def run(ctx: StepContext[CalibrateParams]) -> StepOutput:
     (ctx.out_dir / "calibrate.txt").write_text(text + "\n")
     for row in check.dimensions:
         for note in row.notes:
-            ctx.warn(f"quality vs gold, {row.dimension}: {note}")
+            ctx.warn(f"quality vs gold, {row.dimension}{f' on {row.task}' if row.task else ''}: {note}")
     return StepOutput(metrics=shown, message=text)
 
 

@@ -17,7 +17,7 @@ from dialc_runtime.evaluate.evidence import evaluation_warnings
 from dialc_runtime.evaluate.gold import GoldItem, load_items
 from dialc_runtime.evaluate.suites.readers import Suite, SuiteFormatError, read_suite
 
-VERSION = "2"  # 2: gold test sets; the hold-out row is "labeller_agreement"; rows carry a verdict
+VERSION = "3"  # 3: gold prompts say "or null" for nullable enum fields; 2: gold test sets, labeller_agreement row, verdicts
 MODELS = ("before", "after")  # base model, fine-tuned model
 AGREEMENT = "labeller_agreement"  # the hold-out row: agreement with the labeller's answers, not domain accuracy
 AGREEMENT_LABEL = "agreement with the labeller (hold-out; not domain accuracy)"

@@ -10,11 +10,12 @@ from dialc_runtime.data.split import held_out
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.evaluate.evidence import evaluation_warnings, tier_warnings
+from dialc_runtime.quality.best_of import one_per_prompt
 from dialc_runtime.steps.evaluate import calls_for, evaluate_model, holdout_records, load_suites
 from dialc_runtime.steps.finetune import train_config
 from dialc_runtime.train.samples import chat_sample, trainable
 
-VERSION = "3"  # 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
+VERSION = "4"  # 4: one candidate per prompt under best-of-N; 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
 
 
@@ -28,8 +29,9 @@ def tiers_by_quality(records: list[dict[str, Any]], tiers: int) -> list[list[dic
 
 
 def training_pool(records: list[dict[str, Any]], params: StudyParams) -> list[dict[str, Any]]:
-    """Every successfully labelled record outside the hold-out, kept or not: tiers span all quality."""
-    return [r for r in records if trainable(r) and not held_out(r, params.holdout)]
+    """Every successfully labelled record outside the hold-out, kept or not: tiers span all quality; with
+    best-of-N labels one record per prompt (the selected candidate), so tiers count prompts, as the set does."""
+    return [r for r in one_per_prompt(records) if trainable(r) and not held_out(r, params.holdout)]
 
 
 def run(ctx: StepContext[StudyParams]) -> StepOutput:
