@@ -351,3 +351,12 @@ def test_transformers_serve_batch_and_errors(served: str, tiny_model_dir: Path) 
     assert str(result.error).startswith(f"HTTP 500 from {served}/chat/completions")
     with pytest.raises(ScoringUnsupported, match="cannot score text"):
         backend.loglikelihood([ScoreRequest(continuation=" b", prefix="a")])
+
+
+def test_a_model_without_a_timeout_gets_the_default() -> None:
+    """A spec that sets no `timeout` compiles to timeout None; the backend must not crash on it."""
+    from dialc.plan import ModelSpec
+
+    spec = ModelSpec(name="served", backend="openai", path="m", base_url="http://127.0.0.1:9/v1")
+    assert spec.config().get("timeout", None) is None
+    assert OpenAIBackend(spec.config()).timeout == 120.0

@@ -88,6 +88,11 @@ def test_shared_prefix_scores_equal_one_pair_at_a_time(tiny_model_dir: Path) -> 
     assert [len(v) for v in shared] == [3, 4, 2, 1]
     assert flat == pytest.approx(pairwise, abs=1e-4)
     assert len(set(flat)) > 5  # the options really score differently
+    lm.max_len = 8  # contexts longer than this are cut on the left, as the one-pair-at-a-time scorer does
+    cut = lm.choice_loglikelihoods(requests)
+    assert [v for values in cut for v in values] == pytest.approx(
+        lm.loglikelihood([(context, option) for context, options in requests for option in options]), abs=1e-4)
+    assert cut[0] != pytest.approx(shared[0], abs=1e-3)  # the cut really changed the long question's scores
 
 
 def test_loglikelihood_matches_direct_computation(tiny_model_dir: Path) -> None:

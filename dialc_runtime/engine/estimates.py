@@ -58,9 +58,9 @@ def generation(calls: int, model: ModelSpec, prompt_tokens: int = PROMPT_TOKENS)
     return usage(calls, calls * prompt_tokens, calls * model.max_tokens)
 
 
-# shared-prefix multiple-choice scoring (bench/bench_choice.py, 2 cores): per item ~0.08 s plus ~1.8 ms per
-# token read (the context once, then each option): the probe ~0.13 s an item, a CMMLU item ~0.45 s
-CHOICE_ITEM_S, CHOICE_TOKEN_S = 0.08, 0.0018
+# shared-prefix multiple-choice scoring (bench/bench_choice.py, 2 cores, load 3-7): per item ~0.08 s plus
+# ~3 ms per token read (the context once, then each option): the probe ~0.18 s an item, a CMMLU item ~0.7 s
+CHOICE_ITEM_S, CHOICE_TOKEN_S = 0.08, 0.003
 
 
 def text_tokens(text: str) -> float:

@@ -119,7 +119,7 @@ class OpenAIBackend:
         self.throttle = Throttle(model_cfg.get("rpm"), model_cfg.get("tpm"))
         self.retries = max(0, int(model_cfg.get("retries", 2)))
         self.retry_temperature = float(model_cfg.get("retry_temperature", 0.7))
-        self.timeout = float(model_cfg.get("timeout", 120))
+        self.timeout = float(model_cfg.get("timeout") or 120)  # None: not set in the spec
         self.guided = str(model_cfg.get("guided", "structured_outputs"))
         self.tokenizer_path = model_cfg.get("tokenizer")
         self.unsupported: set[str] = set()  # request fields this server refused (remembered)

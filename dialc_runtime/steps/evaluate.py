@@ -17,7 +17,9 @@ from dialc_runtime.evaluate.evidence import evaluation_warnings
 from dialc_runtime.evaluate.gold import GoldItem, load_items
 from dialc_runtime.evaluate.suites.readers import Suite, SuiteFormatError, read_suite
 
-VERSION = "3"  # 3: gold prompts say "or null" for nullable enum fields; 2: gold test sets, labeller_agreement row, verdicts
+# 4: acc_norm per character and CMMLU prompted as lm-eval (shared-prefix scorer); 3: gold prompts say "or null"
+# for nullable enum fields; 2: gold test sets, labeller_agreement row, verdicts
+VERSION = "4"
 MODELS = ("before", "after")  # base model, fine-tuned model
 AGREEMENT = "labeller_agreement"  # the hold-out row: agreement with the labeller's answers, not domain accuracy
 AGREEMENT_LABEL = "agreement with the labeller (hold-out; not domain accuracy)"

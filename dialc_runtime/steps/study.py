@@ -15,7 +15,9 @@ from dialc_runtime.steps.evaluate import calls_for, evaluate_model, holdout_reco
 from dialc_runtime.steps.finetune import train_config
 from dialc_runtime.train.samples import chat_sample, trainable
 
-VERSION = "4"  # 4: one candidate per prompt under best-of-N; 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
+# 5: acc_norm per character, CMMLU prompted as lm-eval; 4: one candidate per prompt under best-of-N;
+# 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
+VERSION = "5"
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
 
 
