@@ -19,7 +19,7 @@ from dialc_runtime.data.seeds import rng
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 
-VERSION = "3"  # 3: a nullable enum field says "or null"; 2: min_per per balance-key value within count, text bound in words
+VERSION = "3"  # 3: nullable enum fields say "or null"; 2: min_per per balance-key value, text bound in words
 PAGE = 500  # prompts rendered per look-up of their dialogues
 
 
