@@ -155,7 +155,7 @@ def run_dialc(spec: Path, run_dir: Path) -> dict[str, Any]:
 
 
 def store_bytes(run_dir: Path) -> tuple[int, dict[str, int]]:
-    """store.sqlite (+ WAL) size, and the stored record JSON per step id."""
+    """store.sqlite (+ WAL) size, and the stored record bytes per step id (JSON, compressed where long)."""
     files = [run_dir / "store.sqlite", run_dir / "store.sqlite-wal"]
     total = sum(f.stat().st_size for f in files if f.is_file())
     with sqlite3.connect(run_dir / "store.sqlite") as db:
@@ -192,7 +192,7 @@ def report(row: dict[str, Any]) -> None:
     steps = "  ".join(f"{sid} {status} {recs} {sec:.1f}s" for sid, (status, recs, sec) in row["steps"].items())
     print(f"          steps: {steps}")
     per = "  ".join(f"{sid} {b / n:.0f}" for sid, b in sorted(row["per_step"].items()))
-    print(f"          stored JSON bytes per prompt: {per}", flush=True)
+    print(f"          stored record bytes per prompt: {per}", flush=True)
 
 
 def main() -> None:

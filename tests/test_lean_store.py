@@ -18,7 +18,7 @@ from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.registry import DictRegistry
 from dialc_runtime.engine.results import load_results
-from dialc_runtime.engine.store import Store, find_record
+from dialc_runtime.engine.store import Store, find_record, unpack
 from dialc_runtime.errors import StoreDamaged
 
 N = 1200  # more than a batch (engine/batches.py) and a page of the store
@@ -150,3 +150,58 @@ def test_a_rebuilt_store_keeps_the_references(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         first = next(store.records(res.step("ext.b").key or ""))[1]
     assert first["prompt"].startswith("a long prompt 0 ") and "@" not in first
+
+
+def test_a_long_record_is_stored_compressed_and_read_back_as_its_json(tmp_path: Path) -> None:
+    res = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        kinds = dict(db.execute("SELECT step_id, GROUP_CONCAT(DISTINCT typeof(data)) FROM records GROUP BY step_id"))
+        stored = db.execute("SELECT SUM(LENGTH(data)) FROM records WHERE step_id = 'src.a'").fetchone()[0]
+    assert kinds == {"src.a": "blob", "ext.b": "text"}  # short JSON stays text: compression would save little
+    with Store(tmp_path) as store:
+        rows = list(store.rows(res.step("src.a").key or ""))
+    text = sum(len(data.encode()) for _, data in rows)
+    assert stored < text / 2 and json.loads(rows[7][1]) == {"id": "p7", "prompt": "a long prompt 7 " * 20, "n": 7}
+    assert [s.status for s in execute(_plan(), tmp_path, registry=_registry(), quiet=True).steps] == ["cached"] * 3
+
+
+def test_a_compressed_row_that_no_longer_inflates_is_recomputed(tmp_path: Path) -> None:
+    execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        db.execute("UPDATE records SET data = X'789c0000' WHERE step_id = 'src.a' AND rkey = '00004'")
+    again = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    assert again.step("src.a").status == "ok" and again.ok
+    assert again.step("read.c").metrics["looked_up"]["00003"]["prompt"].startswith("a long prompt 3 ")
+
+
+V2_RECORDS = """CREATE TABLE records (step_key TEXT NOT NULL, rkey TEXT NOT NULL, step_id TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (step_key, rkey)) WITHOUT ROWID"""
+
+
+def _as_version_2(run_dir: Path) -> int:
+    """Rewrite a store as version 2 kept it: one records table keyed by the 64-character cache key, JSON text."""
+    with sqlite3.connect(RunLayout(run_dir).store) as db:
+        rows = [(k, r, s, unpack(d)) for k, r, s, d in db.execute("SELECT step_key, rkey, step_id, data FROM records")]
+        for sql in ("DROP VIEW records", "DROP TABLE record_rows", "DROP TABLE attempts", V2_RECORDS,
+                    "CREATE INDEX records_by_rkey ON records (rkey)"):  # fmt: skip
+            db.execute(sql)
+        db.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
+        db.execute("PRAGMA user_version = 2")
+    return len(rows)
+
+
+def test_a_version_2_store_is_upgraded_in_place_and_a_newer_one_refused(tmp_path: Path) -> None:
+    execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    rows = _as_version_2(tmp_path)
+    again = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    assert [s.status for s in again.steps] == ["cached"] * 3  # every digest verifies after the upgrade
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("SELECT type FROM sqlite_master WHERE name = 'records'").fetchone()[0] == "view"
+        assert db.execute("SELECT COUNT(*) FROM record_rows").fetchone()[0] == rows
+        assert db.execute("SELECT MAX(LENGTH(key)), COUNT(*) FROM attempts").fetchone() == (64, 2)  # read.c: none
+    assert find_record(tmp_path, "ext.b:00005")[1]["prompt"].startswith("a long prompt 5 ")  # type: ignore[index]
+    with Store(tmp_path) as store:
+        store.db.execute("PRAGMA user_version = 4")
+    with pytest.raises(RuntimeError, match="store version 4 is newer than this dialc reads"):
+        Store(tmp_path)

@@ -421,3 +421,31 @@ def test_study_verdict_says_whether_the_tiers_can_carry_a_conclusion() -> None:
     assert study_verdict([(0.1, 1.0), (0.2, 3.0), (0.3, 2.0), (0.4, 4.0)]).startswith("no significant relation")
     assert study_reference("labeller_agreement").startswith("the labeller")
     assert study_reference("gold/x") == "gold references"
+
+
+def test_the_streamed_tally_picks_the_examples_and_figures_a_full_sort_would() -> None:
+    """The report keeps counts and a few records per dimension, not every verdict (issue 11)."""
+    import random
+    import statistics
+
+    from dialc_runtime.quality.spread import spread, spread_counts
+    from dialc_runtime.report.quality import CHUNK, EXAMPLES, Tally
+
+    rng = random.Random(3)
+    verdicts = [{"id": f"r{rng.randrange(10**6):06d}", "score": rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, None]),
+                 "passed": rng.random() < 0.5} for _ in range(3 * CHUNK + 7)]  # fmt: skip
+    t, chunk = Tally(), []
+    for v in verdicts:
+        if t.add(v):
+            chunk.append(v)
+        if len(chunk) >= CHUNK:
+            t.keep(chunk)
+            chunk = []
+    t.keep(chunk)
+    scored = [v for v in verdicts if isinstance(v["score"], float)]
+    ranked = sorted(scored, key=lambda v: (-float(v["score"]), str(v["id"])))
+    assert t.best == ranked[:EXAMPLES] and t.last == ranked[::-1][: 2 * EXAMPLES]
+    scores = [float(v["score"]) for v in scored]
+    assert t.scored == len(scores) and t.records == len(verdicts) and t.total == sum(scores)
+    assert spread_counts(t.scores) == spread(scores)
+    assert statistics.pstdev(t.scores.elements()) == statistics.pstdev(scores)

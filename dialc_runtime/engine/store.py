@@ -9,6 +9,9 @@ resume already covers.
 
 A stored record may refer to the input record it was made from instead of copying it (engine/refs.py):
 `records()` and `lookup()` give it whole, `rows()` (what the output digest covers) gives it as stored.
+
+A record's JSON longer than PACK_OVER bytes is stored zlib-compressed (a BLOB; shorter JSON stays TEXT,
+where compression saves little): every reader gets the JSON text back, so digests do not depend on it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import shutil
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,20 +34,28 @@ from dialc_runtime.errors import StoreDamaged
 
 __all__ = ["Completed", "Store", "damaged", "find_record", "load_record", "record_json"]
 
-SCHEMA_VERSION = 2  # 2: the refs table (version 1 stores are upgraded in place: the table is added)
+# 2: the refs table; 3: a record row carries its step attempt's small id (the attempts table maps it to the cache
+# key and step id) instead of a 64-character key, and JSON longer than PACK_OVER bytes is stored compressed.
+# Version 1 and 2 stores are upgraded in place on opening (_upgrade); an older dialc refuses a version 3 store.
+SCHEMA_VERSION = 3
+PACK_OVER = 200  # bytes of JSON above which a record is stored compressed, when that is smaller
 PAGE_SIZE = 16384  # bytes per database page of a new store: a prompt-sized record fits in its page
 _PAGE = 1000  # rows fetched per query when streaming a step's records
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    step_key TEXT NOT NULL,  -- cache key of the step attempt that wrote the record
-    rkey     TEXT NOT NULL,  -- the record's key within the step (sortable)
-    step_id  TEXT NOT NULL,
-    data     TEXT NOT NULL,  -- canonical JSON
-    PRIMARY KEY (step_key, rkey)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS records_by_rkey ON records (rkey);
-CREATE TABLE IF NOT EXISTS steps (
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS attempts (
+    id      INTEGER PRIMARY KEY,   -- a step attempt's small id: what its record rows carry
+    key     TEXT NOT NULL UNIQUE,  -- its cache key
+    step_id TEXT NOT NULL
+)""",
+    """CREATE TABLE IF NOT EXISTS record_rows (
+    attempt INTEGER NOT NULL,  -- attempts.id of the step attempt that wrote the record
+    rkey    TEXT NOT NULL,     -- the record's key within the step (sortable)
+    data    NOT NULL,          -- canonical JSON: TEXT, or a zlib-compressed BLOB of it (pack)
+    PRIMARY KEY (attempt, rkey)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS record_rows_by_rkey ON record_rows (rkey)",
+    """CREATE TABLE IF NOT EXISTS steps (
     key         TEXT PRIMARY KEY,  -- cache key of a step whose output is complete
     step_id     TEXT NOT NULL,
     digest      TEXT NOT NULL,     -- output digest: records in key order + files in the out dir
@@ -51,17 +63,39 @@ CREATE TABLE IF NOT EXISTS steps (
     metrics     TEXT NOT NULL,     -- JSON
     timings     TEXT NOT NULL,     -- JSON: started, finished, seconds
     finished_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS steps_by_id ON steps (step_id, finished_at);
-"""
-_REFS = """
-CREATE TABLE IF NOT EXISTS refs (
+)""",
+    "CREATE INDEX IF NOT EXISTS steps_by_id ON steps (step_id, finished_at)",
+    """CREATE TABLE IF NOT EXISTS refs (
     step_key TEXT NOT NULL,  -- a step attempt whose records refer to input records
     input_id TEXT NOT NULL,  -- the input step id a reference names
     target   TEXT NOT NULL,  -- that input's cache key
     PRIMARY KEY (step_key, input_id)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID""",
+]
+# a version 1 or 2 store's records table → attempts + record_rows (the rows' data is copied as it is)
+_COPY = [
+    "INSERT OR IGNORE INTO attempts (key, step_id) SELECT step_key, MIN(step_id) FROM records GROUP BY step_key",
+    "INSERT INTO record_rows SELECT a.id, r.rkey, r.data FROM records r JOIN attempts a ON a.key = r.step_key",
+    "DROP TABLE records",
+]
+# `records` as versions 1 and 2 had it, a view (readable and writable) for tools and tests that query it; the
+# store itself reads and writes record_rows
+_VIEW = [
+    """CREATE VIEW IF NOT EXISTS records (step_key, rkey, step_id, data) AS
+    SELECT a.key, r.rkey, a.step_id, r.data FROM record_rows r JOIN attempts a ON a.id = r.attempt""",
+    """CREATE TRIGGER IF NOT EXISTS records_insert INSTEAD OF INSERT ON records BEGIN
+    INSERT OR IGNORE INTO attempts (key, step_id) VALUES (NEW.step_key, NEW.step_id);
+    INSERT INTO record_rows VALUES ((SELECT id FROM attempts WHERE key = NEW.step_key), NEW.rkey, NEW.data);
+END""",
+    """CREATE TRIGGER IF NOT EXISTS records_delete INSTEAD OF DELETE ON records BEGIN
+    DELETE FROM record_rows WHERE attempt = (SELECT id FROM attempts WHERE key = OLD.step_key) AND rkey = OLD.rkey;
+END""",
+    """CREATE TRIGGER IF NOT EXISTS records_update INSTEAD OF UPDATE ON records BEGIN
+    DELETE FROM record_rows WHERE attempt = (SELECT id FROM attempts WHERE key = OLD.step_key) AND rkey = OLD.rkey;
+    INSERT OR IGNORE INTO attempts (key, step_id) VALUES (NEW.step_key, NEW.step_id);
+    INSERT OR REPLACE INTO record_rows VALUES ((SELECT id FROM attempts WHERE key = NEW.step_key), NEW.rkey, NEW.data);
+END""",
+]
 
 
 @dataclass
@@ -101,17 +135,34 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, 1, SCHEMA_VERSION):
-            raise RuntimeError(f"{self.layout.store}: unknown store version {version}")
-        if version == 0:
-            self.db.executescript(_SCHEMA)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.layout.store}: store version {version} is newer than this dialc reads "
+                               f"({SCHEMA_VERSION}): upgrade dialc, or run in a new run directory")
         if version != SCHEMA_VERSION:
-            self.db.executescript(_REFS)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._upgrade()
         if check:
             found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)").fetchall()]
             if found != ["ok"]:
                 raise sqlite3.DatabaseError("; ".join(map(str, found)))
+
+    def _upgrade(self) -> None:
+        """A new store → the current tables; a version 1 or 2 store → its records moved into them, in one
+        transaction (an interrupted upgrade leaves the old store as it was)."""
+        with self.transaction():
+            if self.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return  # another process upgraded it meanwhile
+            legacy = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records'")
+            for sql in [*_TABLES, *(_COPY if legacy.fetchone() else []), *_VIEW]:
+                self.db.execute(sql)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _attempt(self, step_key: str, step_id: str | None = None) -> int | None:
+        """The small id of a step attempt's key; a new one when `step_id` is given (writers), else None."""
+        row = self.db.execute("SELECT id FROM attempts WHERE key = ?", (step_key,)).fetchone()
+        if row is not None or step_id is None:
+            return None if row is None else int(row[0])
+        cur = self.db.execute("INSERT INTO attempts (key, step_id) VALUES (?, ?)", (step_key, step_id))
+        return int(cur.lastrowid or 0)
 
     @classmethod
     def existing(cls, run_dir: Path, check: bool = False) -> Store | None:
@@ -139,32 +190,37 @@ class Store:
 
     # records -------------------------------------------------------------------------------
 
-    def put(self, step_key: str, step_id: str, rkey: str, data: str, replace: bool) -> None:
-        """Commit one record; `replace` overwrites a row left by an earlier attempt."""
+    def put(self, step_key: str, step_id: str, rkey: str, data: str | bytes, replace: bool) -> None:
+        """Write one record (its JSON, or bytes already in stored form); `replace` overwrites a row left by an
+        earlier attempt."""
+        self._put_row(self._attempt(step_key, step_id) or 0, rkey, data, replace)
+
+    def _put_row(self, attempt: int, rkey: str, data: str | bytes, replace: bool) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        self.db.execute(
-            f"{verb} INTO records (step_key, rkey, step_id, data) VALUES (?, ?, ?, ?)",
-            (step_key, rkey, step_id, data),
-        )
+        stored = pack(data) if isinstance(data, str) else data
+        self.db.execute(f"{verb} INTO record_rows (attempt, rkey, data) VALUES (?, ?, ?)", (attempt, rkey, stored))
 
     def put_many(self, step_key: str, step_id: str, rows: list[tuple[str, str, bool]]) -> None:
         """Commit a batch of (record key, JSON, replace) rows in one transaction."""
         with self.transaction():
+            attempt = self._attempt(step_key, step_id) or 0
             for rkey, data, replace in rows:
-                self.put(step_key, step_id, rkey, data, replace)
+                self._put_row(attempt, rkey, data, replace)
 
     def keys(self, step_key: str) -> Iterator[str]:
         """The record keys of a step attempt, in key order."""
-        for (rkey,) in self.db.execute("SELECT rkey FROM records WHERE step_key = ? ORDER BY rkey", (step_key,)):
+        sql = "SELECT rkey FROM record_rows WHERE attempt = ? ORDER BY rkey"
+        for (rkey,) in self.db.execute(sql, (self._attempt(step_key),)):
             yield rkey
 
     def get_many(self, step_key: str, rkeys: list[str]) -> dict[str, str]:
         """Record key → stored JSON of the given keys that exist (any number of keys)."""
         found: dict[str, str] = {}
+        attempt = self._attempt(step_key)
         for start in range(0, len(rkeys), _PAGE):
             chunk = rkeys[start:start + _PAGE]
-            sql = f"SELECT rkey, data FROM records WHERE step_key = ? AND rkey IN ({','.join('?' * len(chunk))})"
-            found.update(self.db.execute(sql, (step_key, *chunk)).fetchall())
+            sql = f"SELECT rkey, data FROM record_rows WHERE attempt = ? AND rkey IN ({','.join('?' * len(chunk))})"
+            found.update((rkey, unpack(data)) for rkey, data in self.db.execute(sql, (attempt, *chunk)))
         return found
 
     def set_refs(self, step_key: str, targets: dict[str, str]) -> None:
@@ -179,12 +235,13 @@ class Store:
     def rows(self, step_key: str) -> Iterator[tuple[str, str]]:
         """(record key, JSON) in key order, fetched page by page (keyset, never the whole step)."""
         sql = (
-            "SELECT rkey, data FROM records WHERE step_key = ? AND rkey > ? "
+            "SELECT rkey, data FROM record_rows WHERE attempt = ? AND rkey > ? "
             f"ORDER BY rkey LIMIT {_PAGE}"
         )
+        attempt = self._attempt(step_key)
         last = ""  # every key sorts after the empty string, and keys are never empty
         while True:
-            page = self.db.execute(sql, (step_key, last)).fetchall()
+            page = [(rkey, unpack(data)) for rkey, data in self.db.execute(sql, (attempt, last))]
             yield from page
             if len(page) < _PAGE:
                 return
@@ -206,8 +263,8 @@ class Store:
         return dict(refs.resolve_page(self, step_key, rows))
 
     def count(self, step_key: str) -> int:
-        sql = "SELECT COUNT(*) FROM records WHERE step_key = ?"
-        return int(self.db.execute(sql, (step_key,)).fetchone()[0])
+        sql = "SELECT COUNT(*) FROM record_rows WHERE attempt = ?"
+        return int(self.db.execute(sql, (self._attempt(step_key),)).fetchone()[0])
 
     # completed steps -----------------------------------------------------------------------
 
@@ -239,7 +296,8 @@ class Store:
         """Forget everything a step attempt wrote: completion, records, files, resume state."""
         with self.transaction():
             self.db.execute("DELETE FROM steps WHERE key = ?", (key,))
-            self.db.execute("DELETE FROM records WHERE step_key = ?", (key,))
+            self.db.execute("DELETE FROM record_rows WHERE attempt = ?", (self._attempt(key),))
+            self.db.execute("DELETE FROM attempts WHERE key = ?", (key,))
             self.db.execute("DELETE FROM refs WHERE step_key = ?", (key,))
         for path in (self.artifact_dir(key), self.layout.attempt_dir(key), self.layout.resume_dir(key)):
             shutil.rmtree(path, ignore_errors=True)
@@ -271,14 +329,35 @@ class Store:
     def lookup(self, rkey: str, step_id: str | None = None) -> list[tuple[str, str, Any, bool]]:
         """Every stored copy of a record key: (step id, step key, record, step completed)."""
         sql = (
-            "SELECT r.step_id, r.step_key, r.data, s.key IS NOT NULL FROM records r "
-            "LEFT JOIN steps s ON s.key = r.step_key WHERE r.rkey = ?"
+            "SELECT a.step_id, a.key, r.data, s.key IS NOT NULL FROM record_rows r JOIN attempts a ON a.id = r.attempt "
+            "LEFT JOIN steps s ON s.key = a.key WHERE r.rkey = ?"
         )
         args: tuple[str, ...] = (rkey,)
         if step_id is not None:
-            sql, args = sql + " AND r.step_id = ?", (rkey, step_id)
+            sql, args = sql + " AND a.step_id = ?", (rkey, step_id)
         rows = self.db.execute(sql, args).fetchall()
-        return [(sid, key, refs.resolve_one(self, key, rkey, data), bool(done)) for sid, key, data, done in rows]
+        return [(sid, key, refs.resolve_one(self, key, rkey, unpack(data)), bool(done))
+                for sid, key, data, done in rows]
+
+
+def pack(data: str) -> str | bytes:
+    """A record's JSON as stored: compressed when longer than PACK_OVER bytes and smaller so."""
+    raw = data.encode()
+    if len(raw) <= PACK_OVER:
+        return data
+    packed = zlib.compress(raw, 6)
+    return packed if len(packed) < len(raw) else data
+
+
+def unpack(data: str | bytes) -> str:
+    """A stored record's JSON text (a BLOB is its compressed form; one that does not inflate is damage)."""
+    if not isinstance(data, bytes):
+        return data
+    try:
+        return zlib.decompress(data).decode()
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise StoreDamaged(f"a stored record does not decompress ({exc}): run `dialc run SPEC --rebuild-store`") \
+            from None
 
 
 def damaged(layout: RunLayout, exc: BaseException) -> StoreDamaged:

@@ -4,6 +4,7 @@ cannot separate records (the same score for everything) is noise at full weight 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 MIN_SPREAD = 0.05  # standard deviation on the 0..1 scale below which scores do not separate records
@@ -16,6 +17,15 @@ def spread(scores: list[float]) -> dict[str, Any]:
         return {"n": len(scores), "std": None, "min": None, "max": None, "distinct": len(set(scores))}
     return {"n": len(scores), "std": round(statistics.pstdev(scores), 4), "min": round(min(scores), 4),
             "max": round(max(scores), 4), "distinct": len({round(s, 4) for s in scores})}
+
+
+def spread_counts(counts: Counter[float]) -> dict[str, Any]:
+    """spread() of scores given as score → records (the same figures, without a list of every score)."""
+    n = sum(counts.values())
+    if n < MIN_RECORDS:
+        return {"n": n, "std": None, "min": None, "max": None, "distinct": len(counts)}
+    return {"n": n, "std": round(statistics.pstdev(counts.elements()), 4), "min": round(min(counts), 4),
+            "max": round(max(counts), 4), "distinct": len({round(s, 4) for s in counts})}
 
 
 def spearman(pairs: list[tuple[float, float]]) -> float | None:

@@ -26,7 +26,7 @@ class RunView:
     plan: dict[str, Any] = field(default_factory=dict)
     store: Store | None = None
     problems: list[str] = field(default_factory=list)  # what could not be read, for the page
-    _cache: dict[str, list[Any]] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)  # figures accumulated once per page (never records)
 
     def steps(self, kind: str) -> list[StepResult]:
         """This run's steps of one kind, in plan order."""
@@ -50,20 +50,27 @@ class RunView:
         """A step's name (a score step's is its dimension's), from plan.json, else the id's tail."""
         return str(self.plan_step(step_id).get("name") or step_id.partition(".")[2])
 
-    def records(self, step: StepResult | None) -> list[Any]:
-        """Every stored record of the step's key (a failed step's partial output included)."""
+    def stream(self, step: StepResult | None) -> Iterator[Any]:
+        """Every stored record of the step's key (a failed step's partial output included), read page by page
+        and never kept: the report accumulates the figures it needs, so its memory does not grow with the run."""
         if step is None or not step.key or step.status in NO_DATA or self.store is None:
-            return []
-        if step.key not in self._cache:
-            try:
-                self._cache[step.key] = [_unprompted(r) for _, r in self.store.records(step.key)]
-            except (sqlite3.Error, ValueError) as exc:
-                self.problems.append(f"records of {step.id}: {exc}")
-                self._cache[step.key] = []
-        return self._cache[step.key]
+            return
+        try:
+            for _, record in self.store.records(step.key):
+                yield _unprompted(record)
+        except (sqlite3.Error, ValueError) as exc:
+            said = f"records of {step.id}: {exc}"
+            self.problems += [said] if said not in self.problems else []
+
+    def stream_dicts(self, step: StepResult | None) -> Iterator[dict[str, Any]]:
+        return (r for r in self.stream(step) if isinstance(r, dict))
+
+    def records(self, step: StepResult | None) -> list[Any]:
+        """Every stored record of the step, as a list: for steps with a handful of records (evaluate, study)."""
+        return list(self.stream(step))
 
     def dicts(self, step: StepResult | None) -> list[dict[str, Any]]:
-        return [r for r in self.records(step) if isinstance(r, dict)]
+        return list(self.stream_dicts(step))
 
     def artifact(self, step: StepResult | None, name: str) -> Path | None:
         """A file in the step's artifact directory, if it exists."""
@@ -153,28 +160,39 @@ def dimension_config(view: RunView, name: str) -> dict[str, Any]:
 
 
 def dimension_scores(view: RunView, name: str) -> list[dict[str, Any]]:
+    """Per-record verdicts {id, score, passed, detail, …} as a list (see stream_scores)."""
+    return list(stream_scores(view, name))
+
+
+def stream_scores(view: RunView, name: str) -> Iterator[dict[str, Any]]:
     """Per-record verdicts {id, score, passed, detail, …}: the score step's records, or else
-    the `quality` entries of the filter's records."""
-    step = view.step(f"score.{name}")
-    records = view.dicts(step)
-    if records:
-        return records
-    out = []
+    the `quality` entries of the filter's records; streamed."""
+    found = False
+    for record in view.stream_dicts(view.step(f"score.{name}")):
+        found = True
+        yield record
+    if found:
+        return
     for filt in view.steps("filter"):
-        for r in view.dicts(filt):
+        for r in view.stream_dicts(filt):
             verdict = (r.get("quality") or {}).get(name)
             if isinstance(verdict, dict):
-                out.append({"id": r.get("id"), **verdict})
-    return out
+                yield {"id": r.get("id"), **verdict}
 
 
-def labelled_records(view: RunView) -> list[dict[str, Any]]:
-    """The richest per-record view: the filter's records, or else the labels."""
+def labelled_by_id(view: RunView, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Id → record of the given ids in the richest per-record view: the filter's records, or else the
+    labels (the later of two records with one id wins); streamed, only the wanted records kept."""
     for kind in ("filter", "label"):
-        records = [r for s in view.steps(kind) for r in view.dicts(s)]
-        if records:
-            return records
-    return []
+        found, out = False, {}
+        for step in view.steps(kind):
+            for r in view.stream_dicts(step):
+                found = True
+                if str(r.get("id")) in ids:
+                    out[str(r.get("id"))] = r
+        if found:
+            return out
+    return {}
 
 
 def first_with_metrics(view: RunView, kind: str) -> StepResult | None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from dialc_runtime.quality.expects import source_form
-from dialc_runtime.quality.spread import separation_warning, spread
+from dialc_runtime.quality.spread import separation_warning, spread_counts
 from dialc_runtime.report.data import (
     RunView,
     dimension_config,
     dimension_names,
-    dimension_scores,
-    labelled_records,
+    labelled_by_id,
+    stream_scores,
     why_missing,
 )
 from dialc_runtime.report.html import Raw, join, not_run, pairs, pct, pre, section, table, tag
@@ -22,10 +24,63 @@ from dialc_runtime.report.svg import histogram
 EXAMPLES = 2  # best and worst records shown per dimension
 EXPECT_SCOPE = ("mean(d), pass_rate(d), mean(score) and distinct_n are computed over the kept records (the data "
                 "set that is exported); kept_rate, duplicate_rate and balance_p over all records.")
+CHUNK = 1000  # verdicts between two prunings of the example candidates
 
 
-def _scores(verdicts: list[dict[str, Any]]) -> list[float]:
-    return [float(v["score"]) for v in verdicts if isinstance(v.get("score"), int | float)]
+def _rank(verdict: dict[str, Any]) -> tuple[float, str]:
+    """Best first: highest score, then id."""
+    return (-float(verdict["score"]), str(verdict.get("id")))
+
+
+@dataclass
+class Tally:
+    """One dimension's verdicts as the report uses them, accumulated in one streamed pass: counts, the
+    scores as score → records, and the few records the examples show (memory does not grow with the run)."""
+
+    records: int = 0
+    scores: Counter[float] = field(default_factory=Counter)
+    total: float = 0.0  # sum of the scores, in record order
+    judged: int = 0
+    passed: int = 0
+    best: list[dict[str, Any]] = field(default_factory=list)  # the EXAMPLES best-ranked scored verdicts
+    last: list[dict[str, Any]] = field(default_factory=list)  # the 2 × EXAMPLES worst-ranked, worst first
+
+    @property
+    def scored(self) -> int:
+        return sum(self.scores.values())
+
+    def add(self, verdict: dict[str, Any]) -> bool:
+        """Count one verdict; True when it has a score (an example candidate)."""
+        self.records += 1
+        if verdict.get("passed") is not None and verdict.get("score") is not None:
+            self.judged += 1
+            self.passed += bool(verdict["passed"])
+        if not isinstance(verdict.get("score"), int | float):
+            return False
+        self.scores[float(verdict["score"])] += 1
+        self.total += float(verdict["score"])
+        return True
+
+    def keep(self, candidates: list[dict[str, Any]]) -> None:
+        """Keep the best and worst of what was kept so far plus `candidates` (ties: the earlier record)."""
+        self.best = heapq.nsmallest(EXAMPLES, self.best + candidates, key=_rank)
+        self.last = heapq.nlargest(2 * EXAMPLES, self.last + candidates, key=_rank)
+
+
+def tally(view: RunView, name: str) -> Tally:
+    """The dimension's Tally, read once per page."""
+    memo = f"tally:{name}"
+    if memo not in view.memo:
+        t, chunk = Tally(), []
+        for verdict in stream_scores(view, name):
+            if t.add(verdict):
+                chunk.append(verdict)
+            if len(chunk) >= CHUNK:
+                t.keep(chunk)
+                chunk = []
+        t.keep(chunk)
+        view.memo[memo] = t
+    return view.memo[memo]  # type: ignore[no-any-return]
 
 
 def dimension_figures(view: RunView, name: str) -> dict[str, Any]:
@@ -38,14 +93,12 @@ def dimension_figures(view: RunView, name: str) -> dict[str, Any]:
         summary = (filt.metrics.get("dimensions") or {}).get(name)
         if summary:
             return dict(summary)
-    verdicts = dimension_scores(view, name)
-    scores = _scores(verdicts)
-    judged = [bool(v["passed"]) for v in verdicts if v.get("passed") is not None and v.get("score") is not None]
+    t = tally(view, name)
     return {
-        "records": len(verdicts),
-        "scored": len(scores),
-        "mean": sum(scores) / len(scores) if scores else None,
-        "pass_rate": sum(judged) / len(judged) if judged else None,
+        "records": t.records,
+        "scored": t.scored,
+        "mean": t.total / t.scored if t.scored else None,
+        "pass_rate": t.passed / t.judged if t.judged else None,
     }
 
 
@@ -65,32 +118,32 @@ def _role(config: dict[str, Any]) -> str:
 
 
 def _dimension_card(view: RunView, name: str) -> Raw:
-    verdicts = dimension_scores(view, name)
-    scores = _scores(verdicts)
+    t = tally(view, name)
     step = view.step(f"score.{name}")
-    if not verdicts:
+    if not t.records:
         why = f"{step.status}: {step.message}" if step and step.message else "no scores"
         return Raw(f'<div class="card">{tag("h3", name)}{not_run(f"not run ({why})")}</div>')
     m = dimension_figures(view, name)
     figures = pairs([
         ("mean, all scored records", m.get("mean")), (f"mean({name}), kept records", kept_mean(view, name)),
         ("pass rate, all judged records", pct(m.get("pass_rate"))),
-        ("scored / records", f"{len(scores)} / {len(verdicts)}"),
+        ("scored / records", f"{t.scored} / {t.records}"),
         ("not assessed", m.get("failures", 0)), ("skipped (label failed)", m.get("skipped", 0)),
         ("not applicable (n/a)", m.get("not_applicable", 0)),
-        *_spread_rows(view, name, scores),
+        *_spread_rows(view, name, t.scores),
     ])  # fmt: skip
-    chart = Raw(histogram(scores, f"{name} score distribution")) if scores else not_run("no scores")
+    chart = Raw(histogram(t.scores.elements(), f"{name} score distribution")) if t.scores else not_run("no scores")
     config = dimension_config(view, name)
-    flat = separation_warning(name, spread(scores), m.get("pass_rate")) if config.get("kind") == "judge" else None
+    judge = config.get("kind") == "judge"
+    flat = separation_warning(name, spread_counts(t.scores), m.get("pass_rate")) if judge else None
     said = tag("div", f"warning: {flat}", "diag") if flat else Raw("")
     head = tag("h3", f"{name} ({_role(config)})")
     return Raw(f'<div class="card">{head}{chart}{figures}{said}</div>')
 
 
-def _spread_rows(view: RunView, name: str, scores: list[float]) -> list[tuple[str, Any]]:
-    """Spread of the scores, and their rank agreement with each other dimension (from the filter)."""
-    s = spread(scores)
+def _spread_rows(view: RunView, name: str, scores: Counter[float]) -> list[tuple[str, Any]]:
+    """Spread of the scores (score → records), and their rank agreement with each other dimension (from the filter)."""
+    s = spread_counts(scores)
     rows: list[tuple[str, Any]] = []
     if s.get("std") is not None:
         rows.append(("spread: std · min–max · distinct", f"{s['std']:g} · {s['min']:g}–{s['max']:g} · {s['distinct']}"))
@@ -123,13 +176,16 @@ def _filter_part(view: RunView, step: Any) -> list[Any]:
     total = m.get("rejected") or 0
     causes = [(c, n, pct(n / total) if total else "–") for c, n in
               (m.get("rejected_by") or {}).items()]  # fmt: skip
-    records = view.dicts(step)
-    reasons = Counter(str(r.get("reason"))[:200] for r in records if not r.get("kept"))
-    aggregates = [float(r["aggregate"]) for r in records
-                  if isinstance(r.get("aggregate"), int | float)]  # fmt: skip
+    reasons: Counter[str] = Counter()
+    aggregates: Counter[float] = Counter()  # aggregate score → records
+    for r in view.stream_dicts(step):
+        if not r.get("kept"):
+            reasons[str(r.get("reason"))[:200]] += 1
+        if isinstance(r.get("aggregate"), int | float):
+            aggregates[float(r["aggregate"])] += 1
     parts: list[Any] = [tag("h3", step.id), figures]
     if aggregates:
-        parts.append(Raw(histogram(aggregates, "aggregate score distribution")))
+        parts.append(Raw(histogram(aggregates.elements(), "aggregate score distribution")))
     parts += [
         tag("h3", "rejections by cause"),
         table(["cause", "records", "share"], causes) if causes else not_run("none"),
@@ -217,17 +273,18 @@ def _example(label: str, verdict: dict[str, Any], record: dict[str, Any]) -> Raw
 
 def examples(view: RunView) -> Raw:
     """Per dimension, the best- and worst-scored records with their (escaped) answers."""
-    by_id = {str(r.get("id")): r for r in labelled_records(view)}
-    parts = []
+    chosen = []
     for name in dimension_names(view):
-        verdicts = dimension_scores(view, name)
-        scored = [v for v in verdicts if isinstance(v.get("score"), int | float)]
-        if not scored:
+        t = tally(view, name)
+        if not t.best:
             continue
-        ranked = sorted(scored, key=lambda v: (-float(v["score"]), str(v.get("id"))))
-        best = ranked[:EXAMPLES]
-        top = float(ranked[0]["score"])  # when every score is the same there is no "worst"
-        worst = [v for v in ranked[::-1] if v not in best and float(v["score"]) < top][:EXAMPLES]
+        top = float(t.best[0]["score"])  # when every score is the same there is no "worst"
+        worst = [v for v in t.last if v not in t.best and float(v["score"]) < top][:EXAMPLES]
+        chosen.append((name, t.best, worst))
+    wanted = {str(v.get("id")) for _, best, worst in chosen for v in best + worst}
+    by_id = labelled_by_id(view, wanted) if wanted else {}
+    parts = []
+    for name, best, worst in chosen:
         items = [_example("best", v, by_id.get(str(v.get("id")), {})) for v in best]
         items += [_example("worst", v, by_id.get(str(v.get("id")), {})) for v in worst]
         parts.append(Raw(f"<details><summary>{tag('span', name)}</summary>{join(items)}</details>"))

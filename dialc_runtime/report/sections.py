@@ -86,22 +86,27 @@ def overview(view: RunView) -> Raw:
     return section("overview", "Run", head, steps, *(extra if warnings else []), *problems)
 
 
-def label_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The label step's metrics, recomputed from its records (for a step that did not finish)."""
-    n = len(records) or 1
-    valid = sum(1 for r in records if r.get("ok"))
-    retried = sum(1 for r in records if (r.get("attempts") or 1) > 1)
-    return {"labelled": len(records), "valid": valid, "valid_rate": valid / n,
-            "invalid_quarantined": len(records) - valid, "retried": retried,
+def label_figures(labelled: int, valid: int, retried: int) -> dict[str, Any]:
+    """The label step's metrics, recomputed from its records' counts (for a step that did not finish)."""
+    n = labelled or 1
+    return {"labelled": labelled, "valid": valid, "valid_rate": valid / n,
+            "invalid_quarantined": labelled - valid, "retried": retried,
             "retry_rate": retried / n}  # fmt: skip
 
 
 def _label_part(view: RunView, step: StepResult) -> list[Any]:
-    records = view.dicts(step)
-    m = step.metrics or (label_figures(records) if records else {})
+    labelled = valid = retried = 0
+    errors: Counter[str] = Counter()
+    for r in view.stream_dicts(step):  # streamed: only counts are kept
+        labelled += 1
+        valid += bool(r.get("ok"))
+        retried += (r.get("attempts") or 1) > 1
+        if not r.get("ok"):
+            errors[str(r.get("error") or "no answer")[:160]] += 1
+    m = step.metrics or (label_figures(labelled, valid, retried) if labelled else {})
     if not m:
         return [tag("h3", step.id), not_run(why_missing(view, "label"))]
-    note = f"partial ({step.status}): from the {len(records)} records written so far"
+    note = f"partial ({step.status}): from the {labelled} records written so far"
     partial = [] if step.metrics else [not_run(note)]
     figures = pairs([
         ("labelled", m.get("labelled")), ("valid", m.get("valid")),
@@ -111,7 +116,6 @@ def _label_part(view: RunView, step: StepResult) -> list[Any]:
         ("text cut back to a sentence end", m.get("ended_at_sentence")),
         ("truncated at the bound (quarantined)", m.get("truncated")),
     ])  # fmt: skip
-    errors = Counter(str(r.get("error") or "no answer")[:160] for r in records if not r.get("ok"))
     out = [tag("h3", step.id), *partial, figures]
     return out + ([table(["error", "records"], errors.most_common(10))] if errors else [])
 

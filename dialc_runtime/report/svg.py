@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2")
@@ -36,7 +37,7 @@ def _rect(x: float, y: float, w: float, h: float, fill: str, tip: str) -> str:
     )
 
 
-def bin_counts(values: list[float], bins: int, lo: float = 0.0, hi: float = 1.0) -> list[int]:
+def bin_counts(values: Iterable[float], bins: int, lo: float = 0.0, hi: float = 1.0) -> list[int]:
     """Counts per equal-width bin over lo..hi; the top edge belongs to the last bin."""
     counts = [0] * bins
     span = (hi - lo) or 1.0
@@ -47,7 +48,7 @@ def bin_counts(values: list[float], bins: int, lo: float = 0.0, hi: float = 1.0)
 
 
 def histogram(
-    values: list[float], title: str, bins: int = 10, width: int = 320, height: int = 140
+    values: Iterable[float], title: str, bins: int = 10, width: int = 320, height: int = 140
 ) -> str:
     """Score histogram over 0..1 with bin edges on the x axis and counts on top of the bars."""
     counts = bin_counts(values, bins)
