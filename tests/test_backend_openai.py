@@ -191,7 +191,8 @@ def test_refused_constraint_falls_back_and_is_remembered(scripted: Callable[...,
 
 
 def test_batch_of_8_runs_concurrently_in_order(scripted: Callable[..., Scripted]) -> None:
-    server = scripted("--latency", "1.0", "--reply", "done")
+    # 3 s a request: on a loaded machine starting eight requests can take more than one second
+    server = scripted("--latency", "3.0", "--reply", "done")
     requests = [ask(f"question {i}", seed=i) for i in range(8)]
     results = server.backend(batch_size=8).generate(requests)
     assert [r.text for r in results] == ["done"] * 8

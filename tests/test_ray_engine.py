@@ -28,7 +28,10 @@ from dialc_runtime.engine.ray_engine import RayEngine  # noqa: E402
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024**2}
 # label and a judge on the tiny model; short answers keep the run short
 JUDGE = 'dimension helpful judge {{ model = tiny  rubric = "Is it helpful?" }}\n  keep when score >= 0'
-RAY_SPEC = SPEC.replace("max_tokens = 48", "max_tokens = 8").replace("keep when score >= 0", JUDGE)
+# one record per model batch: records reach the driver batch by batch while a shard is still running, so
+# the fault test finds a busy node even when a loaded machine delays the driver
+RAY_SPEC = (SPEC.replace("max_tokens = 48", "max_tokens = 8").replace("batch_size = 4", "batch_size = 1")
+            .replace("keep when score >= 0", JUDGE))
 
 
 @pytest.fixture(scope="module")
