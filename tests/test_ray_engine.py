@@ -84,11 +84,36 @@ def test_ray_gives_the_records_of_the_local_engine(cluster: Cluster, project: An
 
 def test_a_worker_node_lost_mid_step_loses_and_duplicates_nothing(cluster: Cluster, project: Any,
                                                                     tmp_path: Path) -> None:
+    """Whether the removed node still had a shard in flight depends on timing (a loaded machine can let the
+    shard finish before the node is gone): every attempt must lose and duplicate nothing, and up to three
+    attempts are made until one has really taken a lost shard up again."""
     plan, local, local_dir = project
-    killed: list[str] = []
+    taken_up = 0
+    for attempt in range(3):
+        killed: list[str] = []
+        engine = _killing_engine(cluster, killed)
+        run_dir = tmp_path / f"ray-{attempt}"
+        try:
+            out = execute(plan, run_dir, quiet=True, engine=engine)
+        finally:
+            engine.close()
+            if killed:
+                cluster.add_node(**NODE)  # the cluster as it was
+        assert out.ok, [(s.id, s.message) for s in out.steps]
+        labels = keys(run_dir, out, "label.labels")
+        assert len(labels) == len(set(labels)) == 16 == out.step("label.labels").records
+        assert digests(run_dir, out) == digests(local_dir, local)
+        if killed and engine.retried >= 1:  # the lost shard was taken up by the other node
+            taken_up += 1
+            break
+    assert taken_up, "in three attempts no node was lost while it still had a shard in flight"
+
+
+def _killing_engine(cluster: Cluster, killed: list[str]) -> RayEngine:
+    """A Ray engine that, after the first records of the label step, removes a worker node whose actor is
+    mid-shard (one shard per worker: a long shard to lose)."""
 
     def kill_a_busy_node(step_id: str, written: int) -> None:
-        """After the first records of the label step, remove a worker node whose actor is mid-shard."""
         if killed or step_id != "label.labels":
             return
         busy = engine.busy_nodes()
@@ -97,15 +122,5 @@ def test_a_worker_node_lost_mid_step_loses_and_duplicates_nothing(cluster: Clust
             killed.append(victim.node_id)
             cluster.remove_node(victim, allow_graceful=False)
 
-    engine = RayEngine(observer=kill_a_busy_node, per_worker=1)  # one shard per worker: a long shard to lose
-    try:
-        out = execute(plan, tmp_path / "ray", quiet=True, engine=engine)
-    finally:
-        engine.close()
-        cluster.add_node(**NODE)  # the cluster as it was
-    assert killed, "no node was busy when the first records arrived"
-    assert out.ok, [(s.id, s.message) for s in out.steps]
-    assert engine.retried >= 1  # the lost shard was taken up by the other node
-    labels = keys(tmp_path / "ray", out, "label.labels")
-    assert len(labels) == len(set(labels)) == 16 == out.step("label.labels").records
-    assert digests(tmp_path / "ray", out) == digests(local_dir, local)
+    engine = RayEngine(observer=kill_a_busy_node, per_worker=1)
+    return engine
