@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # when run as a script by the kill -9 test
 from pydantic import ValidationError  # noqa: E402
 
 from dialc.plan import OpaqueParams, Plan, Span, Step, StepKind, StepParams, fingerprint, params_class  # noqa: E402
-from dialc_runtime.engine.context import StepContext, StepOutput  # noqa: E402
+from dialc_runtime.engine.context import RoleInputs, StepContext, StepOutput  # noqa: E402
 from dialc_runtime.engine.registry import DictRegistry  # noqa: E402
 from dialc_runtime.errors import StepFailed  # noqa: E402
 
@@ -184,7 +184,7 @@ if __name__ == "__main__":
     main(sys.argv[1:])
 
 
-class MemoryContext:
+class MemoryContext(RoleInputs):
     """The documented StepContext surface over in-memory input records, for testing one step module.
 
     `params` are validated into the kind's typed model (as the compiler would build them); inputs
@@ -215,13 +215,6 @@ class MemoryContext:
 
     def count(self, step_id: str) -> int:
         return len(self._inputs[step_id])
-
-    def role(self, name: str) -> list[str]:
-        return self.step.role(name)
-
-    def role_records(self, name: str) -> Iterator[Any]:
-        for step_id in self.step.role(name):
-            yield from self.records(step_id)
 
     def input_step(self, step_id: str) -> Any:
         kind, name = step_id.split(".", 1)

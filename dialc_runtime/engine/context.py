@@ -98,7 +98,26 @@ class CountingBackend:
 P = TypeVar("P", bound=StepParams)
 
 
-class StepContext(Generic[P]):
+class RoleInputs:
+    """Inputs read by role, for every step context (the run's, a Ray shard's, the tests' in-memory one):
+    each has its `step` and reads an input step's records with `records(step_id)`."""
+
+    step: Step
+
+    def records(self, step_id: str) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def role(self, name: str) -> list[str]:
+        """The ids of the input steps read under a role (`labels`, `dialogues` …), in order."""
+        return self.step.role(name)
+
+    def role_records(self, name: str) -> Iterator[Any]:
+        """The records of every input step of a role, one step after the other, each in key order."""
+        for step_id in self.step.role(name):
+            yield from self.records(step_id)
+
+
+class StepContext(RoleInputs, Generic[P]):
     """Everything run(ctx) may use (docs/contracts.md, "Step implementations").
 
     A step module annotates `run(ctx: StepContext[LabelParams])`: `ctx.params` is then its kind's
@@ -149,15 +168,6 @@ class StepContext(Generic[P]):
         """An input step's records, in key order."""
         for _, record in self._store.records(self._input_key(step_id)):
             yield record
-
-    def role(self, name: str) -> list[str]:
-        """The ids of the input steps read under a role (`labels`, `dialogues` …), in order."""
-        return self.step.role(name)
-
-    def role_records(self, name: str) -> Iterator[Any]:
-        """The records of every input step of a role, one step after the other, each in key order."""
-        for step_id in self.step.role(name):
-            yield from self.records(step_id)
 
     def input_step(self, step_id: str) -> Step:
         """An input step of the plan (its kind, name and typed params)."""

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from dialc.plan import ExpressionsParams, LabelParams, ModelSpec, Plan, ScoreParams, Step, StepParams
-from dialc_runtime.engine.context import Account, CountingBackend
+from dialc_runtime.engine.context import Account, CountingBackend, RoleInputs
 from dialc_runtime.errors import DuplicateRecord
 
 Record = tuple[str, Any]  # (key, record)
@@ -159,7 +159,7 @@ class ShardTask:
 Sink = Callable[[str, Any, "tuple[str, str] | None"], None]
 
 
-class ShardContext:
+class ShardContext(RoleInputs):
     """The StepContext surface on a worker, over one shard (see the module docstring)."""
 
     def __init__(self, task: ShardTask, backend: Callable[[Any], Any], sink: Sink) -> None:
@@ -194,13 +194,6 @@ class ShardContext:
     def lookup(self, step_id: str, keys: list[str]) -> dict[str, Any]:
         wanted = set(keys)
         return {k: r for k, r in self._input(step_id) if k in wanted}
-
-    def role(self, name: str) -> list[str]:
-        return self.step.role(name)
-
-    def role_records(self, name: str) -> Iterator[Any]:
-        for step_id in self.step.role(name):
-            yield from self.records(step_id)
 
     def input_step(self, step_id: str) -> Step:
         self._input(step_id)
