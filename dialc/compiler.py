@@ -418,16 +418,23 @@ def _plain(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lower_study(low: Lowering, decl: DeclIR) -> None:
-    """Each tier is trained like the target (same settings) and scored like its first evaluation."""
+    """Each tier is trained like the target (same settings) and scored like its first evaluation (its gold
+    test set, general suites and hold-out)."""
     finetune = low.decl(decl.fields["finetune"], ("finetune",))
     evaluations = [e for e in low.ir.of_kind("evaluate")
                    if isinstance(e.fields.get("model"), RefIR) and e.fields["model"].name == finetune.name]
     first = evaluations[0].fields if evaluations else {}
     general = low.suites(decl.fields.get("general") or first.get("general"))
+    testset = low.ir.evaluation_gold(evaluations[0]) if evaluations else None
+    gold = gold_set(low.ir, testset, low.path, _task_spec) if testset is not None else None
+    gold_limit = decl.fields.get("gold_limit")
     training = _training(low, finetune)
-    training["files"] = sorted({*training["files"], *_suite_files(low, general)})
+    gold_files = [gold.path, gold.references] if gold is not None else []
+    training["files"] = sorted({*training["files"], *_suite_files(low, general), *gold_files})
     params = StudyParams(**training, tiers=decl.fields["tiers"], general=general,
-                         limit=decl.fields["limit"] or first.get("limit", 0), seed=low.ir.seed_of(decl))
+                         limit=decl.fields["limit"] or first.get("limit", 0), seed=low.ir.seed_of(decl),
+                         gold=gold, gold_limit=first.get("gold_limit", 0) if gold_limit is None else gold_limit,
+                         prompt=prompt_format(low.ir, finetune) if gold is not None else None)
     records = [low.output(finetune.fields["data"], ("quality",))]
     low.add(StepKind.STUDY, decl.name, params, {"records": records}, decl)
 

@@ -445,6 +445,9 @@ class StudyParams(TrainingParams):
     tiers: int = 3
     general: list[Suite] = Field(default_factory=list)
     limit: int = 0
+    gold: GoldSet | None = None  # every tier scored against the target's evaluation's gold references
+    gold_limit: int = 0  # gold dialogues scored per tier at most (0 = all): a sample seeded by `seed`
+    prompt: PromptFormat | None = None  # how gold items are put to the tiers (set with `gold`)
 
 
 class CalibrateParams(StepParams):

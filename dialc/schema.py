@@ -277,6 +277,8 @@ KINDS: dict[str, KindSpec] = {
             "tiers": F("int", "equal-size tiers by aggregate quality score (top … bottom)", default=3, lo=2, hi=10),
             "general": F("suites", "general suites scored per tier (default: the target's evaluation's)"),
             "limit": F("int", "items per suite at most (0 = all)", default=0, lo=0),
+            "gold_limit": F("int", "gold dialogues scored per tier at most, a seeded sample (0 = all; default: the "
+                            "target's evaluation's)", lo=0),
             "seed": SEED,
         },
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,17 @@ def test_study_reuses_the_target_settings_and_evaluation_suites() -> None:
     assert isinstance(study.params, StudyParams) and isinstance(evaluate.params, EvaluateParams)
     assert study.params.general == evaluate.params.general and study.params.tiers == 3
     assert study.params.holdout == evaluate.params.holdout is not None  # the one hold-out, everywhere
+    # every tier is scored on the evaluation's gold references, asked as the evaluation asks them
+    assert study.params.gold == evaluate.params.gold is not None
+    assert study.params.prompt == evaluate.params.prompt and study.params.gold_limit == evaluate.params.gold_limit
+    assert set(study.params.files) >= {evaluate.params.gold.path, evaluate.params.gold.references}
+
+
+def test_the_study_can_score_its_tiers_on_another_gold_sample() -> None:
+    plan = compile_spec(Path("specs/realestate_study.dial"), ["study.tiers.gold_limit=0"])
+    study, evaluate = plan.step("study.tiers").params, plan.step("evaluate.after").params
+    assert isinstance(study, StudyParams) and isinstance(evaluate, EvaluateParams)
+    assert study.gold_limit == 0 and evaluate.gold_limit == 40
 
 
 @pytest.mark.slow
@@ -67,7 +79,9 @@ evaluate after {{ model = domain  domain = holdout(0.3)  general = [suite("built
                   max_drop = 100 }}
 study tiers {{ finetune = domain  tiers = 3 }}
 """
+    extra = extra.replace("domain = holdout(0.3)", "domain = [gold(gold), holdout(0.3)]") + TESTSET
     spec = write_project(tmp_path, model=tiny_model_dir, count=24, spec=SPEC + extra)
+    write_gold(tmp_path)
     res = run(spec, tmp_path / "run", select=["+study.tiers"])
     study = res.step("study.tiers")
     assert study.status == "ok", study.message
@@ -76,6 +90,8 @@ study tiers {{ finetune = domain  tiers = 3 }}
     assert len({r["records"] for r in rows}) == 1  # equal sizes
     assert rows[0]["mean_quality"] >= rows[1]["mean_quality"] >= rows[2]["mean_quality"]
     assert "builtin:general-probe" in study.metrics["spearman"]
+    assert {"gold/intent", "gold/overall"} <= set(study.metrics["spearman"])  # each tier scored against gold
+    assert all(row["n"]["gold/intent"] == len(GOLD) for row in rows)
     for tier in (1, 2, 3):
         assert (RunLayout(tmp_path / "run").artifact_dir(study.key or "") / f"tier-{tier}" / "adapter").is_dir()
     # issue 9: tiers of a handful of records and a probe of 8 items are said to be too small, and
@@ -86,3 +102,18 @@ study tiers {{ finetune = domain  tiers = 3 }}
     ci = rows[0]["ci"]["builtin:general-probe"]
     assert ci[0] <= rows[0]["scores"]["builtin:general-probe"] <= ci[1] and rows[0]["n"]["builtin:general-probe"] == 8
     assert study.model_calls > 0  # its evaluations are counted
+
+
+GOLD = [{"id": f"t{i}", "scenario": "purchase", "turns": [
+    {"role": "customer", "text": f"Good morning, we saw house number {i} near the harbour yesterday."},
+    {"role": "agent", "text": "Lovely, shall we arrange a second visit with the owners this weekend?"}]}
+    for i in range(4)]
+TESTSET = """
+testset gold {{ path = "gold.jsonl"  references = "refs.jsonl"  like = dialogues  tasks = [intent] }}
+"""
+
+
+def write_gold(root: Path) -> None:
+    (root / "gold.jsonl").write_text("".join(json.dumps(d) + "\n" for d in GOLD), encoding="utf-8")
+    (root / "refs.jsonl").write_text("".join(json.dumps({"id": d["id"], "answers": {"intent": "yes"}}) + "\n"
+                                             for d in GOLD), encoding="utf-8")

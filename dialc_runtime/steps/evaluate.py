@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dialc.plan import EvaluateParams, Holdout, Plan, PromptFormat, Step
+from dialc.plan import EvaluateParams, Holdout, Plan, PromptFormat, Step, StudyParams
 from dialc.plan import Suite as SuiteSpec
 from dialc_runtime.data.split import held_out
 from dialc_runtime.engine.context import StepContext, StepOutput
@@ -215,7 +215,7 @@ def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
     return combine(one, one)
 
 
-def gold_size(p: EvaluateParams, plan: Plan) -> int:
+def gold_size(p: EvaluateParams | StudyParams, plan: Plan) -> int:
     """The gold items one model answers (0 when the files cannot be read: the run says why)."""
     from dialc.plan import resolve_paths
 

@@ -1,23 +1,33 @@
-"""Filtered records → the target retrained on equal-size quality tiers, each scored: does quality pay?"""
+"""Filtered records → the target retrained on equal-size quality tiers, each scored on gold: does quality pay?"""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
-from dialc.plan import Plan, Step, StudyParams
+from dialc.plan import Plan, PromptFormat, Step, StudyParams
 from dialc_runtime.data.split import held_out
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.evaluate.evidence import evaluation_warnings, tier_warnings
+from dialc_runtime.evaluate.gold import load_items
 from dialc_runtime.quality.best_of import one_per_prompt
-from dialc_runtime.steps.evaluate import calls_for, evaluate_model, holdout_records, load_suites
+from dialc_runtime.steps.evaluate import (
+    calls_for,
+    evaluate_model,
+    gold_calls,
+    gold_size,
+    holdout_records,
+    load_suites,
+    score_gold,
+)
 from dialc_runtime.steps.finetune import train_config
 from dialc_runtime.train.samples import chat_sample, trainable
 
-# 5: acc_norm per character, CMMLU prompted as lm-eval; 4: one candidate per prompt under best-of-N;
+# 6: every tier scored against the evaluation's gold references; 5: acc_norm per character, CMMLU prompted as
+# lm-eval; 4: one candidate per prompt under best-of-N;
 # 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
-VERSION = "5"
+VERSION = "6"
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
 
 
@@ -47,6 +57,7 @@ def run(ctx: StepContext[StudyParams]) -> StepOutput:
                          "raise sample.count")
     suites = load_suites(p.general, p.limit)
     holdout = holdout_records(records, p.holdout)
+    gold = load_items(p.gold, p.prompt or PromptFormat(), p.gold_limit, ctx.seed) if p.gold is not None else []
     base = p.base.path
     max_tokens = p.base.max_tokens
     rows = [ctx.done[k] for k in sorted(ctx.done)]
@@ -54,8 +65,9 @@ def run(ctx: StepContext[StudyParams]) -> StepOutput:
         bar.advance(len(rows))
         for index in range(len(rows), len(tiers)):
             adapter = _train_tier(ctx, base, tiers[index], index)
-            results = evaluate_model(HFModel.load(base, adapter), suites, holdout, max_tokens)
-            ctx.account(model_calls=calls_for(suites, holdout))
+            lm = HFModel.load(base, adapter)
+            results = {**evaluate_model(lm, suites, holdout, max_tokens), **score_gold(lm, gold, max_tokens)}
+            ctx.account(model_calls=calls_for(suites, holdout) + gold_calls(gold))
             row = _row(index, tiers[index], results)
             ctx.emit(f"tier-{index + 1}", row)
             rows.append(row)
@@ -139,4 +151,5 @@ def estimate(step: Step, plan: Plan) -> dict[str, int | float]:
     count = upstream_count(step, plan)
     held = holdout_size(count, p.holdout)
     tier = training((count - held) // max(p.tiers, 1), p.epochs, p.max_steps, p.batch_size * p.grad_accum)
-    return combine(*[combine(tier, evaluation(p.general, p.limit, held, p.base)) for _ in range(p.tiers)])
+    generations = held + gold_size(p, plan)
+    return combine(*[combine(tier, evaluation(p.general, p.limit, generations, p.base)) for _ in range(p.tiers)])
