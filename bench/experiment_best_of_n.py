@@ -45,18 +45,18 @@ def progress(total: int, what: str) -> Any:
     yield Bar(total, what)
 
 
-def check_params(spec: Path, limit: int, candidates: int, tasks: str | None) -> Any:
+def check_params(spec: Path, limit: int, candidates: int, tasks: str | None, extra: list[str] | None = None) -> Any:
     """The spec's calibrate step params for its first test set, with the experiment's settings."""
     from dialc.cli.common import load_plan
     from dialc.frontend import run_frontend
 
-    front = run_frontend(spec, [])
+    front = run_frontend(spec, extra or [])
     assert front.ir is not None, "the spec does not validate"
     testsets = front.ir.of_kind("testset")
     if not testsets:
         raise SystemExit(f"{spec} declares no testset")
     sets = [f"quality.calibrate=gold({testsets[0].name})", f"quality.calibrate_limit={limit}",
-            f"label.candidates={candidates}"]
+            f"label.candidates={candidates}", *(extra or [])]
     if tasks:
         sets.append(f"testset.{testsets[0].name}.tasks=[{tasks}]")
     plan = load_plan(spec, sets)

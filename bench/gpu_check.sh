@@ -2,7 +2,9 @@
 # The GPU path, on a machine with a CUDA GPU: installs what it needs into .venv, then measures
 #   1. LoRA fine-tuning of the embedded model in bf16 (tokens/s), against the CPU path measured in the same run;
 #   2. the transformers backend's JSON-constrained batched generation on CUDA (tokens/s, share of valid JSON);
-#   3. if vLLM installs: the openai backend against `vllm serve` of the same model (tokens/s, valid JSON).
+#   3. if vLLM installs: the openai backend against `vllm serve` of the same model (tokens/s, valid JSON);
+#   4. then `--engine ray` with `backend = vllm`: label + a choice judge in vLLM engines through ray.data.llm
+#      (bench/vllm_ray_check.py: records/s, tokens/s, share of valid labels).
 # Usage: bash bench/gpu_check.sh [--tiny]   (--tiny: a tiny random model, to check the script itself)
 # Environment: PYTHON (default python3), VLLM=0 to skip vLLM, PORT (default 8011) for vllm serve.
 set -euo pipefail
@@ -60,6 +62,20 @@ if [ "${VLLM:-1}" = "1" ]; then
         --n 256 --json "$LOG_DIR/vllm.json"
     fi
     kill "$VLLM_PID" 2>/dev/null || true
+    wait "$VLLM_PID" 2>/dev/null || true  # its GPU memory free for the engines below
+    # 4. backend = vllm under --engine ray: vLLM engines through ray.data.llm, in the same virtualenv (dialc
+    #    without its torch pin: vLLM brings its own torch)
+    echo "== --engine ray with backend = vllm (ray.data.llm vLLM engines) on $MODEL_DIR"
+    if "$VENV_VLLM/bin/python" -m pip install --quiet "ray[data,llm]==2.60.0" >>"$LOG_DIR/vllm-install.log" 2>&1 &&
+       "$VENV_VLLM/bin/python" -m pip install --quiet --no-deps -e . >>"$LOG_DIR/vllm-install.log" 2>&1 &&
+       "$VENV_VLLM/bin/python" -m pip install --quiet "lark==1.3.1" "typer==0.29.2" "rich==15.0.0" "orjson==3.13.0" \
+         "httpx2==2.16.2" "datasketch==2.0.0" "gguf==0.19.0" networkx pydantic pyarrow jinja2 regex \
+         >>"$LOG_DIR/vllm-install.log" 2>&1; then
+      "$VENV_VLLM/bin/python" bench/vllm_ray_check.py --model "$MODEL_DIR" --prompts 256 \
+        --json "$LOG_DIR/vllm-ray.json" || echo "gpu_check: the ray.data.llm vLLM check failed (output above)"
+    else
+      echo "gpu_check: ray[data,llm] or dialc did not install next to vLLM (see $LOG_DIR/vllm-install.log)"
+    fi
   else
     echo "gpu_check: vllm did not install (see $LOG_DIR/vllm-install.log): the openai/vLLM check is skipped"
   fi

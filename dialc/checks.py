@@ -422,7 +422,7 @@ def pass_files(ir: IR, diags: Diagnostics) -> None:
                          source.span_of("path"))
     for model in ir.of_kind("model"):
         path = model.fields.get("path")
-        if model.fields.get("backend", "transformers") != "transformers" or not isinstance(path, str):
+        if model.fields.get("backend", "transformers") not in ("transformers", "vllm") or not isinstance(path, str):
             continue
         if not path.startswith("builtin:") and not (base / path).exists():
             diags.report("missing-file", f"model not found: {path} (a builtin:NAME, a local HF directory or "

@@ -103,7 +103,7 @@ class Lowering:
     def model(self, ref: RefIR) -> ModelSpec:
         decl = self.decl(ref, ("model",))
         cfg: dict[str, Any] = {k: decl.fields[k] for k in MODEL_FIELDS if k in decl.fields}
-        if cfg.get("backend", "transformers") == "transformers":
+        if cfg.get("backend", "transformers") in ("transformers", "vllm"):
             cfg["path"] = self.path(cfg["path"])
         return ModelSpec(name=decl.name, **cfg)
 

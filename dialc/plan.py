@@ -71,7 +71,7 @@ class ModelSpec(Frozen):
     """A model declaration with every default filled in: steps and backends never pick their own."""
 
     name: str
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm"] = "transformers"  # vllm: --engine ray only (ray.data.llm)
     path: str  # builtin:NAME, a local HF directory or .gguf file, or the served model name
     base_url: str | None = None  # backend = openai
     api_key_env: str | None = None  # backend = openai: environment variable holding the key
@@ -107,8 +107,8 @@ class ModelSpec(Frozen):
         return data
 
     def path_fields(self) -> tuple[str, ...]:
-        """`path` is a local file only for the transformers backend (a served model name otherwise)."""
-        return ("path", "tokenizer") if self.backend == "transformers" else ("tokenizer",)
+        """`path` is a local file for the transformers and vllm backends (a served model name otherwise)."""
+        return ("path", "tokenizer") if self.backend in ("transformers", "vllm") else ("tokenizer",)
 
     def config(self) -> dict[str, Any]:
         """The backend configuration as a plain dict (what `get_backend` takes)."""

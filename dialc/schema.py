@@ -58,7 +58,8 @@ KINDS: dict[str, KindSpec] = {
     "model": KindSpec(
         "a model used for generation, judging or as a fine-tune base",
         fields={
-            "backend": F("choice", "how the model is run", default="transformers", options=("transformers", "openai")),
+            "backend": F("choice", "how the model is run (vllm: vLLM engines through ray.data.llm, under "
+                         "--engine ray only)", default="transformers", options=("transformers", "openai", "vllm")),
             "path": F("str", "builtin:NAME, a local HF directory or .gguf file, or the served model name",
                       required=True),
             "base_url": F("str", "OpenAI-compatible server URL (backend = openai)"),

@@ -177,3 +177,20 @@ def test_the_label_step_emits_n_candidates_per_prompt_with_their_lineage() -> No
     label_step.run(single)  # type: ignore[arg-type]
     assert single.emitted["000000"]["answer"] == ctx.emitted["000000#c0"]["answer"]  # candidate 0 = the single label
     assert "candidate" not in single.emitted["000000"]
+
+
+def test_a_dedup_gate_does_not_reject_a_candidate_for_repeating_its_sibling() -> None:
+    """Candidates of one prompt are alternatives (one is kept): the same choice twice is not a copy; the same
+    answer to another prompt of the dialogue still is."""
+    from dialc_runtime.steps.score import score_dedup
+
+    def rec(prompt: str, k: int | None, answer: str) -> dict[str, object]:
+        base = {"ok": True, "dialogue_id": "d1", "output": {"kind": "choice"}, "answer": answer, "value": answer}
+        if k is None:
+            return {**base, "id": prompt}
+        return {**base, "id": f"{prompt}#c{k}", "prompt_id": prompt, "candidate": k, "candidates": 3}
+
+    labels = [rec("p1", 0, "ready"), rec("p1", 1, "ready"), rec("p1", 2, "browsing"), rec("p2", None, "ready")]
+    verdicts = dict(score_dedup(labels, {"name": "novel", "method": "minhash", "threshold": 0.85})[0])
+    assert [verdicts[k].passed for k in ("p1#c0", "p1#c1", "p1#c2")] == [True, True, True]
+    assert verdicts["p2"].passed is False and verdicts["p2"].extra["duplicate_of"] == "p1#c0"

@@ -66,6 +66,22 @@ def test_scopes_are_compared_separately() -> None:
     assert [v.passed for v in found] == [True, True, False]
 
 
+@pytest.mark.parametrize("method", ["minhash", "embedding"])
+def test_best_of_n_siblings_are_alternatives_not_copies(method: str) -> None:
+    """Candidates of one prompt (a group) never fail as copies of each other, but still of other prompts."""
+    vectors = {ORIGINAL: [1.0, 0.0], EXACT: [1.0, 0.0], NEAR: [0.99, 0.141], DIFFERENT: [0.0, 1.0]}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        rows = np.array([vectors[t] for t in texts])
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    items = [Item("p1#0", ORIGINAL, "", "p1"), Item("p1#1", EXACT, "", "p1"), Item("p1#2", NEAR, "", "p1"),
+             Item("p2#0", DIFFERENT, "", "p2"), Item("p2#1", NEAR, "", "p2"), Item("p3", ORIGINAL)]
+    found = find_duplicates(items, {"method": method, "threshold": 0.85}, embed=embed)
+    assert [v.passed for v in found] == [True, True, True, True, False, False]
+    assert found[4].extra["duplicate_of"].startswith("p1#") and found[5].extra["duplicate_of"] == "p1#0"
+
+
 def test_embedding_method_with_a_fake_encoder() -> None:
     vectors = {ORIGINAL: [1.0, 0.0], NEAR: [0.99, 0.141], DIFFERENT: [0.0, 1.0]}
 

@@ -60,8 +60,8 @@ def run(
     for line in key_destinations(plan):  # where each API key goes, said before any request is sent
         console.print(line, markup=False, highlight=False)
     try:
-        runner = make_engine(engine, address, workers)
-    except ValueError as exc:  # an unknown engine, or Ray not installed
+        runner = make_engine(engine, address, workers, plan=None if dry_run else plan)
+    except ValueError as exc:  # an unknown engine, Ray not installed, a model the engine cannot run (vllm)
         typer.echo(f"dialc: error: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:

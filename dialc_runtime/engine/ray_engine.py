@@ -8,6 +8,10 @@ more on the driver over its whole input: everything is stored, so it only comput
 makes whatever the shards did not). Every other model call of the run (evolve, generated tasks) goes
 to an actor of the model's pool too, so no model is loaded on the driver.
 
+A model served through `ray.data.llm` instead (`backend = vllm`: vLLM engines; or an openai model named in
+`http_data`: its server, through Ray Data's HTTP processor) has no actors: its steps run on the driver and
+each call of its backend is a Ray Data job (engine/ray_llm.py).
+
 A worker that dies (its node lost, the process killed) loses nothing: its shard is taken up again, by
 another actor, after the last batch whose records reached the driver; records that arrive twice are
 written once. An actor that dies is replaced when the cluster has room for it. Ray is imported only
@@ -23,9 +27,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dialc.plan import ModelSpec, digest
 from dialc_runtime.engine.context import BackendPool, StepContext, StepOutput
@@ -41,6 +45,9 @@ from dialc_runtime.engine.shards import (
     shard_size,
 )
 from dialc_runtime.errors import StepFailed
+
+if TYPE_CHECKING:
+    from dialc_runtime.engine.ray_llm import DataBackend
 
 FLUSH_ROWS = 64  # records per message from a worker (the driver commits each message in one transaction)
 FLUSH_SECONDS = 0.5  # at most this long between a record's emit on a worker and its message
@@ -238,7 +245,8 @@ class RayEngine:
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
                  endpoints: dict[str, list[str]] | None = None, init: dict[str, Any] | None = None,
-                 observer: Observer | None = None, patience: float = PATIENCE, per_worker: int = 4) -> None:
+                 observer: Observer | None = None, patience: float = PATIENCE, per_worker: int = 4,
+                 http_data: Iterable[str] = ()) -> None:
         self.address, self.workers = address, workers
         self.endpoints = endpoints or {}
         self.init = init or {}
@@ -247,6 +255,8 @@ class RayEngine:
         self.per_worker = per_worker  # shards per worker and step (more: better balance, more messages)
         self.current: Dispatch | None = None  # the sharded step running now
         self.pools: dict[str, Pool] = {}
+        self.http_data = set(http_data)  # openai models (by name) whose generation runs as Ray Data jobs
+        self.data_backends: dict[str, DataBackend] = {}
         self.duplicates = 0  # records that reached the driver twice (a retried shard's), written once
         self.retried = 0  # shards taken up again after their worker died
         self._ray: Any = None
@@ -259,7 +269,7 @@ class RayEngine:
 
     def run(self, module: StepModule, ctx: StepContext[Any]) -> StepOutput:
         rule = shard_rule(ctx.step)
-        if rule is not None:
+        if rule is not None and not self.through_data(rule.model.config()):
             self._run_shards(module, rule, ctx)
             ctx.reread_done()  # the step's own pass now finds its shards' records done
         return module.run(ctx) or StepOutput()
@@ -268,11 +278,32 @@ class RayEngine:
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
+        self.data_backends.clear()
         if self._owns and self._ray is not None:
             self._ray.shutdown()
         self._ray, self._owns = None, False
 
     # pools --------------------------------------------------------------------------------------
+
+    def through_data(self, cfg: dict[str, Any]) -> bool:
+        """Whether a model's generation runs as Ray Data jobs (ray.data.llm) rather than on actors."""
+        backend = cfg.get("backend", "transformers")
+        return backend == "vllm" or (backend == "openai" and str(cfg.get("name")) in self.http_data)
+
+    def data_backend(self, cfg: dict[str, Any]) -> DataBackend:
+        """The Ray Data backend of a model (engine/ray_llm.py), one per model config."""
+        from dialc_runtime.engine.ray_llm import DataBackend, http_route, vllm_route
+
+        k = digest(cfg)
+        if k not in self.data_backends:
+            resources = self.ray().cluster_resources()
+            if cfg.get("backend") == "vllm":
+                route = vllm_route(cfg, self.workers or max(1, int(resources.get("GPU", 0))))
+                self.data_backends[k] = DataBackend(cfg, route)
+            else:
+                route = http_route(cfg, self.workers or 1, _auth_header(cfg))
+                self.data_backends[k] = DataBackend(cfg, route, fallback=RemoteBackend(self, cfg))
+        return self.data_backends[k]
 
     def ray(self) -> Any:
         if self._ray is None:
@@ -473,7 +504,8 @@ class RemoteBackends(BackendPool):
         cfg = model.config() if isinstance(model, ModelSpec) else dict(model)
         k = digest(cfg)
         if k not in self._loaded:
-            self._loaded[k] = RemoteBackend(self.engine, cfg)
+            through_data = self.engine.through_data(cfg)
+            self._loaded[k] = self.engine.data_backend(cfg) if through_data else RemoteBackend(self.engine, cfg)
         return self._loaded[k]
 
 
@@ -506,3 +538,15 @@ class RemoteBackend:
             return []
         scores, self.last_scored_tokens = self._call("loglikelihood", list(requests))
         return list(scores)
+
+
+def _auth_header(cfg: dict[str, Any]) -> dict[str, str]:
+    """The HTTP route's Authorization header: the key of the model's `api_key_env`, read on the driver (it
+    travels to the request actors in the processor's config), refused over plain http to another host."""
+    from dialc.security import insecure_key_problem
+    from dialc_runtime.models.openai_backend import BackendUnavailable, _api_key
+
+    problem = insecure_key_problem(cfg.get("base_url"), cfg.get("api_key_env"), bool(cfg.get("allow_insecure")))
+    if problem:
+        raise BackendUnavailable(f"refusing to start: {problem}")
+    return {"Authorization": f"Bearer {_api_key(cfg.get('api_key_env'))}"}

@@ -28,10 +28,18 @@ def _openai(model_cfg: dict[str, Any]) -> Backend:
     return OpenAIBackend(model_cfg)
 
 
+def _vllm(model_cfg: dict[str, Any]) -> Backend:
+    from dialc_runtime.errors import StepFailed
+
+    raise StepFailed(f"model '{model_cfg.get('name')}' has backend = vllm, which runs only under `dialc run --engine "
+                     "ray` (vLLM engines through ray.data.llm, engine/ray_llm.py), not in this process")
+
+
 # backend name (the `backend =` of a model declaration) → constructor taking the model config
 BACKENDS: dict[str, Callable[[dict[str, Any]], Backend]] = {
     "transformers": _transformers,
     "openai": _openai,
+    "vllm": _vllm,
 }
 
 _INSTANCES: dict[tuple[str, str], Backend] = {}

@@ -21,9 +21,9 @@ def json_request(messages: list[dict[str, str]] | tuple[dict[str, str], ...], sc
 CHUNK = 2048  # requests taken at a time from an iterable of requests (a step streams its records)
 
 
-def _chunks(requests: Iterable[GenRequest]) -> Iterator[list[GenRequest]]:
+def _chunks(requests: Iterable[GenRequest], size: int = CHUNK) -> Iterator[list[GenRequest]]:
     it = iter(requests)
-    while chunk := list(islice(it, CHUNK)):
+    while chunk := list(islice(it, size)):
         yield chunk
 
 
@@ -51,7 +51,7 @@ def generate_each(ctx: Any, model: ModelSpec, requests: Iterable[GenRequest], wh
     with ctx.progress(done + count, what) as bar:
         bar.advance(done)
         offset = 0
-        for chunk in _chunks(requests):
+        for chunk in _chunks(requests, max(CHUNK, int(getattr(getattr(backend, "inner", backend), "page", 0)))):
             if streams:
                 window = int(getattr(backend, "concurrency", model.batch_size))
                 answers = _streamed(backend, chunk, failed, window, bar.advance)

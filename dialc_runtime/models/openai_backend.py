@@ -35,12 +35,11 @@ from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-
-from dialc.security import insecure_key_problem, is_loopback
+from dialc.security import insecure_key_problem
 from dialc_runtime.data.seeds import attempt_seed
 from dialc_runtime.errors import StepFailed
 from dialc_runtime.models.base import BatchInterrupted, Constraint, GenRequest, GenResult, Message, ScoreRequest
+from dialc_runtime.models.http_json import Answer, Dropped, NoAnswer, Unreachable, open_client
 from dialc_runtime.models.throttle import Throttle, estimate_tokens, retry_after_seconds
 from dialc_runtime.models.validation import settle_text, validate_output
 from dialc_runtime.secrets import redact, register
@@ -85,13 +84,13 @@ def _api_key(env_name: str | None) -> str:
     return key
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Answer) -> str:
     """The server's own error message (OpenAI/vLLM `error.message`, FastAPI `detail`, or text), with any
     API key or Authorization value it echoes redacted."""
     return redact(_server_text(response))
 
 
-def _server_text(response: httpx.Response) -> str:
+def _server_text(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -130,13 +129,8 @@ class OpenAIBackend:
                                         bool(model_cfg.get("allow_insecure", False)))
         if insecure:
             raise BackendUnavailable(f"refusing to start: {insecure}")
-        self._client = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=None),
-            trust_env=not is_loopback(self.base_url),  # proxies only for remote servers
-        )
+        self._client = open_client(self.base_url, {"Authorization": f"Bearer {_api_key(model_cfg.get('api_key_env'))}"},
+                                   self.timeout, min(self.timeout, 10.0))  # keep-alive, one connection per thread
         self._pool = DaemonPool(self.concurrency)
         self._cancel = threading.Event()  # set by Ctrl-C: no new attempt, retry or wait starts
 
@@ -153,22 +147,18 @@ class OpenAIBackend:
         timeout → HTTPFailure."""
         url = f"{self.base_url}{path}"
         try:
-            if body is None:
-                response = self._client.get(path)
-            else:
-                response = self._client.post(path, json=body)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
+            response = self._client.request(path, body)
+        except Unreachable as exc:
+            if exc.timed_out:
                 raise BackendUnavailable(f"cannot reach {self.base_url}: connection timed out "
                                          "— is the server running and base_url right?") from None
+            raise BackendUnavailable(
+                f"cannot reach {self.base_url}: {exc.reason} — is the server running?") from None
+        except NoAnswer:
             raise HTTPFailure(f"no answer from {url} within {self.timeout:g} s "
                               "(raise the model's `timeout` for a slow server)") from None
-        except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            reason = str(exc).split("] ")[-1].lower() or type(exc).__name__
-            raise BackendUnavailable(
-                f"cannot reach {self.base_url}: {reason} — is the server running?") from None
-        except httpx.TransportError as exc:  # connection dropped mid-answer: the server crashed?
-            raise HTTPFailure(f"{url}: {type(exc).__name__}: {exc}") from None
+        except Dropped as exc:  # connection dropped mid-answer: the server crashed?
+            raise HTTPFailure(f"{url}: {exc}") from None
         if response.status_code >= 400:
             self._raise_fatal(response, url)
             raise HTTPFailure(f"HTTP {response.status_code} from {url}: {_detail(response)}",
@@ -203,7 +193,7 @@ class OpenAIBackend:
             self.throttle.used(tokens, actual if usage else None)
             return answer, throttled
 
-    def _raise_fatal(self, response: httpx.Response, url: str) -> None:
+    def _raise_fatal(self, response: Answer, url: str) -> None:
         """Errors that no request could get past: bad key, wrong URL or model name."""
         status = response.status_code
         if status in (401, 403):
@@ -302,27 +292,7 @@ class OpenAIBackend:
         return result
 
     def _validate(self, request: GenRequest, choice: dict[str, Any], result: GenResult) -> None:
-        message = choice.get("message") or {}
-        text = str(message.get("content") or "")
-        result.text, result.trimmed = text, 0
-        constraint = request.constraint
-        if constraint.kind == "text" and constraint.max_chars is not None:
-            # servers do not enforce max_chars: an answer that runs into it (or into max_tokens)
-            # ends at a sentence end or is truncated, as with the transformers backend
-            limit = f"max_tokens={request.max_tokens}" if choice.get("finish_reason") == "length" else None
-            settled, error = settle_text(text, constraint, limit)
-            result.text, result.trimmed = settled, len(text) - len(settled)
-            result.ok, result.value, result.error = (
-                (False, None, error) if error else validate_output(settled, constraint))
-            return
-        if choice.get("finish_reason") == "length":
-            result.ok, result.value = False, None
-            result.error = (f"truncated: max_tokens={request.max_tokens} reached before the "
-                            "output was complete")
-            return
-        if request.constraint.kind == "choice":
-            text = text.strip()  # an unconstrained model pads its answer with whitespace
-        result.ok, result.value, result.error = validate_output(text, request.constraint)
+        validate_choice(request, choice, result)
 
     def _complete(self, request: GenRequest, attempt: int) -> tuple[dict[str, Any], dict, int]:
         """One chat completion (its choice, usage and 429s met); a constraint field the server refuses
@@ -347,30 +317,11 @@ class OpenAIBackend:
 
     def chat_body(self, request: GenRequest, attempt: int) -> dict[str, Any]:
         """The request body without constraint fields; retries of greedy requests sample."""
-        temperature = request.temperature
-        if attempt > 0 and temperature <= 0:
-            temperature = self.retry_temperature  # greedy would only repeat the failed output
-        return {
-            "model": self.served_model(),
-            "messages": [dict(m) for m in request.messages],
-            "max_tokens": max(1, request.max_tokens),
-            "temperature": temperature,
-            "top_p": request.top_p,
-            "seed": attempt_seed(request.seed, attempt),
-        }
+        return chat_body(request, attempt, self.served_model(), self.retry_temperature)
 
     def constraint_fields(self, constraint: Constraint) -> dict[str, Any]:
         """Body fields asking the server to enforce `constraint` (minus those it refused)."""
-        fields: dict[str, Any] = {}
-        if constraint.kind == "json" and constraint.schema is not None:
-            schema = {"name": "output", "schema": constraint.schema, "strict": True}
-            fields["response_format"] = {"type": "json_schema", "json_schema": schema}
-        elif constraint.kind in ("choice", "regex"):
-            value = list(constraint.options) if constraint.kind == "choice" else constraint.pattern
-            if self.guided == "structured_outputs":
-                fields["structured_outputs"] = {constraint.kind: value}
-            elif self.guided == "guided":
-                fields[f"guided_{constraint.kind}"] = value
+        fields = constraint_fields(constraint, self.guided)
         return {k: v for k, v in fields.items() if k not in self.unsupported}
 
     # -- scoring -----------------------------------------------------------------------------
@@ -446,6 +397,64 @@ class OpenAIBackend:
             return str(text)
 
         return render
+
+
+def chat_body(request: GenRequest, attempt: int, model: str, retry_temperature: float) -> dict[str, Any]:
+    """A chat completion's body without constraint fields (also the Ray Data HTTP route's, engine/ray_llm.py):
+    attempt `attempt` of the request, with its seed; retries of greedy requests sample."""
+    temperature = request.temperature
+    if attempt > 0 and temperature <= 0:
+        temperature = retry_temperature  # greedy would only repeat the failed output
+    return {
+        "model": model,
+        "messages": [dict(m) for m in request.messages],
+        "max_tokens": max(1, request.max_tokens),
+        "temperature": temperature,
+        "top_p": request.top_p,
+        "seed": attempt_seed(request.seed, attempt),
+    }
+
+
+def constraint_fields(constraint: Constraint, guided: str = "structured_outputs") -> dict[str, Any]:
+    """Body fields asking an OpenAI-compatible server to enforce `constraint` (`guided`: see the module
+    docstring)."""
+    fields: dict[str, Any] = {}
+    if constraint.kind == "json" and constraint.schema is not None:
+        schema = {"name": "output", "schema": constraint.schema, "strict": True}
+        fields["response_format"] = {"type": "json_schema", "json_schema": schema}
+    elif constraint.kind in ("choice", "regex"):
+        value = list(constraint.options) if constraint.kind == "choice" else constraint.pattern
+        if guided == "structured_outputs":
+            fields["structured_outputs"] = {constraint.kind: value}
+        elif guided == "guided":
+            fields[f"guided_{constraint.kind}"] = value
+    return fields
+
+
+def validate_choice(request: GenRequest, choice: dict[str, Any], result: GenResult) -> None:
+    """A chat completion's choice (`message.content`, `finish_reason`) → the result's text, ok, value and
+    error under the request's constraint (also the Ray Data routes', engine/ray_llm.py)."""
+    message = choice.get("message") or {}
+    text = str(message.get("content") or "")
+    result.text, result.trimmed = text, 0
+    constraint = request.constraint
+    if constraint.kind == "text" and constraint.max_chars is not None:
+        # servers do not enforce max_chars: an answer that runs into it (or into max_tokens)
+        # ends at a sentence end or is truncated, as with the transformers backend
+        limit = f"max_tokens={request.max_tokens}" if choice.get("finish_reason") == "length" else None
+        settled, error = settle_text(text, constraint, limit)
+        result.text, result.trimmed = settled, len(text) - len(settled)
+        result.ok, result.value, result.error = (
+            (False, None, error) if error else validate_output(settled, constraint))
+        return
+    if choice.get("finish_reason") == "length":
+        result.ok, result.value = False, None
+        result.error = (f"truncated: max_tokens={request.max_tokens} reached before the "
+                        "output was complete")
+        return
+    if request.constraint.kind == "choice":
+        text = text.strip()  # an unconstrained model pads its answer with whitespace
+    result.ok, result.value, result.error = validate_output(text, request.constraint)
 
 
 class DaemonPool:

@@ -20,11 +20,13 @@ CHAR_N = 2  # character shingles for CJK text (a CJK character carries about a w
 
 @dataclass(frozen=True)
 class Item:
-    """One text to deduplicate; only items with the same scope are compared."""
+    """One text to deduplicate; only items with the same scope are compared, and never two items of one
+    non-empty group (the candidates of one prompt under best-of-N: alternatives, of which one is kept)."""
 
     id: str
     text: str
     scope: str = ""
+    group: str = ""
 
 
 def shingles(text: str, word_n: int = WORD_N, char_n: int = CHAR_N) -> set[str]:
@@ -87,10 +89,14 @@ def minhash_duplicates(
 
     perms, scheme = sketch_template()
     verdicts: list[Verdict] = []
+    groups: dict[str, str] = {}  # original id → its group, for grouped originals only
     with DiskIndex(*lsh_params(candidate_threshold(threshold))) as index:
         for n, item in enumerate(items):
             fingerprint = f"{item.scope}\0{_fingerprint(item.text)}"
             original = index.exact(fingerprint)
+            if original is not None and item.group and groups.get(original) == item.group:
+                verdicts.append(Verdict(1.0, True, f"unique (as its sibling {original})"))
+                continue
             if original is not None:
                 verdicts.append(_duplicate(original, 1.0, "jaccard"))
                 continue
@@ -100,6 +106,8 @@ def minhash_duplicates(
             digests = index.band_digests(item.scope, sketch.hashvalues)
             best, best_sim = "", 0.0
             for other_id, other_text in index.candidates(digests):
+                if item.group and groups.get(other_id) == item.group:
+                    continue
                 similarity = jaccard(grams, shingles(other_text, word_n, char_n))
                 if similarity > best_sim:
                     best, best_sim = other_id, similarity
@@ -107,6 +115,8 @@ def minhash_duplicates(
                 verdicts.append(_duplicate(best, best_sim, "jaccard"))
                 continue
             index.insert(n, item.id, item.text, fingerprint, digests)
+            if item.group:
+                groups[item.id] = item.group
             verdicts.append(Verdict(1.0, True, "unique"))
     return verdicts
 
@@ -126,17 +136,23 @@ def embedding_duplicates(
         embed = default_embed
     vectors = np.asarray(embed([item.text for item in items])) if items else np.zeros((0, 1))
     kept: dict[str, list[int]] = {}
+    members: dict[tuple[str, str], list[int]] = {}  # (scope, group) → its originals' indices
     verdicts: list[Verdict] = []
     for n, item in enumerate(items):
         earlier = kept.setdefault(item.scope, [])
         if earlier:
             sims = vectors[earlier] @ vectors[n]
+            siblings = members.get((item.scope, item.group), []) if item.group else []
+            if siblings:  # never compared with a sibling (siblings ⊂ earlier, both ascending)
+                sims[np.searchsorted(earlier, siblings)] = -np.inf
             best = int(np.argmax(sims))
             if float(sims[best]) >= threshold:
                 similarity = min(1.0, float(sims[best]))
                 verdicts.append(_duplicate(items[earlier[best]].id, similarity, "cosine"))
                 continue
         earlier.append(n)
+        if item.group:
+            members.setdefault((item.scope, item.group), []).append(n)
         verdicts.append(Verdict(1.0, True, "unique"))
     return verdicts
 

@@ -25,7 +25,7 @@ from dialc_runtime.quality.spread import separation_warning, spread
 from dialc_runtime.quality.text import compact_json
 from dialc_runtime.quality.verdict import Verdict, not_applicable
 
-VERSION = "3"  # 3: grounding discounts verbatim copies, language n/a on choice/regex, text cut at its
+VERSION = "4"  # 4: dedup never compares best-of-N siblings (candidates of one prompt); 3: grounding discounts verbatim copies, language n/a on choice/regex, text cut at its
 #                  bound fails schema; 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
 JUDGE_BATCH = 8  # records per judge call
 PAGE = 500  # records scored between two dialogue look-ups
@@ -121,6 +121,11 @@ def dedup_scope(record: dict[str, Any], scope: str) -> str:
     return ""
 
 
+def sibling_group(record: dict[str, Any]) -> str:
+    """The prompt of a best-of-N candidate (its siblings are alternatives, not copies), else ""."""
+    return str(record.get("prompt_id") or "") if int(record.get("candidates") or 1) > 1 else ""
+
+
 def score_dedup(
     labels: Iterable[dict[str, Any]], dim: dict[str, Any]
 ) -> tuple[list[tuple[str, Verdict]], dict[str, Any]]:
@@ -132,7 +137,7 @@ def score_dedup(
     for r in labels:
         ids.append(str(r["id"]))
         if r.get("ok", True):
-            items.append(Item(ids[-1], dedup_text(r, field), dedup_scope(r, scope)))
+            items.append(Item(ids[-1], dedup_text(r, field), dedup_scope(r, scope), sibling_group(r)))
     verdicts = dict(zip((i.id for i in items), find_duplicates(items, dim), strict=True))
     out = [(key, verdicts.get(key, SKIPPED)) for key in ids]
     return out, diversity([i.text for i in items])
@@ -155,6 +160,7 @@ def score_judge(ctx: Any, labels: Iterable[dict[str, Any]], dim: dict[str, Any],
     size = int(dim["model"].get("batch_size") or JUDGE_BATCH)  # the judge model's batch size
     if dim["model"].get("backend") == "openai":  # served: calls of several windows, so the window stays full
         size = max(size, 8 * int(dim["model"].get("concurrency") or size))
+    size = max(size, int(getattr(getattr(backend, "inner", None), "page", 0)))  # a Ray Data job per page (ray_llm)
     judged = 0
 
     def usable() -> Iterator[dict[str, Any]]:  # a failed label is skipped (and said so) on the way

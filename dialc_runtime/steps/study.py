@@ -100,7 +100,8 @@ def _publish_tiers(ctx: StepContext[StudyParams], count: int) -> None:
 
 
 def _row(index: int, records: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
-    """One tier: its quality range, and per suite its score in points with n and a 95% bootstrap CI."""
+    """One tier: its quality range, and per suite its score in points with n, a 95% bootstrap CI and the item
+    scores (every tier and the evaluation score the same items, so differences between them can be paired)."""
     from dialc_runtime.evaluate.scoring import bootstrap_ci
 
     quality = [float(r["aggregate"]) for r in records]
@@ -109,7 +110,8 @@ def _row(index: int, records: list[dict[str, Any]], results: dict[str, Any]) -> 
             "min_quality": round(min(quality), 4), "max_quality": round(max(quality), 4),
             "scores": {name: round(100 * r.score, 2) for name, r in results.items()},
             "n": {name: r.n for name, r in results.items()},
-            "ci": {name: [round(100 * lo, 2), round(100 * hi, 2)] for name, (lo, hi) in cis.items()}}
+            "ci": {name: [round(100 * lo, 2), round(100 * hi, 2)] for name, (lo, hi) in cis.items()},
+            "items": {name: [round(float(x), 4) for x in r.items[r.primary]] for name, r in results.items()}}
 
 
 def study_warnings(rows: list[dict[str, Any]]) -> list[str]:
