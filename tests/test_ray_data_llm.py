@@ -25,6 +25,7 @@ from dialc_runtime.data.seeds import attempt_seed
 from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.results import RunResults
 from dialc_runtime.engine.store import Store
+from dialc_runtime.errors import StepFailed
 from dialc_runtime.models.base import Constraint, GenRequest, GenResult
 from dialc_runtime.models.generation import json_request
 from dialc_runtime.models.openai_backend import validate_choice
@@ -102,6 +103,12 @@ def test_http_route_gives_the_records_and_requests_of_the_local_openai_backend(t
         out = execute(data_plan, tmp_path / "data", quiet=True, engine=engine)
         jobs = sum(b.jobs for b in engine.data_backends.values())
         pools = len(engine.pools)
+        # a server that is down: the job fails, and so does the step, with a message (not a traceback)
+        params = data_plan.step("label.labels").params
+        assert isinstance(params, LabelParams)
+        down = {**params.model.config(), "base_url": "http://127.0.0.1:9/v1", "retries": 0}
+        with pytest.raises(StepFailed, match=r"model 'tiny': a Ray Data job .* failed: a request got no answer"):
+            engine.data_backend(down).generate([GenRequest(({"role": "user", "content": "hello"},))])
     finally:
         engine.close()
     assert out.ok, [(s.id, s.message) for s in out.steps]
@@ -145,10 +152,19 @@ def test_vllm_route_config_and_sampling_params_come_from_the_plan(tmp_path: Path
          {"regex": "[0-9]+"}),
         (GenRequest(tuple(messages), Constraint(kind="text", max_chars=80), 48, 0.7, 1.0, 14), None),
     ]
+    # what the processor's stages require of a row (Ray 2.60's chat template and vLLM engine stages)
+    from ray.llm._internal.batch.stages import ChatTemplateStage, vLLMEngineStage
+
+    chat = ChatTemplateStage(fn_constructor_kwargs={"model": "x"}, map_batches_kwargs={})
+    engine = vLLMEngineStage(fn_constructor_kwargs={"model": "x", "engine_kwargs": {}, "task_type": "generate"},
+                             map_batches_kwargs={})
+    required = {*chat.get_required_input_keys(), *engine.get_required_input_keys()}
+    assert required == {"messages", "sampling_params"}
     for request, structured in cases:
         for attempt in (0, 1):
             row = request_row(5, request, attempt, retry_temperature=0.7)
             stage = route.stage_input(json.loads(row["request"]))
+            assert required <= set(stage)
             sampling = stage["sampling_params"]
             assert stage["messages"] == messages
             assert sampling["seed"] == attempt_seed(request.seed, attempt)

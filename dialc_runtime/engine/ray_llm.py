@@ -13,13 +13,14 @@ config, a request's input for the processor's stage, and the stage's output as a
 Rows carry requests and answers as JSON strings: Ray Data stores rows as Arrow tables, which would merge
 different JSON schemas of one block into one struct (adding null keys to each). For the same reason the
 HTTP route sends each request's own body bytes (`RawBodySession`) and hands back the server's answer as
-text. Ray is imported by the caller; vLLM only in the engines (`ray.data.llm`'s stage).
+text. Ray is imported only when a job runs; vLLM only in the engines (`ray.data.llm`'s stage).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,6 @@ from dialc_runtime.models.openai_backend import (
 )
 
 PAGE = 4096  # requests per Ray Data job: a judge's page, a label step's chunk (vLLM engines start once per job)
-VLLM_INSTALL = 'pip install vllm "ray[data,llm]"'
 
 
 @dataclass(frozen=True)
@@ -215,10 +215,20 @@ def quiet_ray_data() -> None:
     import ray.data
 
     for name in ("ray.data", "ray.llm"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # a failed job: the step's message says why
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.enable_auto_log_stats = False
+
+
+def job_failure(exc: BaseException) -> str:
+    """Why a Ray Data job failed, in one line: a request that got no answer, else the error's last line."""
+    text = str(exc)
+    stuck = re.search(r"Reached maximum retries of (\d+) .*?Previous Exception: (.*?)\. Full Traceback", text, re.S)
+    if stuck:
+        return f"a request got no answer in {int(stuck.group(1)) + 1} attempts ({stuck.group(2).strip()[:200]})"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "DataContext" not in line]
+    return (lines[-1] if lines else type(exc).__name__)[:500]
 
 
 class DataBackend:
@@ -284,10 +294,10 @@ class DataBackend:
                 else:
                     yield int(row["i"]), json.loads(row["answer"])
         except Exception as exc:  # the job failed as a whole: the server is down, an engine did not start
-            last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             raise StepFailed(f"model '{self.model.get('name')}': a Ray Data job ({self.name}) failed: "
-                             f"{type(exc).__name__}: {last[:500]}; the answers stored so far are kept, and "
-                             "`dialc run` again asks only for the rest") from None
+                             f"{job_failure(exc)}; the answers stored so far are kept, and `dialc run` again "
+                             "asks only for the rest (Ray Data's own log: /tmp/ray/session_latest/logs/ray-data)"
+                             ) from None
 
     def _settle(self, request: GenRequest, result: GenResult, answer: dict[str, Any], answered: list[bool],
                 index: int) -> bool:
