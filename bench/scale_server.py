@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     args = parser.parse_args()
     Handler.latency = args.latency
+    ThreadingHTTPServer.request_queue_size = 128  # a listen backlog like a model server's (socketserver: 5)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

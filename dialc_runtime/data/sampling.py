@@ -15,9 +15,9 @@ from dialc_runtime.data.seeds import rng
 MAX_TRIES = 50  # redraws per prompt before a cell is considered exhausted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Draw:
-    """One production prompt's ingredients."""
+    """One production prompt's ingredients (the sample step holds one per prompt: kept small)."""
 
     dialogue: str  # dialogue id
     scenario: str
@@ -75,12 +75,14 @@ def _draw_cell(cell: tuple[str, str], slots: list[dict[str, str]], dialogue_ids:
     r = rng(seed, "cell", scenario, category)
     seen: set[Draw] = set()
     out: list[Draw] = []
+    expressions: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}  # one object per combination
     for slot in slots:
         draw: Draw | None = None
         for _ in range(MAX_TRIES):
             task = r.choices(pool, weights=task_weights)[0]
             expression = tuple((axis, slot[axis] if axis in slot else r.choices(list(v), weights=list(v.values()))[0])
                                for axis, v in axes.items())
+            expression = expressions.setdefault(expression, expression)
             draw = Draw(r.choice(dialogue_ids), scenario, task["id"], category, expression)
             if draw not in seen:
                 break

@@ -107,6 +107,13 @@ class RoleInputs:
     def records(self, step_id: str) -> Iterator[Any]:
         raise NotImplementedError
 
+    def items(self, step_id: str) -> Iterator[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def keys(self, step_id: str) -> Iterator[str]:
+        """An input step's record keys, in key order (what `items` gives, without the records)."""
+        return (key for key, _ in self.items(step_id))
+
     def role(self, name: str) -> list[str]:
         """The ids of the input steps read under a role (`labels`, `dialogues` …), in order."""
         return self.step.role(name)
@@ -177,6 +184,10 @@ class StepContext(RoleInputs, Generic[P]):
     def items(self, step_id: str) -> Iterator[tuple[str, Any]]:
         """An input step's (key, record) pairs, in key order."""
         return self._store.records(self._input_key(step_id))
+
+    def keys(self, step_id: str) -> Iterator[str]:
+        """An input step's record keys, in key order; its records are not read."""
+        return self._store.keys(self._input_key(step_id))
 
     def count(self, step_id: str) -> int:
         """How many records an input step has (for progress totals)."""

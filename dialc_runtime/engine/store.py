@@ -208,10 +208,17 @@ class Store:
                 self._put_row(attempt, rkey, data, replace)
 
     def keys(self, step_key: str) -> Iterator[str]:
-        """The record keys of a step attempt, in key order."""
-        sql = "SELECT rkey FROM record_rows WHERE attempt = ? ORDER BY rkey"
-        for (rkey,) in self.db.execute(sql, (self._attempt(step_key),)):
-            yield rkey
+        """The record keys of a step attempt, in key order, fetched page by page (keyset: no query stays open
+        while the caller writes)."""
+        sql = f"SELECT rkey FROM record_rows WHERE attempt = ? AND rkey > ? ORDER BY rkey LIMIT {_PAGE}"
+        attempt = self._attempt(step_key)
+        last = ""  # every key sorts after the empty string, and keys are never empty
+        while True:
+            page = [rkey for (rkey,) in self.db.execute(sql, (attempt, last))]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1]
 
     def get_many(self, step_key: str, rkeys: list[str]) -> dict[str, str]:
         """Record key → stored JSON of the given keys that exist (any number of keys)."""

@@ -176,7 +176,7 @@ class ViaHttpx(JsonClient):
         self._httpx = httpx
         self._client = httpx.Client(
             base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_keepalive_connections=None),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),  # the callers bound them
             trust_env=not is_loopback(base_url),  # proxies only for remote servers
         )
 

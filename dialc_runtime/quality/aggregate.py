@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +82,7 @@ def environment(
     return env
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The filter's verdict on one record; `cause` groups reasons for the metrics."""
 
@@ -127,7 +128,7 @@ def _rank_score(decision: Decision) -> float:
 
 
 def apply_top_k(
-    records: list[dict[str, Any]], decisions: list[Decision], top_k: Any
+    records: Sequence[Mapping[str, Any]], decisions: list[Decision], top_k: Any
 ) -> list[Decision]:
     """Keep only the k best-scoring kept records per group (ties: earlier record first)."""
     limit = parse_top_k(top_k)

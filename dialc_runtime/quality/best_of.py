@@ -13,9 +13,9 @@ winner's id). When no candidate passes the gates, none is selected and each keep
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from dialc_runtime.data.seeds import derive
 from dialc_runtime.quality.aggregate import Decision
@@ -51,15 +51,18 @@ def _rank(decision: Decision) -> float:
     return -1.0 if decision.aggregate is None else decision.aggregate
 
 
+NOT_A_CANDIDATE: dict[str, Any] = {}  # what select_best adds to a record that is not a candidate: nothing
+
+
 def select_best(
-    records: Sequence[dict[str, Any]], decisions: Sequence[Decision]
+    records: Sequence[Mapping[str, Any]], decisions: Sequence[Decision]
 ) -> tuple[list[Decision], list[dict[str, Any]]]:
     """Per prompt with candidates, the best selectable one wins and the others lose (cause `best_of`).
 
     Returns the new decisions and, per record, the fields to add to it: `{}` for a record that is not a
     candidate, else `selected` (bool) and, for a loser, `lost_to`."""
     out = list(decisions)
-    extra: list[dict[str, Any]] = [{} for _ in records]
+    extra: list[dict[str, Any]] = [NOT_A_CANDIDATE] * len(records)  # replaced, never changed, for candidates
     groups: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         if record.get("prompt_id") is not None and int(record.get("candidates") or 1) > 1:
@@ -90,12 +93,15 @@ def _show(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def one_per_prompt(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+Row = TypeVar("Row", bound=Mapping[str, Any])  # a record as a dict, or the filter's compact row
+
+
+def one_per_prompt(rows: Sequence[Row]) -> list[Row]:
     """The set's records, one per prompt: every record that is not a candidate, each prompt's selected
     candidate, and for a prompt none of whose candidates could be selected its first candidate (so data
     tests and rates count prompts, not candidates)."""
-    out: list[dict[str, Any]] = []
-    fallback: dict[str, dict[str, Any]] = {}
+    out: list[Row] = []
+    fallback: dict[str, Row] = {}
     chosen: set[str] = set()
     for row in rows:
         if row.get("prompt_id") is None or int(row.get("candidates") or 1) <= 1:
@@ -111,7 +117,7 @@ def one_per_prompt(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def selection_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def selection_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How best-of-N went: prompts, candidates, how often a later candidate beat candidate 0, and the mean
     aggregate of the selected candidates vs candidate 0's (what choosing bought, by the set's own scores)."""
     candidates = [r for r in rows if r.get("prompt_id") is not None and int(r.get("candidates") or 1) > 1]
@@ -121,7 +127,7 @@ def selection_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     winners = [r for r in candidates if r.get("selected")]
     first = [r for r in candidates if int(r.get("candidate") or 0) == 0]
 
-    def mean_aggregate(group: list[dict[str, Any]]) -> float | None:
+    def mean_aggregate(group: list[Mapping[str, Any]]) -> float | None:
         values = [float(r["aggregate"]) for r in group if r.get("aggregate") is not None]
         return round(sum(values) / len(values), 4) if values else None
 

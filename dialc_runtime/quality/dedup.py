@@ -16,9 +16,10 @@ NUM_PERM = 128  # MinHash permutations: estimate error about 1/sqrt(128) ≈ 0.0
 MINHASH_SEED = 1  # fixed: the same texts always give the same duplicates
 WORD_N = 2  # word shingles: labels are short, and one changed word spoils n of the n-grams
 CHAR_N = 2  # character shingles for CJK text (a CJK character carries about a word)
+UNIQUE = Verdict(1.0, True, "unique")  # one object for every unique record (verdicts are frozen)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One text to deduplicate; only items with the same scope are compared, and never two items of one
     non-empty group (the candidates of one prompt under best-of-N: alternatives, of which one is kept)."""
@@ -117,7 +118,7 @@ def minhash_duplicates(
             index.insert(n, item.id, item.text, fingerprint, digests)
             if item.group:
                 groups[item.id] = item.group
-            verdicts.append(Verdict(1.0, True, "unique"))
+            verdicts.append(UNIQUE)
     return verdicts
 
 
@@ -153,7 +154,7 @@ def embedding_duplicates(
         earlier.append(n)
         if item.group:
             members.setdefault((item.scope, item.group), []).append(n)
-        verdicts.append(Verdict(1.0, True, "unique"))
+        verdicts.append(UNIQUE)
     return verdicts
 
 

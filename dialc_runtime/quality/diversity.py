@@ -12,9 +12,14 @@ MAX_PAIRS = 500  # pairs sampled for the mean similarity: O(n²) pairs would not
 
 
 def distinct_n(texts: list[str], n: int) -> float:
-    """Distinct n-grams / all n-grams across the texts (1.0 = nothing repeats)."""
-    grams = [g for text in texts for g in ngrams(tokens(text), n)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    """Distinct n-grams / all n-grams across the texts (1.0 = nothing repeats); holds the distinct ones only."""
+    distinct: set[tuple[str, ...]] = set()
+    total = 0
+    for text in texts:
+        grams = ngrams(tokens(text), n)
+        total += len(grams)
+        distinct.update(grams)
+    return len(distinct) / total if total else 0.0
 
 
 def mean_pairwise_similarity(texts: list[str], seed: int = 0, max_pairs: int = MAX_PAIRS) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from dialc_runtime.quality.text import content_text
 from dialc_runtime.quality.verdict import not_applicable
 
 
-def said(record: dict[str, Any]) -> str:
+def said(record: Mapping[str, Any]) -> str:
     """The text diversity is measured on: a label's words, or its raw answer when it has none
     (a JSON label of numbers only)."""
     return content_text(record).strip() or str(record.get("answer") or "")
@@ -22,14 +23,14 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def field_of(record: dict[str, Any], key: str) -> Any:
+def field_of(record: Mapping[str, Any], key: str) -> Any:
     """A record field, or an expression axis value (balance by tone works like by category)."""
     if key in record:
         return record[key]
     return (record.get("expression") or {}).get(key)
 
 
-def balance_p(rows: list[dict[str, Any]], key: str) -> float | None:
+def balance_p(rows: Sequence[Mapping[str, Any]], key: str) -> float | None:
     """Chi-square p-value: do kept records keep the input's distribution over `key`?
 
     The sample step balanced the input on purpose; a small p means filtering skewed it.
@@ -46,7 +47,7 @@ def balance_p(rows: list[dict[str, Any]], key: str) -> float | None:
     return round(float(chisquare([after[g] for g in groups], expected).pvalue), 4)
 
 
-def duplicate_rate(rows: list[dict[str, Any]]) -> float | None:
+def duplicate_rate(rows: Sequence[Mapping[str, Any]]) -> float | None:
     """Share of all labelled records some dimension found to copy an earlier one."""
     if not rows:
         return None
@@ -63,7 +64,7 @@ def source_form(name: str) -> str:
     return f"{head}({arg})" if colon else name
 
 
-def metric_scope(name: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
+def metric_scope(name: str, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
     """(n, words) of the records a metric is computed over: all of them (rates, counts, duplicates,
     balance), or the kept ones (means, pass rates, distinct-n: the data set that is exported)."""
     if name.partition(":")[0] in ALL_RECORDS:
@@ -72,7 +73,7 @@ def metric_scope(name: str, rows: list[dict[str, Any]]) -> tuple[int, str]:
     return kept, f"over the {kept} kept records"
 
 
-def metric(name: str, rows: list[dict[str, Any]]) -> float | None:
+def metric(name: str, rows: Sequence[Mapping[str, Any]]) -> float | None:
     """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set (metric_scope)."""
     kept = [r for r in rows if r.get("kept")]
     head, _, arg = name.partition(":")
@@ -111,7 +112,7 @@ class Expectation:
         return f"expect {source_form(self.metric)} {self.op} {fmt(self.value)}"
 
 
-def check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def check(expect: Expectation, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """{metric, op, value, actual, n, ok, expect, message}: the message says, in the spec's syntax,
     what failed, over which records, and where."""
     where = f"{expect.span}: " if expect.span else ""
@@ -131,7 +132,7 @@ def check(expect: Expectation, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "ok": ok, "span": expect.span, "expect": expect.describe(), "message": message}  # fmt: skip
 
 
-def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def check_all(expects: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Evaluate every expectation (all of them, so one run reports every failing test)."""
     parsed = [
         Expectation(
@@ -142,7 +143,7 @@ def check_all(expects: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list
     return [check(e, rows) for e in parsed]
 
 
-def dimension_summary(rows: list[dict[str, Any]], name: str, names: list[str] | None = None) -> dict[str, Any]:
+def dimension_summary(rows: Sequence[Mapping[str, Any]], name: str, names: list[str] | None = None) -> dict[str, Any]:
     """One dimension over all records: mean, pass rate, failures, model usage (from its records), the
     spread of its scores and their agreement (Spearman) with the other dimensions `names`."""
     from dialc_runtime.quality.spread import agreement, spread
@@ -150,7 +151,7 @@ def dimension_summary(rows: list[dict[str, Any]], name: str, names: list[str] | 
     verdicts = [r.get("quality", {}).get(name) or {} for r in rows]
     scored = [v["score"] for v in verdicts if v.get("score") is not None]
     passed = [v["passed"] for v in verdicts if v.get("passed") is not None and not not_applicable(v)]
-    cost = [v.get("cost") or {} for v in verdicts]
+    cost = [c for v in verdicts if (c := v.get("cost"))]
     kept = [r["scores"][name] for r in rows if r.get("kept") and r["scores"].get(name) is not None]
     return {
         "mean": _mean(scored),
@@ -166,7 +167,7 @@ def dimension_summary(rows: list[dict[str, Any]], name: str, names: list[str] | 
     }
 
 
-def summary(rows: list[dict[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
+def summary(rows: Sequence[Mapping[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
     """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance."""
     from dialc_runtime.quality.diversity import diversity
 

@@ -4,7 +4,9 @@ cannot separate records (the same score for everything) is noise at full weight 
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 MIN_SPREAD = 0.05  # standard deviation on the 0..1 scale below which scores do not separate records
@@ -28,25 +30,29 @@ def spread_counts(counts: Counter[float]) -> dict[str, Any]:
             "max": round(max(counts), 4), "distinct": len({round(s, 4) for s in counts})}
 
 
-def spearman(pairs: list[tuple[float, float]]) -> float | None:
-    """Rank correlation of paired scores; None when too few or when either side is constant."""
-    if len(pairs) < MIN_RECORDS or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Rank correlation of paired scores (a[i] with b[i]); None when too few or when either side is constant."""
+    if len(a) < MIN_RECORDS or len(set(a)) < 2 or len(set(b)) < 2:
         return None
     from scipy.stats import spearmanr
 
-    return round(float(spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic), 4)
+    return round(float(spearmanr(a, b).statistic), 4)
 
 
-def agreement(rows: list[dict[str, Any]], name: str, others: list[str]) -> dict[str, dict[str, Any]]:
-    """other dimension → {rho, n}: Spearman correlation over the records both scored."""
+def agreement(rows: Sequence[Mapping[str, Any]], name: str, others: list[str]) -> dict[str, dict[str, Any]]:
+    """other dimension → {rho, n}: Spearman correlation over the records both scored (the paired scores are held
+    as doubles, not as a tuple per record)."""
     out = {}
     for other in others:
         if other == name:
             continue
-        pairs = [(float(a), float(b)) for r in rows
-                 if (a := (r.get("scores") or {}).get(name)) is not None
-                 and (b := (r.get("scores") or {}).get(other)) is not None]
-        out[other] = {"rho": spearman(pairs), "n": len(pairs)}
+        mine, theirs = array("d"), array("d")
+        for r in rows:
+            scores = r.get("scores") or {}
+            if (a := scores.get(name)) is not None and (b := scores.get(other)) is not None:
+                mine.append(float(a))
+                theirs.append(float(b))
+        out[other] = {"rho": spearman(mine, theirs), "n": len(mine)}
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # Scripts whose characters are words on their own (no spaces between words): one token per char.
@@ -92,6 +92,8 @@ def language_scripts(language: str) -> tuple[str, ...]:
 
 def is_cjk_text(text: str) -> bool:
     """Mostly CJK characters: shingle and compare by character rather than by word."""
+    if text.isascii():  # no CJK character in it (the common case, decided without counting scripts)
+        return False
     shares = script_shares(text)
     return sum(shares.get(s, 0.0) for s in _CHAR_SCRIPTS) > 0.5
 
@@ -137,7 +139,7 @@ def string_leaves(value: Any) -> Iterator[str]:
             yield from string_leaves(item)
 
 
-def content_text(record: dict[str, Any]) -> str:
+def content_text(record: Mapping[str, Any]) -> str:
     """The words a label says: string values of a structured answer, else the raw answer text."""
     value = record.get("value")
     if isinstance(value, dict | list):

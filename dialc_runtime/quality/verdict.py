@@ -12,7 +12,7 @@ def not_applicable(verdict: Mapping[str, Any]) -> bool:
     return verdict.get("score") is None and verdict.get("passed") is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """score in 0..1; passed None + score None = the check itself failed (not a zero).
 

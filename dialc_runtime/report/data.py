@@ -12,7 +12,7 @@ from typing import Any
 
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.results import RunResults, StepResult, load_results
-from dialc_runtime.engine.store import Store
+from dialc_runtime.engine.store import Store, load_record
 
 NO_DATA = ("skipped", "pending")  # statuses whose step wrote nothing in this run
 
@@ -64,6 +64,20 @@ class RunView:
 
     def stream_dicts(self, step: StepResult | None) -> Iterator[dict[str, Any]]:
         return (r for r in self.stream(step) if isinstance(r, dict))
+
+    def stream_own(self, step: StepResult | None) -> Iterator[dict[str, Any]]:
+        """The fields the step itself wrote, record by record, for a section that reads nothing else: a record
+        that refers to its input record (engine/refs.py) is not resolved, so the inputs are not read again."""
+        if step is None or not step.key or step.status in NO_DATA or self.store is None:
+            return
+        try:
+            for _, data in self.store.rows(step.key):
+                record = load_record(data)
+                if isinstance(record, dict):
+                    yield record
+        except (sqlite3.Error, ValueError) as exc:
+            said = f"records of {step.id}: {exc}"
+            self.problems += [said] if said not in self.problems else []
 
     def records(self, step: StepResult | None) -> list[Any]:
         """Every stored record of the step, as a list: for steps with a handful of records (evaluate, study)."""
@@ -182,10 +196,14 @@ def stream_scores(view: RunView, name: str) -> Iterator[dict[str, Any]]:
 
 def labelled_by_id(view: RunView, ids: set[str]) -> dict[str, dict[str, Any]]:
     """Id → record of the given ids in the richest per-record view: the filter's records, or else the
-    labels (the later of two records with one id wins); streamed, only the wanted records kept."""
+    labels (the later of two records with one id wins); only the wanted records kept."""
     for kind in ("filter", "label"):
-        found, out = False, {}
+        found, out = False, dict[str, dict[str, Any]]()
         for step in view.steps(kind):
+            keyed = _keyed_by_id(view, step, ids)
+            if keyed is not None:
+                found, out = True, {**out, **keyed}
+                continue
             for r in view.stream_dicts(step):
                 found = True
                 if str(r.get("id")) in ids:
@@ -193,6 +211,19 @@ def labelled_by_id(view: RunView, ids: set[str]) -> dict[str, dict[str, Any]]:
         if found:
             return out
     return {}
+
+
+def _keyed_by_id(view: RunView, step: StepResult, ids: set[str]) -> dict[str, dict[str, Any]] | None:
+    """The wanted records of a step whose records are keyed by their id (a filter's), read by key; None when
+    some are not found so (the step is then streamed)."""
+    if not ids or view.store is None or not step.key or step.status in NO_DATA:
+        return None
+    try:
+        found = view.store.records_by_key(step.key, sorted(ids))
+    except (sqlite3.Error, ValueError):
+        return None
+    out = {key: _unprompted(r) for key, r in found.items() if isinstance(r, dict) and str(r.get("id")) == key}
+    return out if len(out) == len(ids) else None
 
 
 def first_with_metrics(view: RunView, kind: str) -> StepResult | None:

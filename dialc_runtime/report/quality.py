@@ -178,7 +178,7 @@ def _filter_part(view: RunView, step: Any) -> list[Any]:
               (m.get("rejected_by") or {}).items()]  # fmt: skip
     reasons: Counter[str] = Counter()
     aggregates: Counter[float] = Counter()  # aggregate score → records
-    for r in view.stream_dicts(step):
+    for r in view.stream_own(step):  # the filter's own fields: kept, reason, aggregate
         if not r.get("kept"):
             reasons[str(r.get("reason"))[:200]] += 1
         if isinstance(r.get("aggregate"), int | float):

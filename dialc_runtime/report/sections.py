@@ -97,7 +97,7 @@ def label_figures(labelled: int, valid: int, retried: int) -> dict[str, Any]:
 def _label_part(view: RunView, step: StepResult) -> list[Any]:
     labelled = valid = retried = 0
     errors: Counter[str] = Counter()
-    for r in view.stream_dicts(step):  # streamed: only counts are kept
+    for r in view.stream_own(step):  # streamed, the label's own fields: only counts are kept
         labelled += 1
         valid += bool(r.get("ok"))
         retried += (r.get("attempts") or 1) > 1

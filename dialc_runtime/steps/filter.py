@@ -9,7 +9,7 @@ and stores the filter's own fields.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -51,7 +51,7 @@ def row(record: dict[str, Any], verdicts: dict[str, dict[str, Any]], decision: D
     return {**record, **own_fields(verdicts, decision)}
 
 
-def own_fields(verdicts: dict[str, dict[str, Any]], decision: Decision, detail: bool = True) -> dict[str, Any]:
+def own_fields(verdicts: Mapping[str, Mapping[str, Any]], decision: Decision, detail: bool = True) -> dict[str, Any]:
     """What filtering adds to a label: every dimension's verdict (without its `detail` text unless
     `detail`), the scores, the aggregate and the decision."""
     drop = ("id",) if detail else ("id", "detail")
@@ -81,9 +81,8 @@ def label_pages(ctx: StepContext[FilterParams]) -> Iterator[list[tuple[str, str,
 
 
 def verdicts_of(ctx: StepContext[FilterParams], steps: dict[str, str],
-                page: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
-    """Each label's verdict from every dimension (MISSING where a dimension has none)."""
-    ids = [str(r["id"]) for _, _, r in page]
+                ids: list[str]) -> list[dict[str, dict[str, Any]]]:
+    """Each record's verdict from every dimension (MISSING where a dimension has none)."""
     found = {name: ctx.lookup(step_id, ids) for name, step_id in steps.items()}
     return [{name: by_id.get(i, MISSING) for name, by_id in found.items()} for i in ids]
 
@@ -92,38 +91,132 @@ def slim(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in BULKY}
 
 
+class Row(Mapping[str, Any]):
+    """A row of the filter's global view, held compactly: its values in a tuple, its fields' positions in a dict
+    shared by every row with the same fields (a dict per row would weigh twice as much). Read like a dict."""
+
+    __slots__ = ("_at", "_values")
+
+    def __init__(self, at: dict[str, int], values: tuple[Any, ...]) -> None:
+        self._at, self._values = at, values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[self._at[key]]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]  # as dict.get, without a raise
+        at = self._at.get(key)
+        return default if at is None else self._values[at]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._at
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class Shared:
+    """Rows for the global view, each value shared with the rows that have it already (verdicts, score sets,
+    expressions, short strings recur across records): held once instead of once per record. Only read."""
+
+    SHORT = 64  # longer strings (answers) are mostly unique: not remembered
+    OWN = ("id", "prompt_id")  # a record's own: never remembered
+
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+        self._values: dict[str, Any] = {}  # repr → value: repr tells apart what JSON does (1, 1.0, true; NaN, null)
+        self._decisions: dict[tuple[Decision, type], Decision] = {}
+        self._shapes: dict[tuple[str, ...], dict[str, int]] = {}
+        self._rows: dict[tuple[tuple[str, ...], tuple[int, ...]], Row] = {}  # rows of shared values, by their ids
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value if len(value) > self.SHORT else self._strings.setdefault(value, value)
+        if isinstance(value, dict | list | float):
+            return self._values.setdefault(repr(value), value)
+        return value  # None, bools and small ints are one object already; the rest is rare
+
+    def decision(self, decision: Decision) -> Decision:
+        """The same decision object for records decided alike (decisions are frozen)."""
+        return self._decisions.setdefault((decision, type(decision.aggregate)), decision)
+
+    def verdicts(self, quality: Mapping[str, Mapping[str, Any]]) -> Row:
+        """A record's verdicts (dimension → verdict) as a row, the same object for records judged alike: each
+        verdict is shared, so the same verdicts are the same objects."""
+        row = self.row(quality)
+        key = (tuple(quality), tuple(id(v) for v in row.values()))
+        return self._rows.setdefault(key, row)
+
+    def row(self, fields: Mapping[str, Any]) -> Row:
+        """A compact row of these fields, its values shared (a long string repeated within the row, as a text
+        label's answer and value, is one object; a nested Row is taken as it is)."""
+        values: list[Any] = []
+        long: dict[str, str] = {}
+        for k, v in fields.items():
+            if k in self.OWN or isinstance(v, Row):
+                values.append(v)
+            elif isinstance(v, str) and len(v) > self.SHORT:
+                values.append(long.setdefault(v, v))
+            else:
+                values.append(self(v))
+        names = tuple(fields)
+        at = self._shapes.get(names)
+        if at is None:
+            at = self._shapes[names] = {name: i for i, name in enumerate(names)}
+        return Row(at, tuple(values))
+
+
 def decide_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], dims: dict[str, Dimension]
-                    ) -> tuple[list[dict[str, Any]], list[Decision], list[dict[str, Any]]]:
+                    ) -> tuple[list[Row], list[Decision], list[dict[str, Any]]]:
     """Every record's decision (gates, keep rule, then best-of-N and top_k over all of them), with the slim
-    rows the global figures are computed on and, per record, best-of-N's fields."""
-    slims: list[dict[str, Any]] = []
+    rows the global figures are computed on (the filter's own fields added) and, per record, best-of-N's
+    fields. The labels are read once, here."""
+    rows: list[Row] = []
     decisions: list[Decision] = []
+    share = Shared()
     for page in label_pages(ctx):
-        for (_, _, record), verdicts in zip(page, verdicts_of(ctx, steps, page), strict=True):
+        ids = [str(r["id"]) for _, _, r in page]
+        for (_, _, record), verdicts in zip(page, verdicts_of(ctx, steps, ids), strict=True):
             try:
-                decisions.append(decide(record, verdicts, dims, ctx.params.keep))
+                decision = decide(record, verdicts, dims, ctx.params.keep)
             except RuleError as exc:
                 raise StepFailed(str(exc)) from exc
-            slims.append({**slim(record), "quality": {n: {k: v for k, v in x.items() if k != "detail"}
-                                                      for n, x in verdicts.items()}})
-    decisions, chosen = select_best(slims, decisions)  # best-of-N: one candidate per prompt goes on
-    decisions = apply_top_k(slims, decisions, ctx.params.top_k)
-    rows = [{**r, **own_fields(r["quality"], d), **c} for r, d, c in zip(slims, decisions, chosen, strict=True)]
+            decisions.append(share.decision(decision))
+            quality = share.verdicts({n: {k: v for k, v in x.items() if k not in ("id", "detail")}
+                                      for n, x in verdicts.items()})
+            rows.append(share.row({**slim(record), "quality": quality}))
+    decisions, chosen = select_best(rows, decisions)  # best-of-N: one candidate per prompt goes on
+    decisions = apply_top_k(rows, decisions, ctx.params.top_k)
+    for i, (decision, extra) in enumerate(zip(decisions, chosen, strict=True)):
+        fields = own_fields(rows[i]["quality"], decision)
+        fields["quality"] = rows[i]["quality"]  # its verdicts hold no id or detail already
+        rows[i] = share.row({**rows[i], **fields, **extra})
     return rows, decisions, chosen
 
 
-def emit_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], decisions: list[Decision],
-                  chosen: list[dict[str, Any]]) -> None:
-    """Each record not yet written: a reference to its label plus the filter's own fields."""
+def label_keys(ctx: StepContext[FilterParams]) -> Iterator[list[tuple[str, str]]]:
+    """(label step id, key) of every label, in the order label_pages gives them, a page at a time; the labels
+    themselves are not read again."""
+    keys = ((step_id, key) for step_id in ctx.role("labels") for key in ctx.keys(step_id))
+    while page := list(islice(keys, PAGE)):
+        yield page
+
+
+def emit_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], rows: Sequence[Row],
+                  decisions: list[Decision], chosen: list[dict[str, Any]]) -> None:
+    """Each record not yet written: a reference to its label plus the filter's own fields (its verdicts with
+    their details, looked up again by id)."""
     index = 0
-    for page in label_pages(ctx):
-        todo = [(i, item) for i, item in enumerate(page, index) if str(item[2]["id"]) not in ctx.done]
+    for page in label_keys(ctx):
+        todo = [(i, base) for i, base in enumerate(page, index) if str(rows[i]["id"]) not in ctx.done]
         index += len(page)
         if not todo:
             continue
-        verdicts = verdicts_of(ctx, steps, [item for _, item in todo])
-        for (i, (step_id, key, record)), v in zip(todo, verdicts, strict=True):
-            ctx.emit(str(record["id"]), {**own_fields(v, decisions[i]), **chosen[i]}, base=(step_id, key))
+        verdicts = verdicts_of(ctx, steps, [str(rows[i]["id"]) for i, _ in todo])
+        for (i, base), v in zip(todo, verdicts, strict=True):
+            ctx.emit(str(rows[i]["id"]), {**own_fields(v, decisions[i]), **chosen[i]}, base=base)
 
 
 def decide_all(
@@ -147,11 +240,11 @@ def decide_all(
     return [{**row(r, v, d), **c} for r, v, d, c in zip(labels, per_record, decisions, chosen, strict=True)]
 
 
-def wiped_out(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def wiped_out(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each category and scenario that had candidates but kept (nearly) none, with why they went."""
     losses = []
     for key in ("category", "scenario"):
-        groups: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[Mapping[str, Any]]] = {}
         for record in rows:
             groups.setdefault(str(record.get(key)), []).append(record)
         for value, members in sorted(groups.items()):
@@ -178,7 +271,7 @@ def run(ctx: StepContext[FilterParams]) -> StepOutput:
             ctx.warn(f"dimension {name} has no score step among the inputs: it counts as missing")
     dims.update({n: Dimension(n) for n in steps if n not in dims})  # unconfigured: weight 1
     rows, decisions, chosen = decide_streamed(ctx, steps, dims)
-    emit_streamed(ctx, steps, decisions, chosen)
+    emit_streamed(ctx, steps, rows, decisions, chosen)
     rows, candidates = one_per_prompt(rows), rows  # rates and data tests count prompts, not candidates
     metrics = summary(rows, list(dims), ctx.seed)
     metrics.update({"best_of": selection_metrics(candidates)} if len(candidates) > len(rows) else {})

@@ -32,6 +32,7 @@ def run(ctx: StepContext[LabelParams]) -> StepOutput:
     for record in ctx.done.values():
         tally.add(record)
     pending: dict[int, tuple[str, str, dict[str, Any]]] = {}  # request index → (key, prompt key, own fields)
+    described = label_model(model)  # the same for every label: dumped once, not per record
 
     def requests() -> Iterator[GenRequest]:
         index = 0
@@ -46,19 +47,23 @@ def run(ctx: StepContext[LabelParams]) -> StepOutput:
     for index, result in generate_each(ctx, model, requests(), "labelling", done=len(ctx.done),
                                        total=total - len(ctx.done)):
         key, prompt_key, fields = pending.pop(index)
-        labelled = {**fields, **_label_fields(result, model)}
+        labelled = {**fields, **_label_fields(result, model, described)}
         ctx.emit(key, labelled, base=(source, prompt_key))
         tally.add(labelled)
     return StepOutput(metrics=tally.metrics())
 
 
-def _label_fields(result: Any, model: ModelSpec) -> dict[str, Any]:
-    """What labelling adds to a prompt record."""
+def label_model(model: ModelSpec) -> dict[str, Any]:
+    """The model settings a label records (`label_model`)."""
+    return model.model_dump(include={"name", "backend", "path", "temperature", "top_p", "max_tokens"})
+
+
+def _label_fields(result: Any, model: ModelSpec, described: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What labelling adds to a prompt record (`described`: label_model(model), when the caller has it)."""
     return {"answer": result.text, "value": result.value, "ok": result.ok, "error": result.error,
             "attempts": result.attempts, "completion_tokens": result.completion_tokens,
             "trimmed": getattr(result, "trimmed", 0),
-            "label_model": model.model_dump(include={"name", "backend", "path", "temperature", "top_p",
-                                                     "max_tokens"})}
+            "label_model": label_model(model) if described is None else described}
 
 
 class Tally:

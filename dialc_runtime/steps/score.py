@@ -6,6 +6,7 @@ verdicts are made. Dedup is global: it keeps each usable record's id and compare
 
 from __future__ import annotations
 
+import sys
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -25,8 +26,9 @@ from dialc_runtime.quality.spread import separation_warning, spread
 from dialc_runtime.quality.text import compact_json
 from dialc_runtime.quality.verdict import Verdict, not_applicable
 
-VERSION = "4"  # 4: dedup never compares best-of-N siblings (candidates of one prompt); 3: grounding discounts verbatim copies, language n/a on choice/regex, text cut at its
-#                  bound fails schema; 2: one JSON-schema validator (oneOf, multipleOf, NaN now strict)
+VERSION = "4"  # 4: dedup never compares best-of-N siblings (candidates of one prompt); 3: grounding discounts
+#                  verbatim copies, language n/a on choice/regex, text cut at its bound fails schema; 2: one
+#                  JSON-schema validator (oneOf, multipleOf, NaN now strict)
 JUDGE_BATCH = 8  # records per judge call
 PAGE = 500  # records scored between two dialogue look-ups
 SKIPPED = Verdict(None, None, "skipped: label failed", {"skipped": True})
@@ -117,7 +119,7 @@ def dedup_scope(record: dict[str, Any], scope: str) -> str:
     extraction from two different dialogues is not a copy, the same prose answer is."""
     kind = (record.get("output") or {}).get("kind", "text")
     if scope == "dialogue" or (scope == "auto" and kind != "text"):
-        return str(record.get("dialogue_id"))
+        return sys.intern(str(record.get("dialogue_id")))  # one string per dialogue, however many labels
     return ""
 
 
@@ -128,9 +130,9 @@ def sibling_group(record: dict[str, Any]) -> str:
 
 def score_dedup(
     labels: Iterable[dict[str, Any]], dim: dict[str, Any]
-) -> tuple[list[tuple[str, Verdict]], dict[str, Any]]:
+) -> tuple[Iterator[tuple[str, Verdict]], dict[str, Any]]:
     """Every record against the earlier ones (so always all of them: global, holding each usable record's
-    id, compared text and scope only); plus diversity figures."""
+    id, compared text and scope only): (key, verdict) in label order, streamed; plus diversity figures."""
     field, scope = str(dim.get("field", "answer")), str(dim.get("scope", "auto"))
     ids: list[str] = []
     items: list[Item] = []
@@ -139,7 +141,7 @@ def score_dedup(
         if r.get("ok", True):
             items.append(Item(ids[-1], dedup_text(r, field), dedup_scope(r, scope), sibling_group(r)))
     verdicts = dict(zip((i.id for i in items), find_duplicates(items, dim), strict=True))
-    out = [(key, verdicts.get(key, SKIPPED)) for key in ids]
+    out = ((key, verdicts.get(key, SKIPPED)) for key in ids)
     return out, diversity([i.text for i in items])
 
 
