@@ -164,11 +164,11 @@ def base_items(report: dict[str, Any], model: str, suite: str) -> list[float]:
     return list(result["items"][result["primary"]]) if result else []
 
 
-def study_table(tiers: list[dict[str, Any]], spearman: dict[str, Any], report: dict[str, Any]) -> tuple[list[str],
-                                                                                                        dict[str, Any]]:
-    """Per tier: size, quality, each suite's score [CI]; then top − bottom and each tier − base, paired."""
+def study_table(tiers: list[dict[str, Any]], spearman: dict[str, Any], report: dict[str, Any],
+                mix: list[dict[str, int]]) -> tuple[list[str], dict[str, Any]]:
+    """Per tier: size, task mix, quality, each suite's score [CI]; then top − bottom and each tier − base, paired."""
     suites = [s for s in tiers[0]["scores"]] if tiers else []
-    head = "| tier | records | quality mean (min–max) | " + " | ".join(suites) + " |"
+    head = "| tier | records (by task) | quality mean (min–max) | " + " | ".join(suites) + " |"
     lines = [head, "|" + "---|" * (3 + len(suites))]
     for name, model in (("base (no fine-tune)", "before"), ("all kept labels (the target)", "after")):
         cells = []
@@ -176,10 +176,12 @@ def study_table(tiers: list[dict[str, Any]], spearman: dict[str, Any], report: d
             result = report["results"].get(model, {}).get(suite)
             cells.append(f"{100 * result['metrics'][result['primary']]:.1f}" if result else "–")
         lines.append(f"| {name} | – | – | " + " | ".join(cells) + " |")
-    for tier in tiers:
+    for index, tier in enumerate(tiers):
         cells = [score_ci(tier["scores"][s], tier["ci"].get(s)) + f" (n {tier['n'][s]})" for s in suites]
-        lines.append(f"| {tier['tier']} | {tier['records']} | {tier['mean_quality']:.3f} "
-                     f"({tier['min_quality']:.3f}–{tier['max_quality']:.3f}) | " + " | ".join(cells) + " |")
+        tasks = ", ".join(f"{task} {count}" for task, count in mix[index].items()) if index < len(mix) else ""
+        lines.append(f"| {tier['tier']} | {tier['records']}" + (f" ({tasks})" if tasks else "")
+                     + f" | {tier['mean_quality']:.3f} ({tier['min_quality']:.3f}–{tier['max_quality']:.3f}) | "
+                     + " | ".join(cells) + " |")
     lines.append("| Spearman ρ (tier quality vs score) | | | "
                  + " | ".join("–" if spearman.get(s) is None else f"{spearman[s]:+.2f}" for s in suites) + " |")
     comparisons: dict[str, Any] = {}
@@ -249,6 +251,28 @@ def claims(rows: list[dict[str, Any]], comparisons: dict[str, Any], best_of: dic
     return out
 
 
+def tier_tasks(run_dir: Path, steps: dict[str, Any], spec: Path, sets: list[str]) -> list[dict[str, int]]:
+    """Per tier, its records by task: the study's own tiers (its pool, hold-out and order) rebuilt from the
+    filter's stored records, since tiers cut by one aggregate over all tasks can differ in their task mix (an
+    evolved task `t~op1` counts as `t`)."""
+    from collections import Counter
+
+    from dialc.cli.common import load_plan
+    from dialc_runtime.engine.store import Store
+    from dialc_runtime.steps.study import tiers_by_quality, training_pool
+
+    study = load_plan(spec, sets).step("study.tiers").params
+    store = Store.existing(ROOT / run_dir)
+    if store is None or "filter.quality" not in steps:
+        return []
+    try:
+        records = [record for _, record in store.records(steps["filter.quality"]["key"])]
+    finally:
+        store.close()
+    tiers = tiers_by_quality(training_pool(records, study), study.tiers)  # type: ignore[arg-type]
+    return [dict(sorted(Counter(str(r.get("task_id")).split("~")[0] for r in tier).items())) for tier in tiers]
+
+
 # ---- best-of-N --------------------------------------------------------------------------------------------------
 
 
@@ -276,10 +300,15 @@ def run_best_of(args: argparse.Namespace, spec: Path, sets: list[str]) -> tuple[
     return check, seconds
 
 
+def made_seconds(step: dict[str, Any]) -> float:
+    """What making the step's output took, in the run that made it (a cached step's own time is ~0)."""
+    return float((step.get("made") or {}).get("seconds") or step.get("seconds") or 0.0)
+
+
 def step_times(steps: dict[str, Any]) -> str:
-    """The steps that took 30 s or more, with their wall time."""
-    return ", ".join(f"{name} {step['seconds']:.0f} s" for name, step in steps.items()
-                     if step.get("seconds", 0) >= 30)
+    """The steps that took 30 s or more to make, with their wall time."""
+    return ", ".join(f"{name} {made_seconds(step):.0f} s" for name, step in steps.items()
+                     if made_seconds(step) >= 30)
 
 
 # ---- main -------------------------------------------------------------------------------------------------------
@@ -293,6 +322,7 @@ def main() -> None:
     wall = 0.0 if args.reuse else run_pipeline(command)
     run = load_run(args.run_dir)
     steps, report = run["steps"], run["eval"]
+    made = sum(made_seconds(step) for step in steps.values())
     study = (steps.get("study.tiers") or {}).get("metrics") or {}
     check, best_seconds = (None, 0.0) if args.skip_best_of else run_best_of(args, spec, teacher_sets)
 
@@ -301,15 +331,16 @@ def main() -> None:
     labeller = args.teacher or (f"{args.teacher_model} at {args.teacher_url}" if args.teacher_url
                                 else "the embedded SmolLM2-135M (also the student)")
     out = [f"## Gold experiment: `python bench/experiment_gold.py {' '.join(sys.argv[1:])}`".rstrip(), "",
-           f"Labeller: {labeller}. Pipeline `{' '.join(command[2:])}`: {wall / 60:.1f} min "
-           f"({step_times(steps)})."
+           f"Labeller: {labeller}. Pipeline `{' '.join(command[2:])}`: its steps took {made / 60:.1f} min to make"
+           + (f" (this call {wall / 60:.1f} min)" if wall else "") + f" ({step_times(steps)})."
            + (f" Best-of-{args.candidates}: {best_seconds / 60:.1f} min." if check else ""),
            f"Production prompts {args.count}; kept after quality "
-           f"{(steps.get('filter.quality') or {}).get('records', '?')}.", "",
+           f"{((steps.get('filter.quality') or {}).get('metrics') or {}).get('kept', '?')}.", "",
            "### Base vs fine-tuned (on the kept labels)", "", *evaluation_table(report["rows"]), ""]
     comparisons: dict[str, Any] = {}
     if study.get("tiers"):
-        lines, comparisons = study_table(study["tiers"], study.get("spearman") or {}, report)
+        mix = tier_tasks(args.run_dir, steps, spec, sets)
+        lines, comparisons = study_table(study["tiers"], study.get("spearman") or {}, report, mix)
         out += ["### Quality tiers: the target retrained on each third of the labels by quality", "", *lines, ""]
     elif "study.tiers" in steps:
         out += [f"Quality-tier study: {steps['study.tiers'].get('status')} {steps['study.tiers'].get('message')}", ""]
