@@ -51,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--best-of-limit", type=int, default=30, help="gold dialogues for best-of-N (0 = all)")
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--skip-best-of", action="store_true")
+    parser.add_argument("--per-task", action="store_true", help="cut the quality tiers within each task, so every "
+                        "tier holds the same task mix (study.per_task)")
     parser.add_argument("--run-dir", type=Path, default=Path("runs/experiment"))
     parser.add_argument("--teacher", default=None, help="labeller: a local HF directory or GGUF file")
     parser.add_argument("--teacher-url", default=None, help="labeller: an OpenAI-compatible server's base URL")
@@ -92,6 +94,8 @@ def pipeline_sets(args: argparse.Namespace) -> list[str]:
             f"evaluate.after.limit={args.general_limit}"]
     if args.tasks:
         sets.append(f"testset.gold.tasks=[{args.tasks}]")
+    if getattr(args, "per_task", False):
+        sets.append("study.tiers.per_task=true")
     return sets
 
 
@@ -269,7 +273,7 @@ def tier_tasks(run_dir: Path, steps: dict[str, Any], spec: Path, sets: list[str]
         records = [record for _, record in store.records(steps["filter.quality"]["key"])]
     finally:
         store.close()
-    tiers = tiers_by_quality(training_pool(records, study), study.tiers)  # type: ignore[arg-type]
+    tiers = tiers_by_quality(training_pool(records, study), study.tiers, study.per_task)  # type: ignore[arg-type]
     return [dict(sorted(Counter(str(r.get("task_id")).split("~")[0] for r in tier).items())) for tier in tiers]
 
 

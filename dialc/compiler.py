@@ -431,7 +431,7 @@ def _lower_study(low: Lowering, decl: DeclIR) -> None:
     training = _training(low, finetune)
     gold_files = [gold.path, gold.references] if gold is not None else []
     training["files"] = sorted({*training["files"], *_suite_files(low, general), *gold_files})
-    params = StudyParams(**training, tiers=decl.fields["tiers"], general=general,
+    params = StudyParams(**training, tiers=decl.fields["tiers"], per_task=decl.fields["per_task"], general=general,
                          limit=decl.fields["limit"] or first.get("limit", 0), seed=low.ir.seed_of(decl),
                          gold=gold, gold_limit=first.get("gold_limit", 0) if gold_limit is None else gold_limit,
                          prompt=prompt_format(low.ir, finetune) if gold is not None else None)

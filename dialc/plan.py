@@ -443,6 +443,7 @@ class EvaluateParams(StepParams):
 
 class StudyParams(TrainingParams):
     tiers: int = 3
+    per_task: bool = False  # tiers cut within each task (same task mix in every tier)
     general: list[Suite] = Field(default_factory=list)
     limit: int = 0
     gold: GoldSet | None = None  # every tier scored against the target's evaluation's gold references

@@ -276,6 +276,9 @@ KINDS: dict[str, KindSpec] = {
             "finetune": F("ref", "fine-tune target whose settings every tier reuses", required=True,
                           ref_kinds=("finetune",)),
             "tiers": F("int", "equal-size tiers by aggregate quality score (top … bottom)", default=3, lo=2, hi=10),
+            "per_task": F("bool", "cut each task's records into tiers by quality, so every tier holds the same task "
+                          "mix (otherwise one ranking over all tasks: tiers can differ in which tasks they teach)",
+                          default=False),
             "general": F("suites", "general suites scored per tier (default: the target's evaluation's)"),
             "limit": F("int", "items per suite at most (0 = all)", default=0, lo=0),
             "gold_limit": F("int", "gold dialogues scored per tier at most, a seeded sample (0 = all; default: the "

@@ -23,6 +23,22 @@ def test_tiers_are_equal_size_best_first_and_skip_unscored() -> None:
     assert tiers_by_quality(records[:2], 3) == []
 
 
+def test_per_task_tiers_hold_the_same_task_mix() -> None:
+    """One ranking over all tasks can put every record of a task in one tier; per_task cuts each task alone."""
+    intent = [{"id": f"i{i}", "task_id": "intent", "aggregate": 0.9 - i / 100} for i in range(6)]
+    summary = [{"id": f"s{i}", "task_id": "summary~deepen1" if i % 2 else "summary", "aggregate": 0.3 - i / 100}
+               for i in range(6)]
+    pooled = tiers_by_quality(intent + summary, 3)
+    assert {r["task_id"] for r in pooled[0]} == {"intent"} and "intent" not in {r["task_id"] for r in pooled[2]}
+    mixed = tiers_by_quality(intent + summary, 3, per_task=True)
+    assert [len(t) for t in mixed] == [4, 4, 4]
+    assert all(sum(r["task_id"] == "intent" for r in tier) == 2 for tier in mixed)
+    assert [r["id"] for r in mixed[0] if r["task_id"] == "intent"] == ["i0", "i1"]  # best of each task first
+    assert min(r["aggregate"] for r in mixed[0] if r["id"].startswith("s")) >= max(
+        r["aggregate"] for r in mixed[1] if r["id"].startswith("s"))
+    assert tiers_by_quality(intent[:2], 3, per_task=True) == []  # too few records in every task
+
+
 def test_the_training_pool_takes_one_candidate_per_prompt() -> None:
     """Best-of-N losers must not enter the tiers: they would count each prompt N times."""
     def cand(k: int, selected: bool) -> dict[str, object]:
@@ -57,6 +73,7 @@ def test_study_reuses_the_target_settings_and_evaluation_suites() -> None:
         assert getattr(study.params, key) == getattr(finetune.params, key)
     assert isinstance(study.params, StudyParams) and isinstance(evaluate.params, EvaluateParams)
     assert study.params.general == evaluate.params.general and study.params.tiers == 3
+    assert study.params.per_task is False  # as shipped: one ranking; `per_task = true` cuts each task alone
     assert study.params.holdout == evaluate.params.holdout is not None  # the one hold-out, everywhere
     # every tier is scored on the evaluation's gold references, asked as the evaluation asks them
     assert study.params.gold == evaluate.params.gold is not None

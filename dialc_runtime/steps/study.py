@@ -24,16 +24,34 @@ from dialc_runtime.steps.evaluate import (
 from dialc_runtime.steps.finetune import train_config
 from dialc_runtime.train.samples import chat_sample, trainable
 
-# 6: every tier scored against the evaluation's gold references; 5: acc_norm per character, CMMLU prompted as
-# lm-eval; 4: one candidate per prompt under best-of-N;
+# 7: per_task tiers; 6: every tier scored against the evaluation's gold references; 5: acc_norm per character,
+# CMMLU prompted as lm-eval; 4: one candidate per prompt under best-of-N;
 # 2: each tier's scores carry a 95% bootstrap CI; 3: tier timings are metadata (outside the digest)
-VERSION = "6"
+VERSION = "7"
 MIN_PER_TIER = 2  # fewer training records than this per tier makes the comparison meaningless
 
 
-def tiers_by_quality(records: list[dict[str, Any]], tiers: int) -> list[list[dict[str, Any]]]:
+def tiers_by_quality(records: list[dict[str, Any]], tiers: int,
+                     per_task: bool = False) -> list[list[dict[str, Any]]]:
     """Records with an aggregate score, best first, cut into `tiers` equal groups (the remainder,
-    the lowest-scored records, is left out so every tier has the same size)."""
+    the lowest-scored records, is left out so every tier has the same size). `per_task`: each task's
+    records are cut alone and tier i gathers every task's i-th cut, so all tiers hold the same task mix
+    (an evolved task `t~op1` counts as `t`; a task with fewer records than tiers is left out)."""
+    if not per_task:
+        return _cut(records, tiers)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_task.setdefault(base_task(record), []).append(record)
+    cuts = [_cut(group, tiers) for _, group in sorted(by_task.items())]
+    merged = [[r for cut in cuts if cut for r in cut[i]] for i in range(tiers)]
+    return merged if merged[0] else []
+
+
+def base_task(record: dict[str, Any]) -> str:
+    return str(record.get("task_id") or "").split("~")[0]
+
+
+def _cut(records: list[dict[str, Any]], tiers: int) -> list[list[dict[str, Any]]]:
     scored = sorted((r for r in records if r.get("aggregate") is not None),
                     key=lambda r: (-float(r["aggregate"]), str(r["id"])))
     size = len(scored) // tiers
@@ -51,7 +69,7 @@ def run(ctx: StepContext[StudyParams]) -> StepOutput:
 
     p = ctx.params
     records = list(ctx.role_records("records"))
-    tiers = tiers_by_quality(training_pool(records, p), p.tiers)
+    tiers = tiers_by_quality(training_pool(records, p), p.tiers, p.per_task)
     if not tiers or len(tiers[0]) < MIN_PER_TIER:
         raise StepFailed(f"too few scored records for {p.tiers} tiers of at least {MIN_PER_TIER}: "
                          "raise sample.count")
