@@ -114,6 +114,9 @@ def _balanced_axis_values(axes: dict[str, dict[str, float]], balanced: list[str]
                           seed: int, min_per: int = 0) -> list[dict[str, str]]:
     """One slot per draw fixing each balanced axis, counts proportional to the weights (at least
     `min_per` per value)."""
+    if not balanced:  # one empty slot shared by every draw (slots are only read): none held per draw
+        empty: dict[str, str] = {}
+        return [empty] * total
     slots: list[dict[str, str]] = [{} for _ in range(total)]
     for axis in balanced:
         counts = apportion(axes[axis], total, min_per)

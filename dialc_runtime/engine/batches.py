@@ -41,6 +41,38 @@ class Batcher:
             self._store.put_many(self._key, self._id, rows)
 
 
+class EmittedKeys:
+    """The keys one step attempt has emitted, to refuse a repeated one. Steps emit their keys in increasing
+    order almost always: while they come so, a new key is larger than all before it (no look-up needed) and
+    the keys are held as joined text, a few bytes each; the first key out of order turns them into a set."""
+
+    SEP = "\0"
+    CHUNK = 4096  # keys joined into one string at a time
+
+    def __init__(self) -> None:
+        self._last = ""
+        self._chunks: list[str] = []
+        self._pending: list[str] = []
+        self._set: set[str] | None = None
+
+    def add(self, key: str) -> bool:
+        """Record `key`; False (and nothing recorded) when it was emitted already."""
+        if self._set is None and key > self._last and self.SEP not in key:
+            self._last = key
+            self._pending.append(key)
+            if len(self._pending) >= self.CHUNK:
+                self._chunks.append(self.SEP.join(self._pending))
+                self._pending = []
+            return True
+        if self._set is None:
+            self._set = {k for chunk in self._chunks for k in chunk.split(self.SEP)} | set(self._pending)
+            self._chunks, self._pending = [], []
+        if key in self._set:
+            return False
+        self._set.add(key)
+        return True
+
+
 class Done(Mapping[str, Any]):
     """The records an interrupted earlier attempt of the step wrote: their keys are held in memory, the
     records themselves are read from the store when asked for (`done[key]`, `done.values()` streams)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from dialc.plan import ModelSpec, StepParams, digest
 from dialc_runtime.engine import refs
-from dialc_runtime.engine.batches import Batcher, Done
+from dialc_runtime.engine.batches import Batcher, Done, EmittedKeys
 from dialc_runtime.engine.store import Store, record_json
 from dialc_runtime.errors import DuplicateRecord
 
@@ -157,7 +157,7 @@ class StepContext(RoleInputs, Generic[P]):
         self._backends = backends
         self._progress = progress
         self._warn = warn
-        self._emitted: set[str] = set()
+        self._emitted = EmittedKeys()
         self._batch = Batcher(store, key, step.id)
         self._refers = False  # whether this attempt's refs (input id → key) are recorded
         # records already written by an interrupted earlier attempt (keys in memory; records read on demand)
@@ -226,12 +226,12 @@ class StepContext(RoleInputs, Generic[P]):
         and `record` holds only its own fields (stored as a reference; read back whole)."""
         if not isinstance(key, str) or not key:
             raise TypeError(f"record keys are non-empty strings, got {key!r}")
-        if key in self._emitted:
-            raise DuplicateRecord(f"step {self.step.id} emitted record key {key!r} twice")
         if base is not None:
             record = self._derived(base, record)
-        self._batch.add(key, record_json(record), key in self.done)
-        self._emitted.add(key)
+        data = record_json(record)
+        if not self._emitted.add(key):
+            raise DuplicateRecord(f"step {self.step.id} emitted record key {key!r} twice")
+        self._batch.add(key, data, key in self.done)
 
     def _derived(self, base: tuple[str, str], fields: Any) -> dict[str, Any]:
         input_id, base_key = base
@@ -252,7 +252,7 @@ class StepContext(RoleInputs, Generic[P]):
         from its workers, then runs the step here, which finds them done (engine/ray_engine.py)."""
         self.flush()
         self.done = Done(self._store, self.key)
-        self._emitted = set()  # a new pass: it may emit a done key again (replacing it), as a resumed attempt does
+        self._emitted = EmittedKeys()  # a new pass: it may emit a done key again (replacing it), as on resume
 
     def lookup(self, step_id: str, keys: list[str]) -> dict[str, Any]:
         """Records of an input step by key (those that exist): random access, one query per page of keys."""

@@ -79,47 +79,63 @@ def sketch_template() -> Any:
     return template.permutations, template.scheme
 
 
+class MinhashDeduper:
+    """Items one at a time → their verdicts, against the originals seen so far (MinHash LSH over shingles; LSH
+    candidates are confirmed with the exact Jaccard similarity). The index lives on disk
+    (quality/minhash_index.py): memory holds the group of grouped originals only. Use it as a context manager."""
+
+    def __init__(self, threshold: float = 0.85, word_n: int = WORD_N, char_n: int = CHAR_N) -> None:
+        from dialc_runtime.quality.minhash_index import DiskIndex
+
+        self.threshold, self.word_n, self.char_n = threshold, word_n, char_n
+        self.perms, self.scheme = sketch_template()
+        self.index = DiskIndex(*lsh_params(candidate_threshold(threshold)))
+        self.groups: dict[str, str] = {}  # original id → its group, for grouped originals only
+        self.n = 0
+
+    def __enter__(self) -> MinhashDeduper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.index.close()
+
+    def verdict(self, item: Item) -> Verdict:
+        """The item's verdict; a unique item becomes an original the later ones are compared with."""
+        from datasketch import MinHash
+
+        n, index, groups = self.n, self.index, self.groups
+        self.n += 1
+        fingerprint = f"{item.scope}\0{_fingerprint(item.text)}"
+        original = index.exact(fingerprint)
+        if original is not None and item.group and groups.get(original) == item.group:
+            return Verdict(1.0, True, f"unique (as its sibling {original})")
+        if original is not None:
+            return _duplicate(original, 1.0, "jaccard")
+        grams = shingles(item.text, self.word_n, self.char_n)
+        sketch = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=self.perms, scheme=self.scheme)
+        sketch.update_batch([g.encode() for g in grams])
+        digests = index.band_digests(item.scope, sketch.hashvalues)
+        best, best_sim = "", 0.0
+        for other_id, other_text in index.candidates(digests):
+            if item.group and groups.get(other_id) == item.group:
+                continue
+            similarity = jaccard(grams, shingles(other_text, self.word_n, self.char_n))
+            if similarity > best_sim:
+                best, best_sim = other_id, similarity
+        if best and best_sim >= self.threshold:
+            return _duplicate(best, best_sim, "jaccard")
+        index.insert(n, item.id, item.text, fingerprint, digests)
+        if item.group:
+            groups[item.id] = item.group
+        return UNIQUE
+
+
 def minhash_duplicates(
     items: Sequence[Item], threshold: float = 0.85, word_n: int = WORD_N, char_n: int = CHAR_N
 ) -> list[Verdict]:
-    """MinHash LSH over shingles; LSH candidates are confirmed with the exact Jaccard similarity. The index
-    lives on disk (quality/minhash_index.py): only the verdicts are held in memory."""
-    from datasketch import MinHash
-
-    from dialc_runtime.quality.minhash_index import DiskIndex
-
-    perms, scheme = sketch_template()
-    verdicts: list[Verdict] = []
-    groups: dict[str, str] = {}  # original id → its group, for grouped originals only
-    with DiskIndex(*lsh_params(candidate_threshold(threshold))) as index:
-        for n, item in enumerate(items):
-            fingerprint = f"{item.scope}\0{_fingerprint(item.text)}"
-            original = index.exact(fingerprint)
-            if original is not None and item.group and groups.get(original) == item.group:
-                verdicts.append(Verdict(1.0, True, f"unique (as its sibling {original})"))
-                continue
-            if original is not None:
-                verdicts.append(_duplicate(original, 1.0, "jaccard"))
-                continue
-            grams = shingles(item.text, word_n, char_n)
-            sketch = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=perms, scheme=scheme)
-            sketch.update_batch([g.encode() for g in grams])
-            digests = index.band_digests(item.scope, sketch.hashvalues)
-            best, best_sim = "", 0.0
-            for other_id, other_text in index.candidates(digests):
-                if item.group and groups.get(other_id) == item.group:
-                    continue
-                similarity = jaccard(grams, shingles(other_text, word_n, char_n))
-                if similarity > best_sim:
-                    best, best_sim = other_id, similarity
-            if best and best_sim >= threshold:
-                verdicts.append(_duplicate(best, best_sim, "jaccard"))
-                continue
-            index.insert(n, item.id, item.text, fingerprint, digests)
-            if item.group:
-                groups[item.id] = item.group
-            verdicts.append(UNIQUE)
-    return verdicts
+    """MinhashDeduper over a list: one verdict per item, in order."""
+    with MinhashDeduper(threshold, word_n, char_n) as deduper:
+        return [deduper.verdict(item) for item in items]
 
 
 Embedder = Callable[[list[str]], Any]  # texts → array (n, d) of L2-normalised vectors

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import random
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from dialc_runtime.quality.dedup import jaccard, shingles
@@ -11,7 +15,7 @@ from dialc_runtime.quality.text import ngrams, tokens
 MAX_PAIRS = 500  # pairs sampled for the mean similarity: O(n²) pairs would not scale
 
 
-def distinct_n(texts: list[str], n: int) -> float:
+def distinct_n(texts: Iterable[str], n: int) -> float:
     """Distinct n-grams / all n-grams across the texts (1.0 = nothing repeats); holds the distinct ones only."""
     distinct: set[tuple[str, ...]] = set()
     total = 0
@@ -22,7 +26,7 @@ def distinct_n(texts: list[str], n: int) -> float:
     return len(distinct) / total if total else 0.0
 
 
-def mean_pairwise_similarity(texts: list[str], seed: int = 0, max_pairs: int = MAX_PAIRS) -> float:
+def mean_pairwise_similarity(texts: Sequence[str], seed: int = 0, max_pairs: int = MAX_PAIRS) -> float:
     """Mean Jaccard similarity of shingle sets over (a seeded sample of) all pairs."""
     n = len(texts)
     if n < 2:
@@ -54,3 +58,62 @@ def diversity(texts: list[str], seed: int = 0) -> dict[str, Any]:
         "distinct_2": round(distinct_n(texts, 2), 4),
         "mean_pairwise_similarity": round(mean_pairwise_similarity(texts, seed), 4),
     }
+
+
+class SpooledTexts(Sequence[str]):
+    """Texts appended one at a time and read back by position from a temporary SQLite file: the sampled
+    pairs of mean_pairwise_similarity are drawn once all texts are known, without holding them in memory."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="dialc-texts-")
+        self.db = sqlite3.connect(Path(self._dir.name) / "texts.sqlite", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE texts (n INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+        self.db.execute("BEGIN")
+        self.n = 0
+
+    def append(self, text: str) -> None:
+        self.db.execute("INSERT INTO texts VALUES (?, ?)", (self.n, text))
+        self.n += 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if not isinstance(i, int) or not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.db.execute("SELECT text FROM texts WHERE n = ?", (i,)).fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+        self._dir.cleanup()
+
+
+class DiversityTally:
+    """diversity() over texts that stream by: distinct n-grams counted as they come, the texts spooled to disk
+    for the sampled pairs. `figures()` once every text is added; the same figures as diversity(texts)."""
+
+    def __init__(self) -> None:
+        self.texts = SpooledTexts()
+        self.distinct: tuple[set[tuple[str, ...]], set[tuple[str, ...]]] = (set(), set())
+        self.total = [0, 0]
+
+    def add(self, text: str) -> None:
+        self.texts.append(text)
+        words = tokens(text)
+        for i, n in enumerate((1, 2)):
+            grams = ngrams(words, n)
+            self.total[i] += len(grams)
+            self.distinct[i].update(grams)
+
+    def figures(self, seed: int = 0) -> dict[str, Any]:
+        try:
+            return {
+                "texts": len(self.texts),
+                "distinct_1": round(len(self.distinct[0]) / self.total[0] if self.total[0] else 0.0, 4),
+                "distinct_2": round(len(self.distinct[1]) / self.total[1] if self.total[1] else 0.0, 4),
+                "mean_pairwise_similarity": round(mean_pairwise_similarity(self.texts, seed), 4),
+            }
+        finally:
+            self.texts.close()

@@ -85,7 +85,7 @@ def metric(name: str, rows: Sequence[Mapping[str, Any]]) -> float | None:
     if name == "duplicate_rate":
         return duplicate_rate(rows)
     if name in ("distinct_1", "distinct_2"):
-        return round(distinct_n([said(r) for r in kept], int(name[-1])), 4)
+        return round(distinct_n((said(r) for r in kept), int(name[-1])), 4)
     if head == "mean" and arg == "score":
         return _mean([r["aggregate"] for r in kept if r.get("aggregate") is not None])
     if head == "mean":
@@ -169,9 +169,12 @@ def dimension_summary(rows: Sequence[Mapping[str, Any]], name: str, names: list[
 
 def summary(rows: Sequence[Mapping[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
     """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance."""
-    from dialc_runtime.quality.diversity import diversity
+    from dialc_runtime.quality.diversity import DiversityTally
 
     kept = [r for r in rows if r.get("kept")]
+    texts = DiversityTally()  # the kept texts one at a time (spooled to disk), not a list of them all
+    for r in kept:
+        texts.add(said(r))
     causes = Counter(str(r.get("cause")) for r in rows if not r.get("kept"))
     return {
         "records": len(rows),
@@ -186,5 +189,5 @@ def summary(rows: Sequence[Mapping[str, Any]], names: list[str], seed: int = 0) 
             key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
             for key in ("scenario", "category")
         },
-        "diversity": diversity([said(r) for r in kept], seed),
+        "diversity": texts.figures(seed),
     }

@@ -87,6 +87,15 @@ def verdicts_of(ctx: StepContext[FilterParams], steps: dict[str, str],
     return [{name: by_id.get(i, MISSING) for name, by_id in found.items()} for i in ids]
 
 
+def for_figures(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """A verdict as the global figures read it: no id or detail, and `duplicate_of` only as true (which record
+    it copies is in the emitted record): verdicts alike are then equal, and held once (Shared)."""
+    out = {k: v for k, v in verdict.items() if k not in ("id", "detail")}
+    if out.get("duplicate_of"):
+        out["duplicate_of"] = True
+    return out
+
+
 def slim(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in BULKY}
 
@@ -103,7 +112,7 @@ class Row(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._values[self._at[key]]
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]  # as dict.get, without a raise
+    def get(self, key: str, default: Any = None) -> Any:  # as dict.get, without a raise
         at = self._at.get(key)
         return default if at is None else self._values[at]
 
@@ -184,8 +193,7 @@ def decide_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], dims:
             except RuleError as exc:
                 raise StepFailed(str(exc)) from exc
             decisions.append(share.decision(decision))
-            quality = share.verdicts({n: {k: v for k, v in x.items() if k not in ("id", "detail")}
-                                      for n, x in verdicts.items()})
+            quality = share.verdicts({n: for_figures(x) for n, x in verdicts.items()})
             rows.append(share.row({**slim(record), "quality": quality}))
     decisions, chosen = select_best(rows, decisions)  # best-of-N: one candidate per prompt goes on
     decisions = apply_top_k(rows, decisions, ctx.params.top_k)

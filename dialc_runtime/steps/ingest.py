@@ -24,18 +24,20 @@ class BadRow(Exception):
 
 
 def run(ctx: StepContext[IngestParams]) -> StepOutput:
+    """Two passes over the file: the first checks it (only ids and problems are held), the second emits the
+    dialogues one at a time, so nothing is emitted from a file that fails its checks and memory stays flat."""
     p = ctx.params
     path = Path(p.path)
     problem = regular_file_problem(path)
     if problem:
         raise StepFailed(f"source {problem}")
-    dialogues, problems = read_dialogues(path, p)
+    read, problems = count_dialogues(path, p)
     if problems and p.on_error == "fail":
         shown = "\n  ".join(problems[:10])
         raise StepFailed(f"{len(problems)} malformed row(s) in {path}:\n  {shown}")
     (ctx.out_dir / QUARANTINE_FILE).write_text("".join(f"{line}\n" for line in problems), encoding="utf-8")
     quarantine = ctx.final_dir / QUARANTINE_FILE  # where it is once the attempt ends, as messages name it
-    check_yield(len(dialogues), problems, p, path, quarantine)
+    check_yield(read, problems, p, path, quarantine)
     if problems:
         ctx.warn(f"{len(problems)} malformed row(s) quarantined in {quarantine}")
     for message in problems[:5]:
@@ -43,19 +45,22 @@ def run(ctx: StepContext[IngestParams]) -> StepOutput:
     masked: Counter[str] = Counter()
     known = set(p.scenarios)
     unknown: Counter[str] = Counter()
-    for index, dialogue in enumerate(dialogues):
+    per_scenario: Counter[str] = Counter()
+    turns = 0
+    for index, dialogue in enumerate(well_formed(path, p)):
         if p.pii_scrub:
             masked.update(_scrub_dialogue(dialogue))
         if known and dialogue["scenario"] not in known:
             unknown[dialogue["scenario"]] += 1
+        per_scenario[dialogue["scenario"]] += 1
+        turns += len(dialogue["turns"])
         ctx.emit(f"{index:06d}", dialogue)
     if unknown:
         ctx.warn(f"{sum(unknown.values())} dialogue(s) have scenarios not in the taxonomy: {dict(unknown)}")
-    per_scenario = Counter(d["scenario"] for d in dialogues)
-    return StepOutput(metrics={"dialogues": len(dialogues), "quarantined": len(problems),
+    return StepOutput(metrics={"dialogues": read, "quarantined": len(problems),
                                "quarantine_file": str(quarantine),
                                "pii_masked": dict(masked), "per_scenario": dict(sorted(per_scenario.items())),
-                               "turns": sum(len(d["turns"]) for d in dialogues)})
+                               "turns": turns})
 
 
 def check_yield(read: int, problems: list[str], p: IngestParams, path: Path, quarantine: Path) -> None:
@@ -85,19 +90,45 @@ def first_fields(path: Path, p: IngestParams) -> str:
 
 def read_dialogues(path: Path, p: IngestParams) -> tuple[list[dict[str, Any]], list[str]]:
     """All well-formed dialogues, and a 'file:line: reason' message per malformed row."""
-    rows = _jsonl_rows(path, p) if p.format == "jsonl" else _csv_rows(path, p)
     dialogues: list[dict[str, Any]] = []
     problems: list[str] = []
+    for item in _checked_rows(path, p):
+        if isinstance(item, str):
+            problems.append(item)
+        else:
+            dialogues.append(item)
+    return dialogues, problems
+
+
+def count_dialogues(path: Path, p: IngestParams) -> tuple[int, list[str]]:
+    """How many well-formed dialogues the file holds, and a message per malformed row (none is kept)."""
+    read = 0
+    problems: list[str] = []
+    for item in _checked_rows(path, p):
+        if isinstance(item, str):
+            problems.append(item)
+        else:
+            read += 1
+    return read, problems
+
+
+def well_formed(path: Path, p: IngestParams) -> Iterator[dict[str, Any]]:
+    """The well-formed dialogues in file order (as read_dialogues lists them), streamed."""
+    return (item for item in _checked_rows(path, p) if not isinstance(item, str))
+
+
+def _checked_rows(path: Path, p: IngestParams) -> Iterator[dict[str, Any] | str]:
+    """Each well-formed dialogue, or a 'file:line: reason' message for a malformed row or a repeated id."""
+    rows = _jsonl_rows(path, p) if p.format == "jsonl" else _csv_rows(path, p)
     seen: set[str] = set()
     for line, item in rows:
         if isinstance(item, BadRow):
-            problems.append(f"{path}:{line}: {item}")
+            yield f"{path}:{line}: {item}"
         elif item["id"] in seen:
-            problems.append(f"{path}:{line}: duplicate dialogue id {item['id']!r}")
+            yield f"{path}:{line}: duplicate dialogue id {item['id']!r}"
         else:
             seen.add(item["id"])
-            dialogues.append(item)
-    return dialogues, problems
+            yield item
 
 
 def _role_map(p: IngestParams) -> dict[str, str]:

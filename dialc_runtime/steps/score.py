@@ -1,7 +1,8 @@
 """score.<dimension>: labelled records (+ dialogues) → {id, score, passed, detail} per record.
 
 Records stream through (a page at a time; dialogues looked up by id per batch); metrics are counted as the
-verdicts are made. Dedup is global: it keeps each usable record's id and compared text, nothing more.
+verdicts are made. Dedup is global (each record against all the earlier ones): MinHash decides each record as it
+comes against an index kept in a temporary file, holding no texts in memory.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from dialc.plan import JudgeDimension, LabelParams, Plan, SampleParams, ScorePar
 from dialc_runtime.data.seeds import record_seed
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
-from dialc_runtime.quality.dedup import Item, find_duplicates
-from dialc_runtime.quality.diversity import diversity
+from dialc_runtime.quality.dedup import CHAR_N, WORD_N, Item, MinhashDeduper, find_duplicates
+from dialc_runtime.quality.diversity import DiversityTally, diversity
 from dialc_runtime.quality.grounding import score_grounding
 from dialc_runtime.quality.judge import JudgeSpec, judge_records
 from dialc_runtime.quality.rules import RULES, rule_name, score_rule
@@ -131,18 +132,49 @@ def sibling_group(record: dict[str, Any]) -> str:
 def score_dedup(
     labels: Iterable[dict[str, Any]], dim: dict[str, Any]
 ) -> tuple[Iterator[tuple[str, Verdict]], dict[str, Any]]:
-    """Every record against the earlier ones (so always all of them: global, holding each usable record's
-    id, compared text and scope only): (key, verdict) in label order, streamed; plus diversity figures."""
+    """Every record against the earlier ones (so always all of them: global): (key, verdict) in label order,
+    streamed, and the diversity figures, filled in once the verdicts are exhausted. MinHash decides each record
+    as it comes against an index on disk (memory holds no texts); the embedding method holds each usable
+    record's id, compared text and scope."""
+    figures: dict[str, Any] = {}
+    if dim.get("method", "minhash") == "embedding":
+        return _dedup_held(labels, dim, figures), figures
+    return _dedup_streamed(labels, dim, figures), figures
+
+
+def _dedup_item(record: dict[str, Any], field: str, scope: str) -> Item:
+    return Item(str(record["id"]), dedup_text(record, field), dedup_scope(record, scope), sibling_group(record))
+
+
+def _dedup_streamed(labels: Iterable[dict[str, Any]], dim: dict[str, Any],
+                    figures: dict[str, Any]) -> Iterator[tuple[str, Verdict]]:
+    field, scope = str(dim.get("field", "answer")), str(dim.get("scope", "auto"))
+    threshold = float(dim.get("threshold", 0.85))
+    word_n, char_n = int(dim.get("ngram", WORD_N)), int(dim.get("char_ngram", CHAR_N))
+    tally = DiversityTally()
+    with MinhashDeduper(threshold, word_n, char_n) as deduper:
+        for r in labels:
+            if not r.get("ok", True):
+                yield str(r["id"]), SKIPPED
+                continue
+            item = _dedup_item(r, field, scope)
+            tally.add(item.text)
+            yield item.id, deduper.verdict(item)
+    figures.update(tally.figures())
+
+
+def _dedup_held(labels: Iterable[dict[str, Any]], dim: dict[str, Any],
+                figures: dict[str, Any]) -> Iterator[tuple[str, Verdict]]:
     field, scope = str(dim.get("field", "answer")), str(dim.get("scope", "auto"))
     ids: list[str] = []
     items: list[Item] = []
     for r in labels:
         ids.append(str(r["id"]))
         if r.get("ok", True):
-            items.append(Item(ids[-1], dedup_text(r, field), dedup_scope(r, scope), sibling_group(r)))
+            items.append(_dedup_item(r, field, scope))
     verdicts = dict(zip((i.id for i in items), find_duplicates(items, dim), strict=True))
-    out = ((key, verdicts.get(key, SKIPPED)) for key in ids)
-    return out, diversity([i.text for i in items])
+    figures.update(diversity([i.text for i in items]))
+    return ((key, verdicts.get(key, SKIPPED)) for key in ids)
 
 
 Put = Callable[[str, Verdict], None]  # emits one verdict durably
@@ -258,10 +290,11 @@ def run(ctx: StepContext[ScoreParams]) -> StepOutput:
                 put(key, verdict)
                 bar.advance()
     elif kind == "dedup":
-        verdicts, extra["diversity"] = score_dedup(labels, dim)
+        verdicts, figures = score_dedup(labels, dim)
         for key, verdict in verdicts:
             if key not in ctx.done:
                 put(key, verdict)
+        extra["diversity"] = figures  # complete once the verdicts are
     elif kind == "judge":
         extra["judged"] = score_judge(ctx, labels, dim, put, todo)
     else:
