@@ -121,7 +121,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     results = json.loads(layout.results.read_text(encoding="utf-8"))
     steps = {s["id"]: s for s in results["steps"]}
     evaluate = steps.get("evaluate.after") or {}
-    if evaluate.get("status") != "ok":
+    if evaluate.get("status") not in ("ok", "cached"):
         raise SystemExit(f"evaluate.after did not finish: {evaluate.get('status')} {evaluate.get('message', '')}")
     report = json.loads((layout.artifact_dir(evaluate["key"]) / "eval.json").read_text(encoding="utf-8"))
     return {"steps": steps, "eval": report}
