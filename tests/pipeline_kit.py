@@ -74,3 +74,22 @@ def run(path: Path, run_dir: Path, select: list[str] | None = None, **kw: Any) -
 def records(run_dir: Path, results: RunResults, step_id: str) -> list[Any]:
     with Store(run_dir) as store:
         return [r for _, r in store.records(results.step(step_id).key)]
+
+
+# ---- a gold test set for SPEC's `intent` task ----------------------------------------------------------------
+
+GOLD_DIALOGUES = [{"id": f"t{i}", "scenario": "purchase", "turns": [
+    {"role": "customer", "text": f"Good morning, my wife and I saw house number {i} near the harbour yesterday."},
+    {"role": "agent", "text": "Lovely, shall we arrange a second visit with the owners this weekend?"}]}
+    for i in range(4)]
+# to append to SPEC before formatting (its braces are doubled like SPEC's)
+TESTSET = """
+testset gold {{ path = "gold.jsonl"  references = "refs.jsonl"  like = dialogues  tasks = [intent] }}
+"""
+
+
+def write_gold(root: Path) -> None:
+    """gold.jsonl and refs.jsonl (every reference `intent: yes`) beside a project written by write_project."""
+    (root / "gold.jsonl").write_text("".join(json.dumps(d) + "\n" for d in GOLD_DIALOGUES), encoding="utf-8")
+    (root / "refs.jsonl").write_text("".join(json.dumps({"id": d["id"], "answers": {"intent": "yes"}}) + "\n"
+                                             for d in GOLD_DIALOGUES), encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_kit import SPEC, compile_spec, write_project
+from pipeline_kit import SPEC, TESTSET, compile_spec, write_gold, write_project
 from runtime_fakes import MemoryContext
 
 from dialc.frontend import run_frontend
@@ -224,21 +224,10 @@ def test_the_calibrate_step_emits_every_label_and_writes_the_table(tmp_path: Pat
 
 # ---- the language ----------------------------------------------------------------------------------------
 
-GOLD_DIALOGUES = [{"id": f"t{i}", "scenario": "purchase", "turns": [
-    {"role": "customer", "text": f"Good morning, my wife and I saw house number {i} near the harbour yesterday."},
-    {"role": "agent", "text": "Lovely, shall we arrange a second visit with the owners this weekend?"}]}
-    for i in range(4)]
-TESTSET = """
-testset gold {{ path = "gold.jsonl"  references = "refs.jsonl"  like = dialogues  tasks = [intent] }}
-"""
-
-
 def project(root: Path, quality_extra: str) -> Path:
     spec = SPEC.replace("keep when score >= 0", f"keep when score >= 0\n  {quality_extra}") + TESTSET
     path = write_project(root, spec=spec)
-    (root / "gold.jsonl").write_text("".join(json.dumps(d) + "\n" for d in GOLD_DIALOGUES), encoding="utf-8")
-    (root / "refs.jsonl").write_text("".join(json.dumps({"id": d["id"], "answers": {"intent": "yes"}}) + "\n"
-                                             for d in GOLD_DIALOGUES), encoding="utf-8")
+    write_gold(root)
     return path
 
 

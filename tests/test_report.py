@@ -429,19 +429,12 @@ def test_the_streamed_tally_picks_the_examples_and_figures_a_full_sort_would() -
     import statistics
 
     from dialc_runtime.quality.spread import spread, spread_counts
-    from dialc_runtime.report.quality import CHUNK, EXAMPLES, Tally
+    from dialc_runtime.report.quality import CHUNK, EXAMPLES, tally_of
 
     rng = random.Random(3)
     verdicts = [{"id": f"r{rng.randrange(10**6):06d}", "score": rng.choice([0.0, 0.25, 0.5, 0.75, 1.0, None]),
                  "passed": rng.random() < 0.5} for _ in range(3 * CHUNK + 7)]  # fmt: skip
-    t, chunk = Tally(), []
-    for v in verdicts:
-        if t.add(v):
-            chunk.append(v)
-        if len(chunk) >= CHUNK:
-            t.keep(chunk)
-            chunk = []
-    t.keep(chunk)
+    t = tally_of(verdicts)
     scored = [v for v in verdicts if isinstance(v["score"], float)]
     ranked = sorted(scored, key=lambda v: (-float(v["score"]), str(v["id"])))
     assert t.best == ranked[:EXAMPLES] and t.last == ranked[::-1][: 2 * EXAMPLES]

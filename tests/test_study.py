@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from pipeline_kit import SPEC, compile_spec, records, run, write_project
+from pipeline_kit import GOLD_DIALOGUES, SPEC, TESTSET, compile_spec, records, run, write_gold, write_project
 
 from dialc.plan import EvaluateParams, StudyParams
 from dialc_runtime.engine.layout import RunLayout
@@ -108,7 +107,7 @@ study tiers {{ finetune = domain  tiers = 3 }}
     assert rows[0]["mean_quality"] >= rows[1]["mean_quality"] >= rows[2]["mean_quality"]
     assert "builtin:general-probe" in study.metrics["spearman"]
     assert {"gold/intent", "gold/overall"} <= set(study.metrics["spearman"])  # each tier scored against gold
-    assert all(row["n"]["gold/intent"] == len(GOLD) for row in rows)
+    assert all(row["n"]["gold/intent"] == len(GOLD_DIALOGUES) for row in rows)
     for tier in (1, 2, 3):
         assert (RunLayout(tmp_path / "run").artifact_dir(study.key or "") / f"tier-{tier}" / "adapter").is_dir()
     # issue 9: tiers of a handful of records and a probe of 8 items are said to be too small, and
@@ -120,17 +119,3 @@ study tiers {{ finetune = domain  tiers = 3 }}
     assert ci[0] <= rows[0]["scores"]["builtin:general-probe"] <= ci[1] and rows[0]["n"]["builtin:general-probe"] == 8
     assert study.model_calls > 0  # its evaluations are counted
 
-
-GOLD = [{"id": f"t{i}", "scenario": "purchase", "turns": [
-    {"role": "customer", "text": f"Good morning, we saw house number {i} near the harbour yesterday."},
-    {"role": "agent", "text": "Lovely, shall we arrange a second visit with the owners this weekend?"}]}
-    for i in range(4)]
-TESTSET = """
-testset gold {{ path = "gold.jsonl"  references = "refs.jsonl"  like = dialogues  tasks = [intent] }}
-"""
-
-
-def write_gold(root: Path) -> None:
-    (root / "gold.jsonl").write_text("".join(json.dumps(d) + "\n" for d in GOLD), encoding="utf-8")
-    (root / "refs.jsonl").write_text("".join(json.dumps({"id": d["id"], "answers": {"intent": "yes"}}) + "\n"
-                                             for d in GOLD), encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,16 +72,21 @@ def tally(view: RunView, name: str) -> Tally:
     """The dimension's Tally, read once per page."""
     memo = f"tally:{name}"
     if memo not in view.memo:
-        t, chunk = Tally(), []
-        for verdict in stream_scores(view, name):
-            if t.add(verdict):
-                chunk.append(verdict)
-            if len(chunk) >= CHUNK:
-                t.keep(chunk)
-                chunk = []
-        t.keep(chunk)
-        view.memo[memo] = t
+        view.memo[memo] = tally_of(stream_scores(view, name))
     return view.memo[memo]  # type: ignore[no-any-return]
+
+
+def tally_of(verdicts: Iterable[dict[str, Any]]) -> Tally:
+    """Verdicts streamed into a Tally, the candidate examples kept a CHUNK at a time."""
+    t, chunk = Tally(), []
+    for verdict in verdicts:
+        if t.add(verdict):
+            chunk.append(verdict)
+        if len(chunk) >= CHUNK:
+            t.keep(chunk)
+            chunk = []
+    t.keep(chunk)
+    return t
 
 
 def dimension_figures(view: RunView, name: str) -> dict[str, Any]:
