@@ -15,15 +15,29 @@ from dialc_runtime.quality.text import ngrams, tokens
 MAX_PAIRS = 500  # pairs sampled for the mean similarity: O(n²) pairs would not scale
 
 
+class NgramCount:
+    """Distinct and total n-grams of texts as they come (holds the distinct ones only)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.total = n, 0
+        self.distinct: set[tuple[str, ...]] = set()
+
+    def add(self, words: list[str]) -> None:
+        grams = ngrams(words, self.n)
+        self.total += len(grams)
+        self.distinct.update(grams)
+
+    def ratio(self) -> float:
+        """Distinct n-grams / all n-grams (1.0 = nothing repeats)."""
+        return len(self.distinct) / self.total if self.total else 0.0
+
+
 def distinct_n(texts: Iterable[str], n: int) -> float:
     """Distinct n-grams / all n-grams across the texts (1.0 = nothing repeats); holds the distinct ones only."""
-    distinct: set[tuple[str, ...]] = set()
-    total = 0
+    count = NgramCount(n)
     for text in texts:
-        grams = ngrams(tokens(text), n)
-        total += len(grams)
-        distinct.update(grams)
-    return len(distinct) / total if total else 0.0
+        count.add(tokens(text))
+    return count.ratio()
 
 
 def mean_pairwise_similarity(texts: Sequence[str], seed: int = 0, max_pairs: int = MAX_PAIRS) -> float:
@@ -52,10 +66,14 @@ def mean_pairwise_similarity(texts: Sequence[str], seed: int = 0, max_pairs: int
 
 def diversity(texts: list[str], seed: int = 0) -> dict[str, Any]:
     """The figures a report shows next to a dedup dimension."""
+    return _figures(texts, distinct_n(texts, 1), distinct_n(texts, 2), seed)
+
+
+def _figures(texts: Sequence[str], distinct_1: float, distinct_2: float, seed: int) -> dict[str, Any]:
     return {
         "texts": len(texts),
-        "distinct_1": round(distinct_n(texts, 1), 4),
-        "distinct_2": round(distinct_n(texts, 2), 4),
+        "distinct_1": round(distinct_1, 4),
+        "distinct_2": round(distinct_2, 4),
         "mean_pairwise_similarity": round(mean_pairwise_similarity(texts, seed), 4),
     }
 
@@ -96,24 +114,16 @@ class DiversityTally:
 
     def __init__(self) -> None:
         self.texts = SpooledTexts()
-        self.distinct: tuple[set[tuple[str, ...]], set[tuple[str, ...]]] = (set(), set())
-        self.total = [0, 0]
+        self.unigrams, self.bigrams = NgramCount(1), NgramCount(2)
 
     def add(self, text: str) -> None:
         self.texts.append(text)
         words = tokens(text)
-        for i, n in enumerate((1, 2)):
-            grams = ngrams(words, n)
-            self.total[i] += len(grams)
-            self.distinct[i].update(grams)
+        self.unigrams.add(words)
+        self.bigrams.add(words)
 
     def figures(self, seed: int = 0) -> dict[str, Any]:
         try:
-            return {
-                "texts": len(self.texts),
-                "distinct_1": round(len(self.distinct[0]) / self.total[0] if self.total[0] else 0.0, 4),
-                "distinct_2": round(len(self.distinct[1]) / self.total[1] if self.total[1] else 0.0, 4),
-                "mean_pairwise_similarity": round(mean_pairwise_similarity(self.texts, seed), 4),
-            }
+            return _figures(self.texts, self.unigrams.ratio(), self.bigrams.ratio(), seed)
         finally:
             self.texts.close()
