@@ -263,7 +263,7 @@ def tier_tasks(run_dir: Path, steps: dict[str, Any], spec: Path, sets: list[str]
 
     from dialc.cli.common import load_plan
     from dialc_runtime.engine.store import Store
-    from dialc_runtime.steps.study import tiers_by_quality, training_pool
+    from dialc_runtime.steps.study import base_task, tiers_by_quality, training_pool
 
     study = load_plan(spec, sets).step("study.tiers").params
     store = Store.existing(ROOT / run_dir)
@@ -274,7 +274,7 @@ def tier_tasks(run_dir: Path, steps: dict[str, Any], spec: Path, sets: list[str]
     finally:
         store.close()
     tiers = tiers_by_quality(training_pool(records, study), study.tiers, study.per_task)  # type: ignore[arg-type]
-    return [dict(sorted(Counter(str(r.get("task_id")).split("~")[0] for r in tier).items())) for tier in tiers]
+    return [dict(sorted(Counter(base_task(r) for r in tier).items())) for tier in tiers]
 
 
 # ---- best-of-N --------------------------------------------------------------------------------------------------

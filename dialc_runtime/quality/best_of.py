@@ -54,6 +54,13 @@ def _rank(decision: Decision) -> float:
 NOT_A_CANDIDATE: dict[str, Any] = {}  # what select_best adds to a record that is not a candidate: nothing
 
 
+def sibling_group(record: Mapping[str, Any]) -> str:
+    """The prompt of a best-of-N candidate (its siblings are alternatives, of which one is kept), else ""."""
+    if record.get("prompt_id") is None or int(record.get("candidates") or 1) <= 1:
+        return ""
+    return str(record["prompt_id"])
+
+
 def select_best(
     records: Sequence[Mapping[str, Any]], decisions: Sequence[Decision]
 ) -> tuple[list[Decision], list[dict[str, Any]]]:
@@ -65,8 +72,8 @@ def select_best(
     extra: list[dict[str, Any]] = [NOT_A_CANDIDATE] * len(records)  # replaced, never changed, for candidates
     groups: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
-        if record.get("prompt_id") is not None and int(record.get("candidates") or 1) > 1:
-            groups[str(record["prompt_id"])].append(i)
+        if group := sibling_group(record):
+            groups[group].append(i)
     for members in groups.values():
         eligible = [i for i in members if selectable(decisions[i])]
         ranked = sorted(eligible, key=lambda i: (-_rank(decisions[i]), int(records[i].get("candidate") or 0), i))

@@ -18,6 +18,7 @@ from dialc.plan import JudgeDimension, LabelParams, Plan, SampleParams, ScorePar
 from dialc_runtime.data.seeds import record_seed
 from dialc_runtime.engine.context import StepContext, StepOutput
 from dialc_runtime.errors import StepFailed
+from dialc_runtime.quality.best_of import sibling_group
 from dialc_runtime.quality.dedup import CHAR_N, WORD_N, Item, MinhashDeduper, find_duplicates
 from dialc_runtime.quality.diversity import DiversityTally, diversity
 from dialc_runtime.quality.grounding import score_grounding
@@ -122,11 +123,6 @@ def dedup_scope(record: dict[str, Any], scope: str) -> str:
     if scope == "dialogue" or (scope == "auto" and kind != "text"):
         return sys.intern(str(record.get("dialogue_id")))  # one string per dialogue, however many labels
     return ""
-
-
-def sibling_group(record: dict[str, Any]) -> str:
-    """The prompt of a best-of-N candidate (its siblings are alternatives, not copies), else ""."""
-    return str(record.get("prompt_id") or "") if int(record.get("candidates") or 1) > 1 else ""
 
 
 def score_dedup(

@@ -48,6 +48,7 @@ def tiers_by_quality(records: list[dict[str, Any]], tiers: int,
 
 
 def base_task(record: dict[str, Any]) -> str:
+    """The declared task a record answers (an evolved task `t~op1` counts as `t`)."""
     return str(record.get("task_id") or "").split("~")[0]
 
 
