@@ -203,22 +203,20 @@ def study_table(tiers: list[dict[str, Any]], spearman: dict[str, Any], report: d
 
 
 def best_of_table(best_of: dict[str, Any]) -> list[str]:
+    """N = 1 vs best of N as a markdown table (the rows of quality_gold's text table), overall and per task."""
+    from dialc_runtime.evaluate.quality_gold import BEST_OF_METRICS, best_of_change
+
     n = best_of["n"]
     lines = [f"| kept labels on the same gold prompts | N = 1 | N = {n} | change [95% CI] |", "|---|---|---|---|"]
 
-    def rows(figures: dict[str, Any], label: str) -> None:
-        one, best, cis = figures["single"], figures["best"], figures["delta_ci"]
-        for metric, name in (("kept", "kept"), ("accuracy", "accuracy (correct share of kept), %"),
-                             ("correctness", "mean correctness of kept, %"),
-                             ("hallucination", "hallucination rate of kept (lower is better), %")):
+    def rows(figures: dict[str, Any], task: str) -> None:
+        one, best = figures["single"], figures["best"]
+        for metric, name, scale in BEST_OF_METRICS:
             a, b = one.get(metric), best.get(metric)
             if a is None or b is None:
                 continue
-            scale = 1 if metric == "kept" else 100
-            ci = cis.get(metric)
-            interval = f" [{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]" if ci else ""
-            lines.append(f"| {label}{name} ({one['prompts']} prompts) | {scale * a:.1f} | {scale * b:.1f} | "
-                         f"{scale * (b - a):+.1f}{interval} |")
+            lines.append(f"| {task}{name} ({one['prompts']} prompts) | {scale * a:.1f} | {scale * b:.1f} | "
+                         f"{best_of_change(figures, metric, scale)} |")
 
     rows(best_of, "")
     for task, figures in (best_of.get("tasks") or {}).items():

@@ -305,29 +305,34 @@ def format_best_of(figures: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def _best_of_rows(figures: dict[str, Any], n: int, task: str) -> str:
-    one, best, cis = figures["single"], figures["best"], figures["delta_ci"]
+BEST_OF_METRICS = (("kept", "kept", 1), ("accuracy", "accuracy (correct share of kept), %", 100),
+                   ("correctness", "mean correctness of kept, %", 100),
+                   ("hallucination", "hallucination rate of kept (lower is better), %", 100))  # key, label, scale
 
-    def pct(value: float | None) -> str:
+
+def best_of_change(figures: dict[str, Any], metric: str, scale: float = 100) -> str:
+    """Best of N − single, scaled, with its 95% interval: "+8.7 [+2.0, +16.7]" ("–" when either is missing)."""
+    a, b = figures["single"][metric], figures["best"][metric]
+    if a is None or b is None:
+        return "–"
+    ci = figures["delta_ci"].get(metric)
+    interval = f" [{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]" if ci else ""
+    return f"{scale * (b - a):+.1f}{interval}"
+
+
+def _best_of_rows(figures: dict[str, Any], n: int, task: str) -> str:
+    one, best = figures["single"], figures["best"]
+
+    def shown(value: Any, scale: float) -> Any:
+        """Counts as they are, shares in percent."""
+        if scale == 1:
+            return value
         return "–" if value is None else f"{100 * value:.1f}"
 
-    def change(metric: str, scale: float = 100) -> str:
-        a, b = one[metric], best[metric]
-        if a is None or b is None:
-            return "–"
-        ci = cis.get(metric)
-        interval = f" [{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]" if ci else ""
-        return f"{scale * (b - a):+.1f}{interval}"
-
     title = f"kept labels on {one['prompts']} gold prompts" + (f" of {task}" if task else "")
-    lines = [f"{title:<44} {'N = 1':>8} {'N = ' + str(n):>8}  change [95% CI]",
-             f"{'kept':<44} {one['kept']:>8} {best['kept']:>8}  {change('kept', 1)}",
-             f"{'accuracy (correct share of kept), %':<44} {pct(one['accuracy']):>8} {pct(best['accuracy']):>8}  "
-             f"{change('accuracy')}",
-             f"{'mean correctness of kept, %':<44} {pct(one['correctness']):>8} {pct(best['correctness']):>8}  "
-             f"{change('correctness')}",
-             f"{'hallucination rate of kept (lower is better), %':<44} {pct(one['hallucination']):>8} "
-             f"{pct(best['hallucination']):>8}  {change('hallucination')}"]
+    lines = [f"{title:<44} {'N = 1':>8} {'N = ' + str(n):>8}  change [95% CI]"]
+    lines += [f"{label:<44} {shown(one[key], scale):>8} {shown(best[key], scale):>8}  "
+              f"{best_of_change(figures, key, scale)}" for key, label, scale in BEST_OF_METRICS]
     return "\n".join(lines)
 
 
