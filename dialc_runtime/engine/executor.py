@@ -18,6 +18,7 @@ from dialc_runtime.engine.engines import Engine, LocalEngine
 from dialc_runtime.engine.interrupt import interrupts
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.lock import ended_cleanly, run_lock
+from dialc_runtime.engine.offload import ChildFailed, offloads, run_in_child
 from dialc_runtime.engine.outputs import publish_outputs
 from dialc_runtime.engine.progress import make_reporter
 from dialc_runtime.engine.rebuild import rebuild_store
@@ -150,7 +151,7 @@ def _run(
         with Store(run_dir, check=not clean and not rebuild) as store:
             jobs = jobs if engine is None or isinstance(engine, LocalEngine) else 1
             stores = ThreadStores(store) if jobs > 1 else None  # a connection per step thread
-            runner = Runner(plan, cast(Store, stores) if stores else store, registry, reporter, forced, engine)
+            runner = Runner(plan, cast(Store, stores) if stores else store, registry, reporter, forced, engine, jobs)
             reporter.start(len(results.selected))
             try:
                 selected = [step for step in plan.steps if step.id in results.selected]
@@ -169,13 +170,14 @@ def _run(
 
 class Runner:
     """Runs steps against one store (several at once from engine/schedule.py's threads, each through its own
-    connection), remembering each outcome for the dependents."""
+    connection; a CPU-bound one among them in a child process, engine/offload.py), remembering each outcome
+    for the dependents."""
 
     def __init__(
         self, plan: Plan, store: Store, registry: Registry, reporter: Reporter, forced: set[str],
-        engine: Engine | None = None,
+        engine: Engine | None = None, jobs: int = 1,
     ) -> None:
-        self.plan, self.store, self.reporter, self.forced = plan, store, reporter, forced
+        self.plan, self.store, self.reporter, self.forced, self.jobs = plan, store, reporter, forced, jobs
         self.resolver = Resolver(plan, store, registry, check=True)
         self.engine = engine or LocalEngine()
         self.backends = self.engine.backend_pool()
@@ -264,7 +266,10 @@ class Runner:
         )
         res.started, t0 = now(), perf_counter()
         try:
-            out = self.engine.run(module, ctx)
+            if offloads(module, step, ctx, self.jobs):
+                out = run_in_child(module, ctx)
+            else:
+                out = self.engine.run(module, ctx)
             ctx.flush()
             res.seconds = round(perf_counter() - t0, 3)
             self.store.publish(key)
@@ -326,9 +331,12 @@ class Runner:
             raise exc
         log = self.store.layout.log(step.id)
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        if isinstance(exc, ChildFailed):  # raised in a child process: its own traceback and exception type
+            trace, res.message = exc.trace, exc.summary
+        else:
+            trace, res.message = "".join(traceback.format_exception(exc)), f"{type(exc).__name__}: {exc}"
+        log.write_text(trace, encoding="utf-8")
         res.status, res.internal = "failed", True
-        res.message = f"{type(exc).__name__}: {exc}"
         res.log = log.relative_to(self.store.run_dir).as_posix()
 
 

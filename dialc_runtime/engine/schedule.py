@@ -1,6 +1,7 @@
 """Selected steps → run, up to `jobs` at once: a step starts once its inputs have finished and no running
 step uses one of its models (steps that share a model never run together; a rule or dedup dimension may
-run while a judge does)."""
+run while a judge does, engine/offload.py then runs it in a child process); of the steps ready, those that
+call a model start first."""
 
 from __future__ import annotations
 
@@ -102,7 +103,9 @@ class Scheduler:
         return not (self.resources[step.id] & busy)
 
     def _start_ready(self) -> None:
-        for step in list(self.pending):
+        """Start what is ready, steps that call a model first (they are the long ones, waiting on a server or a
+        device; a CPU-bound step beside them uses the other cores), each group in plan order."""
+        for step in sorted(self.pending, key=lambda s: not self.resources[s.id]):
             if len(self.running) >= self.jobs:
                 return
             if self.ready(step):

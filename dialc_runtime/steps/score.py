@@ -28,6 +28,7 @@ from dialc_runtime.quality.spread import separation_warning, spread
 from dialc_runtime.quality.text import compact_json
 from dialc_runtime.quality.verdict import Verdict, not_applicable
 
+CPU_BOUND = True  # a dimension that calls no model runs in a child process beside other steps (engine/offload.py)
 VERSION = "4"  # 4: dedup never compares best-of-N siblings (candidates of one prompt); 3: grounding discounts
 #                  verbatim copies, language n/a on choice/regex, text cut at its bound fails schema; 2: one
 #                  JSON-schema validator (oneOf, multipleOf, NaN now strict)
