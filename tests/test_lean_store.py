@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +19,7 @@ from dialc_runtime.engine.executor import execute
 from dialc_runtime.engine.layout import RunLayout
 from dialc_runtime.engine.registry import DictRegistry
 from dialc_runtime.engine.results import load_results
-from dialc_runtime.engine.store import Store, find_record, unpack
+from dialc_runtime.engine.store import SCHEMA_VERSION, ZSTD_MAGIC, Store, find_record, unpack
 from dialc_runtime.errors import StoreDamaged
 
 N = 1200  # more than a batch (engine/batches.py) and a page of the store
@@ -158,6 +159,8 @@ def test_a_long_record_is_stored_compressed_and_read_back_as_its_json(tmp_path: 
         kinds = dict(db.execute("SELECT step_id, GROUP_CONCAT(DISTINCT typeof(data)) FROM records GROUP BY step_id"))
         stored = db.execute("SELECT SUM(LENGTH(data)) FROM records WHERE step_id = 'src.a'").fetchone()[0]
     assert kinds == {"src.a": "blob", "ext.b": "text"}  # short JSON stays text: compression would save little
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        assert {bytes(d[:4]) for (d,) in db.execute("SELECT data FROM records WHERE step_id = 'src.a'")} == {ZSTD_MAGIC}
     with Store(tmp_path) as store:
         rows = list(store.rows(res.step("src.a").key or ""))
     text = sum(len(data.encode()) for _, data in rows)
@@ -168,10 +171,30 @@ def test_a_long_record_is_stored_compressed_and_read_back_as_its_json(tmp_path: 
 def test_a_compressed_row_that_no_longer_inflates_is_recomputed(tmp_path: Path) -> None:
     execute(_plan(), tmp_path, registry=_registry(), quiet=True)
     with sqlite3.connect(RunLayout(tmp_path).store) as db:
-        db.execute("UPDATE records SET data = X'789c0000' WHERE step_id = 'src.a' AND rkey = '00004'")
+        db.execute("UPDATE records SET data = X'789c0000' WHERE step_id = 'src.a' AND rkey = '00004'")  # bad zlib
+        db.execute("UPDATE records SET data = X'28b52ffd0000' WHERE step_id = 'src.a' AND rkey = '00006'")  # bad zstd
     again = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
     assert again.step("src.a").status == "ok" and again.ok
     assert again.step("read.c").metrics["looked_up"]["00003"]["prompt"].startswith("a long prompt 3 ")
+
+
+def test_a_version_3_store_with_zlib_records_is_read_and_upgraded(tmp_path: Path) -> None:
+    """Version 3 compressed with zlib: its records read back as their JSON, every digest verifies, and the store
+    becomes version 4 (new records zstd) without rewriting a row."""
+    first = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        rows = db.execute("SELECT attempt, rkey, data FROM record_rows WHERE typeof(data) = 'blob'").fetchall()
+        db.executemany("UPDATE record_rows SET data = ? WHERE attempt = ? AND rkey = ?",
+                       [(zlib.compress(unpack(d).encode(), 6), a, k) for a, k, d in rows])
+        db.execute("PRAGMA user_version = 3")
+    assert rows and all(bytes(d[:4]) == ZSTD_MAGIC for _, _, d in rows)
+    again = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
+    assert [s.status for s in again.steps] == ["cached"] * 3  # zlib rows read back as the same JSON
+    assert again.step("read.c").metrics == first.step("read.c").metrics
+    with sqlite3.connect(RunLayout(tmp_path).store) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("SELECT COUNT(*) FROM record_rows WHERE hex(substr(data, 1, 1)) = '78'").fetchone()[0] \
+            == len(rows)  # upgraded without rewriting the rows
 
 
 V2_RECORDS = """CREATE TABLE records (step_key TEXT NOT NULL, rkey TEXT NOT NULL, step_id TEXT NOT NULL,
@@ -196,12 +219,12 @@ def test_a_version_2_store_is_upgraded_in_place_and_a_newer_one_refused(tmp_path
     again = execute(_plan(), tmp_path, registry=_registry(), quiet=True)
     assert [s.status for s in again.steps] == ["cached"] * 3  # every digest verifies after the upgrade
     with sqlite3.connect(RunLayout(tmp_path).store) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("SELECT type FROM sqlite_master WHERE name = 'records'").fetchone()[0] == "view"
         assert db.execute("SELECT COUNT(*) FROM record_rows").fetchone()[0] == rows
         assert db.execute("SELECT MAX(LENGTH(key)), COUNT(*) FROM attempts").fetchone() == (64, 2)  # read.c: none
     assert find_record(tmp_path, "ext.b:00005")[1]["prompt"].startswith("a long prompt 5 ")  # type: ignore[index]
     with Store(tmp_path) as store:
-        store.db.execute("PRAGMA user_version = 4")
-    with pytest.raises(RuntimeError, match="store version 4 is newer than this dialc reads"):
+        store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match=f"store version {SCHEMA_VERSION + 1} is newer than this dialc reads"):
         Store(tmp_path)

@@ -10,8 +10,10 @@ resume already covers.
 A stored record may refer to the input record it was made from instead of copying it (engine/refs.py):
 `records()` and `lookup()` give it whole, `rows()` (what the output digest covers) gives it as stored.
 
-A record's JSON longer than PACK_OVER bytes is stored zlib-compressed (a BLOB; shorter JSON stays TEXT,
-where compression saves little): every reader gets the JSON text back, so digests do not depend on it.
+A record's JSON longer than PACK_OVER bytes is stored compressed (a BLOB: a zstd frame; a version 3 store's
+zlib streams are still read; shorter JSON stays TEXT, where compression saves little): every reader gets the
+JSON text back, so digests do not depend on it. zstd level 3 against zlib level 6 on this project's prompt
+records: about a third of the CPU to compress, half to decompress, 5% larger.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from dialc_runtime.engine import refs
 from dialc_runtime.engine.canonical import load_record, record_json
@@ -36,9 +41,12 @@ __all__ = ["Completed", "Store", "damaged", "find_record", "load_record", "recor
 
 # 2: the refs table; 3: a record row carries its step attempt's small id (the attempts table maps it to the cache
 # key and step id) instead of a 64-character key, and JSON longer than PACK_OVER bytes is stored compressed.
-# Version 1 and 2 stores are upgraded in place on opening (_upgrade); an older dialc refuses a version 3 store.
-SCHEMA_VERSION = 3
+# 4: compressed JSON is a zstd frame (version 3 wrote zlib streams, still read: a version 3 store is upgraded by
+# setting its version). Older stores are upgraded in place on opening (_upgrade); an older dialc refuses a newer one.
+SCHEMA_VERSION = 4
 PACK_OVER = 200  # bytes of JSON above which a record is stored compressed, when that is smaller
+ZSTD_LEVEL = 3
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # how a zstd frame starts (a zlib stream starts with 0x78)
 PAGE_SIZE = 16384  # bytes per database page of a new store: a prompt-sized record fits in its page
 _PAGE = 1000  # rows fetched per query when streaming a step's records
 
@@ -352,19 +360,46 @@ def pack(data: str) -> str | bytes:
     raw = data.encode()
     if len(raw) <= PACK_OVER:
         return data
-    packed = zlib.compress(raw, 6)
+    packed = _codec().compress(raw)
     return packed if len(packed) < len(raw) else data
 
 
 def unpack(data: str | bytes) -> str:
-    """A stored record's JSON text (a BLOB is its compressed form; one that does not inflate is damage)."""
+    """A stored record's JSON text (a BLOB is its compressed form: zstd, or zlib from a version 3 store; one
+    that does not inflate is damage)."""
     if not isinstance(data, bytes):
         return data
     try:
+        if data[:4] == ZSTD_MAGIC:
+            return _codec().decompress(data).decode()
         return zlib.decompress(data).decode()
-    except (zlib.error, UnicodeDecodeError) as exc:
+    except (zstandard.ZstdError, zlib.error, UnicodeDecodeError) as exc:
         raise StoreDamaged(f"a stored record does not decompress ({exc}): run `dialc run SPEC --rebuild-store`") \
             from None
+
+
+class _Codec(threading.local):
+    """zstd (de)compressors of the current thread (they must not be shared between threads)."""
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+    def compress(self, raw: bytes) -> bytes:
+        return self.compressor.compress(raw)
+
+    def decompress(self, data: bytes) -> bytes:
+        return self.decompressor.decompress(data)
+
+
+_CODEC: _Codec | None = None
+
+
+def _codec() -> _Codec:
+    global _CODEC
+    if _CODEC is None:
+        _CODEC = _Codec()
+    return _CODEC
 
 
 def damaged(layout: RunLayout, exc: BaseException) -> StoreDamaged:
