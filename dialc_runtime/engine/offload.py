@@ -36,7 +36,7 @@ from dialc_runtime.errors import StepFailed
 if TYPE_CHECKING:
     from dialc.plan import Plan, Step
 
-OFFLOAD_MIN_RECORDS = 10_000  # below this, starting a child (~0.4 s) costs about what it saves
+OFFLOAD_MIN_RECORDS = 2_000  # below this, a child's start (~0.4 s) may cost more than running beside the others saves
 POLL_S = 0.2  # the waiting thread wakes this often, so an interrupt reaches it at once
 SEND_EVERY_S = 0.1  # a child's progress is sent at most this often
 STOP_WAIT_S = 30.0  # how long an interrupted child may take to commit what it has
