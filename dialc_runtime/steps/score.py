@@ -288,9 +288,11 @@ def run(ctx: StepContext[ScoreParams]) -> StepOutput:
                 bar.advance()
     elif kind == "dedup":
         verdicts, figures = score_dedup(labels, dim)
-        for key, verdict in verdicts:
-            if key not in ctx.done:
-                put(key, verdict)
+        with ctx.progress(todo, f"deduplicating {dim.get('name', '')}") as bar:
+            for key, verdict in verdicts:
+                if key not in ctx.done:
+                    put(key, verdict)
+                    bar.advance()
         extra["diversity"] = figures  # complete once the verdicts are
     elif kind == "judge":
         extra["judged"] = score_judge(ctx, labels, dim, put, todo)
