@@ -95,6 +95,15 @@ def _point(file: str, line: int, col: int, width: int = 1) -> Span:
     return Span(file=file, line=line, col=col, end_line=line, end_col=col + width)
 
 
+def _token_span(file: str, token: Token) -> Span:
+    """From a token's first character to just past its last, on whatever line that is (a multi-line string)."""
+    text, line, col = str(token), token.line or 1, token.column or 1
+    lines = text.count("\n")
+    if not lines:
+        return _point(file, line, col, max(1, len(text)))
+    return Span(file=file, line=line, col=col, end_line=line + lines, end_col=len(text) - text.rfind("\n"))
+
+
 def _report_syntax(source: Source, exc: UnexpectedInput, diags: Diagnostics) -> None:
     if isinstance(exc, UnexpectedCharacters):
         _report_characters(source, exc, diags)
@@ -125,7 +134,7 @@ def _report_token(source: Source, exc: UnexpectedToken, diags: Diagnostics) -> N
     if token.type == "$END":
         _report_eof(source, diags, expected)
         return
-    span = _point(source.name, token.line, token.column, max(1, len(str(token))))
+    span = _token_span(source.name, token)
     previous = _previous_token(exc)
     got = _describe_token(token)
     closer = _innermost_closer(source, token)

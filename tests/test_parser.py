@@ -158,8 +158,6 @@ def test_an_error_span_covers_the_offending_token() -> None:
     assert where(diag) == (1, 12, 1, 17)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a multi-line token's error span ends on its first line "
-                                       "(parser._report_token uses the token length as a column width)")
 def test_an_error_span_on_a_multi_line_string_ends_where_the_string_ends() -> None:
     diag = only_error('task a { x = 1 """a\nbbbbbbbb""" }')
     assert where(diag) == (1, 16, 2, 12)

@@ -21,11 +21,30 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 MASKS = {"email": "[EMAIL]", "id_number": "[ID]", "card": "[CARD]", "phone": "[PHONE]"}
 
 
+# two bare numbers that the phone pattern takes but that read as a range or a pair of years: "8000-9000",
+# "2023 2024" (a phone number written that way, with no country or area code, is left alone: a price range in
+# a dialogue is far more common than a local number of round hundreds)
+_PAIR = re.compile(r"(\d{3,4})[\s.-](\d{4})")
+
+
+def _number_pair(found: str) -> bool:
+    pair = _PAIR.fullmatch(found)
+    if pair is None:
+        return False
+    low, high = int(pair[1]), int(pair[2])
+    years = 1900 <= low <= 2099 and 1900 <= high <= 2099
+    return years or (low < high and low % 100 == 0 and high % 100 == 0)
+
+
 def scrub(text: str) -> tuple[str, Counter[str]]:
     """Mask every match; return the new text and how many of each kind were masked."""
     counts: Counter[str] = Counter()
     for kind, pattern in PATTERNS.items():
-        text, n = pattern.subn(MASKS[kind], text)
-        if n:
-            counts[kind] += n
+        def mask(found: re.Match[str], kind: str = kind) -> str:
+            if kind == "phone" and _number_pair(found[0]):
+                return found[0]
+            counts[kind] += 1
+            return MASKS[kind]
+
+        text = pattern.sub(mask, text)
     return text, counts
