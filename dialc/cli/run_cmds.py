@@ -38,8 +38,8 @@ def run(
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="--engine ray: actors per model "
                                                 "(default: one per GPU, or per CPU, of the cluster).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Steps run at once where they share no model "
-                                      "(e.g. rule and dedup dimensions while a judge runs); 1: one at a "
-                                      "time.")] = 2,
+                                      "(e.g. rule and dedup dimensions while a judge runs; those that call no "
+                                      "model in child processes, on other cores); 1: one at a time, here.")] = 2,
 ) -> None:
     """Compile and execute a spec: cached, resumable (run it again after Ctrl-C), with a report at the end.
 
