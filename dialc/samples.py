@@ -133,7 +133,7 @@ def _cells(ir: IR, sample: DeclIR) -> tuple[dict[Cell, float], dict[Cell, int]] 
               "scenarios": [r.name for r in t.fields.get("scenarios") or []]} for t in ir.of_kind("task")]
     combos = math.prod(_expression_count(d) for r in refs for d in ir.find(r.name, ("expressions",)))
     scenario_weights = {e.name: e.weight for s in ir.of_kind("scenarios") for e in s.entries}
-    dialogues = [{"scenario": s} for s, n in per_scenario.items() for _ in range(n)]
+    dialogues = [row for s, n in per_scenario.items() for row in [{"scenario": s}] * n]  # a dict per scenario
     weights = cell_weights(dialogues, tasks, scenario_weights, list(sample.fields.get("balance") or []))
     capacity = {c: per_scenario[c[0]] * combos * sum(1 for t in tasks if t["category"] == c[1] and (
         not t["scenarios"] or c[0] in t["scenarios"])) for c in weights}
@@ -209,7 +209,7 @@ def _scenario_counts(ir: IR, source: DeclIR) -> Counter[str] | None:
     try:
         with open_text(path, MAX_COUNTED_BYTES) as handle:  # a FIFO or device is refused, not read
             if fmt == "jsonl":
-                rows = [json.loads(line) for line in handle if line.strip()]
+                rows = (json.loads(line) for line in handle if line.strip())  # one at a time: not all held
                 return Counter(str(r.get(scenario)) for r in rows if isinstance(r, dict))
             first = {row.get(id_field): row.get(scenario) for row in reversed(list(csv.DictReader(handle)))}
             return Counter(str(s) for s in first.values())

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from dialc.mix import CELL_KEYS, Cell, allocate, apportion, cell_weights
 from dialc.plan import SampleParams
 from dialc_runtime.data.seeds import rng
+from dialc_runtime.quality.columns import Column
 
 MAX_TRIES = 50  # redraws per prompt before a cell is considered exhausted
 
 
 @dataclass(frozen=True, slots=True)
 class Draw:
-    """One production prompt's ingredients (the sample step holds one per prompt: kept small)."""
+    """One production prompt's ingredients (the sample step holds them as columns: Draws)."""
 
     dialogue: str  # dialogue id
     scenario: str
@@ -43,7 +47,7 @@ def balanced_cell_keys(balance: list[str]) -> tuple[int, ...]:
 
 
 def draw_prompts(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], axes: dict[str, dict[str, float]],
-                 params: SampleParams, seed: int) -> list[Draw]:
+                 params: SampleParams, seed: int) -> Draws:
     """All draws, without replacement of (dialogue, task, expression), shuffled into a stable order."""
     balance = list(params.balance)
     weights, capacity = cell_capacity(dialogues, tasks, axes, params)
@@ -53,13 +57,58 @@ def draw_prompts(dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]], a
     alloc = allocate(weights, capacity, params.count, params.min_per, balanced_cell_keys(balance))
     fixed = _balanced_axis_values(axes, [a for a in balance if a in axes], sum(alloc.values()), seed,
                                   params.min_per)
-    draws: list[Draw] = []
+    draws = Draws()
     for cell in sorted(alloc):
         slots, fixed = fixed[:alloc[cell]], fixed[alloc[cell]:]
         draws.extend(_draw_cell(cell, slots, by_scenario[cell[0]], tasks, axes, seed))
-    order = rng(seed, "order")
-    order.shuffle(draws)
+    draws.shuffle(rng(seed, "order"))
     return draws
+
+
+class Draws(Sequence[Draw]):
+    """Draws held as columns (each field's distinct values once, a small code per draw: a few bytes a draw
+    instead of an object), read back as Draw objects equal to those added."""
+
+    FIELDS = ("dialogue", "scenario", "task", "category", "expression")
+
+    def __init__(self) -> None:
+        self.columns = [Column() for _ in self.FIELDS]
+
+    def extend(self, draws: Iterable[Draw]) -> None:
+        for draw in draws:
+            for column, name in zip(self.columns, self.FIELDS, strict=True):
+                column.append(getattr(draw, name))
+
+    def shuffle(self, r: random.Random) -> None:
+        """Reorder the draws as r.shuffle would a list of them (the same swaps: they depend on the length only)."""
+        order = array("q", range(len(self)))
+        r.shuffle(order)
+        for column in self.columns:
+            column.codes = array(column.codes.typecode, (column.codes[i] for i in order))
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @overload
+    def __getitem__(self, i: int) -> Draw: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Draw]: ...
+    def __getitem__(self, i: int | slice) -> Draw | list[Draw]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return Draw(*(column.get(i % len(self)) for column in self.columns))
+
+    def __iter__(self) -> Iterator[Draw]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, like a list
 
 
 def _applicable(tasks: list[dict[str, Any]], scenario: str, category: str) -> int:
@@ -127,7 +176,7 @@ def _balanced_axis_values(axes: dict[str, dict[str, float]], balanced: list[str]
     return slots
 
 
-def balance_report(draws: list[Draw], weights: dict[str, float], key: str) -> dict[str, Any]:
+def balance_report(draws: Sequence[Draw], weights: dict[str, float], key: str) -> dict[str, Any]:
     """Declared vs achieved proportions of one key and the chi-square goodness-of-fit p-value."""
     from scipy.stats import chisquare
 

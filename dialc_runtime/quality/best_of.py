@@ -12,6 +12,7 @@ winner's id). When no candidate passes the gates, none is selected and each keep
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -107,20 +108,25 @@ def one_per_prompt(rows: Sequence[Row]) -> list[Row]:
     """The set's records, one per prompt: every record that is not a candidate, each prompt's selected
     candidate, and for a prompt none of whose candidates could be selected its first candidate (so data
     tests and rates count prompts, not candidates)."""
-    out: list[Row] = []
-    fallback: dict[str, Row] = {}
+    return [rows[i] for i in one_per_prompt_indices(rows)]
+
+
+def one_per_prompt_indices(rows: Sequence[Mapping[str, Any]]) -> array[int]:
+    """The positions of one_per_prompt's records, in its order (an array: no int object per record)."""
+    out = array("q")
+    fallback: dict[str, int] = {}  # prompt → its first candidate's position
     chosen: set[str] = set()
-    for row in rows:
+    for i, row in enumerate(rows):
         if row.get("prompt_id") is None or int(row.get("candidates") or 1) <= 1:
-            out.append(row)
+            out.append(i)
         elif row.get("selected"):
-            out.append(row)
+            out.append(i)
             chosen.add(str(row["prompt_id"]))
         else:
             first = fallback.get(str(row["prompt_id"]))
-            if first is None or int(row.get("candidate") or 0) < int(first.get("candidate") or 0):
-                fallback[str(row["prompt_id"])] = row
-    out += [row for prompt, row in fallback.items() if prompt not in chosen]
+            if first is None or int(row.get("candidate") or 0) < int(rows[first].get("candidate") or 0):
+                fallback[str(row["prompt_id"])] = i
+    out.extend(i for prompt, i in fallback.items() if prompt not in chosen)
     return out
 
 

@@ -126,4 +126,8 @@ class DiversityTally:
         try:
             return _figures(self.texts, self.unigrams.ratio(), self.bigrams.ratio(), seed)
         finally:
-            self.texts.close()
+            self.close()
+
+    def close(self) -> None:
+        """Remove the spooled texts (figures() does, once computed)."""
+        self.texts.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,29 +69,36 @@ def metric_scope(name: str, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str
     balance), or the kept ones (means, pass rates, distinct-n: the data set that is exported)."""
     if name.partition(":")[0] in ALL_RECORDS:
         return len(rows), f"over all {len(rows)} records"
-    kept = sum(1 for r in rows if r.get("kept"))
+    kept = sum(1 for _ in kept_rows(rows))
     return kept, f"over the {kept} kept records"
 
 
-def metric(name: str, rows: Sequence[Mapping[str, Any]]) -> float | None:
-    """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set (metric_scope)."""
-    kept = [r for r in rows if r.get("kept")]
+def kept_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    return (r for r in rows if r.get("kept"))
+
+
+def metric(name: str, rows: Sequence[Mapping[str, Any]], diversity: Mapping[str, Any] | None = None) -> float | None:
+    """One metric by name; `mean:`/`pass_rate:`/`distinct_` describe the kept data set (metric_scope).
+    `diversity`: the kept texts' figures counted already (then the rows need not hold the texts)."""
     head, _, arg = name.partition(":")
     if name in ("kept_rate", "rejected_rate"):
-        share = len(kept) / len(rows) if rows else None
+        share = sum(1 for _ in kept_rows(rows)) / len(rows) if rows else None
         return None if share is None else round(share if name == "kept_rate" else 1 - share, 4)
     if name in ("kept", "rejected", "records"):
-        return float({"kept": len(kept), "rejected": len(rows) - len(kept)}.get(name, len(rows)))
+        kept = sum(1 for _ in kept_rows(rows))
+        return float({"kept": kept, "rejected": len(rows) - kept}.get(name, len(rows)))
     if name == "duplicate_rate":
         return duplicate_rate(rows)
     if name in ("distinct_1", "distinct_2"):
-        return round(distinct_n((said(r) for r in kept), int(name[-1])), 4)
+        if diversity is not None:
+            return float(diversity[name])
+        return round(distinct_n((said(r) for r in kept_rows(rows)), int(name[-1])), 4)
     if head == "mean" and arg == "score":
-        return _mean([r["aggregate"] for r in kept if r.get("aggregate") is not None])
+        return _mean([r["aggregate"] for r in kept_rows(rows) if r.get("aggregate") is not None])
     if head == "mean":
-        return _mean([s for r in kept if (s := r.get("scores", {}).get(arg)) is not None])
+        return _mean([s for r in kept_rows(rows) if (s := r.get("scores", {}).get(arg)) is not None])
     if head == "pass_rate":  # over the kept records the dimension applies to (n/a ones left out)
-        verdicts = [r.get("quality", {}).get(arg) or {} for r in kept]
+        verdicts = (r.get("quality", {}).get(arg) or {} for r in kept_rows(rows))
         passed = [v["passed"] for v in verdicts if v.get("passed") is not None and not not_applicable(v)]
         return _mean([1.0 if p else 0.0 for p in passed])
     if head == "balance_p":
@@ -112,14 +119,15 @@ class Expectation:
         return f"expect {source_form(self.metric)} {self.op} {fmt(self.value)}"
 
 
-def check(expect: Expectation, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def check(expect: Expectation, rows: Sequence[Mapping[str, Any]],
+          diversity: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """{metric, op, value, actual, n, ok, expect, message}: the message says, in the spec's syntax,
     what failed, over which records, and where."""
     where = f"{expect.span}: " if expect.span else ""
     name = source_form(expect.metric)
     n, scope = metric_scope(expect.metric, rows)
     try:
-        actual = metric(expect.metric, rows)
+        actual = metric(expect.metric, rows, diversity)
     except KeyError:
         actual, why = None, f"unknown metric {name!r}"
     else:
@@ -132,7 +140,8 @@ def check(expect: Expectation, rows: Sequence[Mapping[str, Any]]) -> dict[str, A
             "ok": ok, "span": expect.span, "expect": expect.describe(), "message": message}  # fmt: skip
 
 
-def check_all(expects: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def check_all(expects: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]],
+              diversity: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Evaluate every expectation (all of them, so one run reports every failing test)."""
     parsed = [
         Expectation(
@@ -140,7 +149,7 @@ def check_all(expects: list[dict[str, Any]], rows: Sequence[Mapping[str, Any]]) 
         )
         for e in expects or []
     ]
-    return [check(e, rows) for e in parsed]
+    return [check(e, rows, diversity) for e in parsed]
 
 
 def dimension_summary(rows: Sequence[Mapping[str, Any]], name: str, names: list[str] | None = None) -> dict[str, Any]:
@@ -167,27 +176,31 @@ def dimension_summary(rows: Sequence[Mapping[str, Any]], name: str, names: list[
     }
 
 
-def summary(rows: Sequence[Mapping[str, Any]], names: list[str], seed: int = 0) -> dict[str, Any]:
-    """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance."""
+def summary(rows: Sequence[Mapping[str, Any]], names: list[str], seed: int = 0,
+            diversity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The filter step's metrics: counts, rejections by cause, per-dimension figures, balance. `diversity`: the
+    kept texts' figures, counted already (else counted here from the rows' answers)."""
     from dialc_runtime.quality.diversity import DiversityTally
 
-    kept = [r for r in rows if r.get("kept")]
-    texts = DiversityTally()  # the kept texts one at a time (spooled to disk), not a list of them all
-    for r in kept:
-        texts.add(said(r))
+    if diversity is None:
+        texts = DiversityTally()  # the kept texts one at a time (spooled to disk), not a list of them all
+        for r in kept_rows(rows):
+            texts.add(said(r))
+        diversity = texts.figures(seed)
+    kept = sum(1 for _ in kept_rows(rows))
     causes = Counter(str(r.get("cause")) for r in rows if not r.get("kept"))
     return {
         "records": len(rows),
-        "kept": len(kept),
-        "rejected": len(rows) - len(kept),
+        "kept": kept,
+        "rejected": len(rows) - kept,
         "kept_rate": metric("kept_rate", rows),
         "rejected_by": dict(sorted(causes.items())),
         "aggregate_mean": metric("mean:score", rows),
         "duplicate_rate": duplicate_rate(rows),
         "dimensions": {name: dimension_summary(rows, name, names) for name in names},
         "balance": {
-            key: dict(sorted(Counter(str(field_of(r, key)) for r in kept).items()))
+            key: dict(sorted(Counter(str(field_of(r, key)) for r in kept_rows(rows)).items()))
             for key in ("scenario", "category")
         },
-        "diversity": texts.figures(seed),
+        "diversity": diversity,
     }

@@ -2,14 +2,15 @@
 
 A global step (top_k, best-of-N and the data set's metrics and `expect` tests look at every record): labels
 stream through a page at a time with their verdicts looked up by id, and only a slim row per record (no
-prompt, instruction or verdict details) is held for the global view; each output record refers to its label
-and stores the filter's own fields.
+prompt, instruction, answer text or verdict details), held as columns (quality/columns.py), is kept for the
+global view; the kept answers' diversity figures are counted as they pass. Each output record refers to its
+label and stores the filter's own fields.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -24,8 +25,10 @@ from dialc_runtime.quality.aggregate import (
     decide,
     parse_dimensions,
 )
-from dialc_runtime.quality.best_of import one_per_prompt, select_best, selection_metrics
-from dialc_runtime.quality.expects import check_all, summary
+from dialc_runtime.quality.best_of import one_per_prompt_indices, select_best, selection_metrics
+from dialc_runtime.quality.columns import Table
+from dialc_runtime.quality.diversity import DiversityTally
+from dialc_runtime.quality.expects import check_all, said, summary
 from dialc_runtime.quality.keep import RuleError
 
 VERSION = "4"  # 4: a record refers to its label (stored lean, read whole); 3: n/a dimensions skipped in keep
@@ -34,6 +37,7 @@ VERSION = "4"  # 4: a record refers to its label (stored lean, read whole); 3: n
 PAGE = 500  # labels read (and their verdicts looked up) at a time
 BULKY = ("messages", "instruction", "lineage", "label_model", "error", "output", "attempts", "completion_tokens",
          "trimmed")  # label fields no global figure reads
+TEXT = ("answer", "value")  # what the diversity figures read, counted as the labels pass: not held either
 WIPED_OUT = 0.1  # a category or scenario keeping at most this share of its candidates is warned about
 
 
@@ -89,102 +93,45 @@ def verdicts_of(ctx: StepContext[FilterParams], steps: dict[str, str],
 
 def for_figures(verdict: Mapping[str, Any]) -> dict[str, Any]:
     """A verdict as the global figures read it: no id or detail, and `duplicate_of` only as true (which record
-    it copies is in the emitted record): verdicts alike are then equal, and held once (Shared)."""
+    it copies is in the emitted record): verdicts alike are then equal, and held once (the view's columns)."""
     out = {k: v for k, v in verdict.items() if k not in ("id", "detail")}
     if out.get("duplicate_of"):
         out["duplicate_of"] = True
     return out
 
 
-def slim(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in BULKY}
+def slim(record: dict[str, Any], drop: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in drop}
 
 
-class Row(Mapping[str, Any]):
-    """A row of the filter's global view, held compactly: its values in a tuple, its fields' positions in a dict
-    shared by every row with the same fields (a dict per row would weigh twice as much). Read like a dict."""
-
-    __slots__ = ("_at", "_values")
-
-    def __init__(self, at: dict[str, int], values: tuple[Any, ...]) -> None:
-        self._at, self._values = at, values
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[self._at[key]]
-
-    def get(self, key: str, default: Any = None) -> Any:  # as dict.get, without a raise
-        at = self._at.get(key)
-        return default if at is None else self._values[at]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._at
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._at)
-
-    def __len__(self) -> int:
-        return len(self._values)
+def not_held(params: FilterParams) -> frozenset[str]:
+    """The label fields the global view leaves out: the bulky ones, and the answer's text (its diversity figures
+    are counted as the labels stream past) unless a data test balances over it."""
+    named = {e.metric.partition(":")[2] for e in params.expects if e.metric.startswith("balance_p:")}
+    return frozenset(BULKY) | (frozenset(TEXT) - named)
 
 
-class Shared:
-    """Rows for the global view, each value shared with the rows that have it already (verdicts, score sets,
-    expressions, short strings recur across records): held once instead of once per record. Only read."""
+def view_table() -> Table:
+    """The filter's global view: a row per record as columns (quality: dimension → verdict, nested)."""
+    return Table(serial=("id", "prompt_id", "lost_to"), nested=("quality",))
 
-    SHORT = 64  # longer strings (answers) are mostly unique: not remembered
-    OWN = ("id", "prompt_id")  # a record's own: never remembered
 
-    def __init__(self) -> None:
-        self._strings: dict[str, str] = {}
-        self._values: dict[str, Any] = {}  # repr → value: repr tells apart what JSON does (1, 1.0, true; NaN, null)
-        self._decisions: dict[tuple[Decision, type], Decision] = {}
-        self._shapes: dict[tuple[str, ...], dict[str, int]] = {}
-        self._rows: dict[tuple[tuple[str, ...], tuple[int, ...]], Row] = {}  # rows of shared values, by their ids
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return value if len(value) > self.SHORT else self._strings.setdefault(value, value)
-        if isinstance(value, dict | list | float):
-            return self._values.setdefault(repr(value), value)
-        return value  # None, bools and small ints are one object already; the rest is rare
-
-    def decision(self, decision: Decision) -> Decision:
-        """The same decision object for records decided alike (decisions are frozen)."""
-        return self._decisions.setdefault((decision, type(decision.aggregate)), decision)
-
-    def verdicts(self, quality: Mapping[str, Mapping[str, Any]]) -> Row:
-        """A record's verdicts (dimension → verdict) as a row, the same object for records judged alike: each
-        verdict is shared, so the same verdicts are the same objects."""
-        row = self.row(quality)
-        key = (tuple(quality), tuple(id(v) for v in row.values()))
-        return self._rows.setdefault(key, row)
-
-    def row(self, fields: Mapping[str, Any]) -> Row:
-        """A compact row of these fields, its values shared (a long string repeated within the row, as a text
-        label's answer and value, is one object; a nested Row is taken as it is)."""
-        values: list[Any] = []
-        long: dict[str, str] = {}
-        for k, v in fields.items():
-            if k in self.OWN or isinstance(v, Row):
-                values.append(v)
-            elif isinstance(v, str) and len(v) > self.SHORT:
-                values.append(long.setdefault(v, v))
-            else:
-                values.append(self(v))
-        names = tuple(fields)
-        at = self._shapes.get(names)
-        if at is None:
-            at = self._shapes[names] = {name: i for i, name in enumerate(names)}
-        return Row(at, tuple(values))
+def decision_fields(quality: Mapping[str, Mapping[str, Any]], decision: Decision) -> dict[str, Any]:
+    """What the global view adds to a record once decided (its verdicts are there already)."""
+    return {"scores": {name: v.get("score") for name, v in quality.items()}, "aggregate": decision.aggregate,
+            "kept": decision.kept, "reason": decision.reason, "cause": decision.cause}
 
 
 def decide_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], dims: dict[str, Dimension]
-                    ) -> tuple[list[Row], list[Decision], list[dict[str, Any]]]:
-    """Every record's decision (gates, keep rule, then best-of-N and top_k over all of them), with the slim
-    rows the global figures are computed on (the filter's own fields added) and, per record, best-of-N's
-    fields. The labels are read once, here."""
-    rows: list[Row] = []
+                    ) -> tuple[Table, list[Decision], list[dict[str, Any]], dict[str, Any]]:
+    """Every record's decision (gates, keep rule, then best-of-N and top_k over all of them), with the view the
+    global figures are computed on (the filter's own fields added), per record best-of-N's fields, and the kept
+    texts' diversity figures. The labels are read once here (twice when best-of-N or top_k drop a record)."""
+    table = view_table()
     decisions: list[Decision] = []
-    share = Shared()
+    alike: dict[tuple[Decision, type], Decision] = {}  # decisions are frozen: one object for those alike
+    drop = not_held(ctx.params)
+    texts = DiversityTally()  # the kept texts as they pass (spooled to disk), not held
     for page in label_pages(ctx):
         ids = [str(r["id"]) for _, _, r in page]
         for (_, _, record), verdicts in zip(page, verdicts_of(ctx, steps, ids), strict=True):
@@ -192,16 +139,31 @@ def decide_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], dims:
                 decision = decide(record, verdicts, dims, ctx.params.keep)
             except RuleError as exc:
                 raise StepFailed(str(exc)) from exc
-            decisions.append(share.decision(decision))
-            quality = share.verdicts({n: for_figures(x) for n, x in verdicts.items()})
-            rows.append(share.row({**slim(record), "quality": quality}))
-    decisions, chosen = select_best(rows, decisions)  # best-of-N: one candidate per prompt goes on
-    decisions = apply_top_k(rows, decisions, ctx.params.top_k)
+            decisions.append(alike.setdefault((decision, type(decision.aggregate)), decision))
+            if decision.kept:
+                texts.add(said(record))
+            table.append({**slim(record, drop), "quality": {n: for_figures(x) for n, x in verdicts.items()}})
+    first = decisions
+    decisions, chosen = select_best(table, decisions)  # best-of-N: one candidate per prompt goes on
+    decisions = apply_top_k(table, decisions, ctx.params.top_k)
     for i, (decision, extra) in enumerate(zip(decisions, chosen, strict=True)):
-        fields = own_fields(rows[i]["quality"], decision)
-        fields["quality"] = rows[i]["quality"]  # its verdicts hold no id or detail already
-        rows[i] = share.row({**rows[i], **fields, **extra})
-    return rows, decisions, chosen
+        table.update(i, {**decision_fields(table[i]["quality"], decision), **extra})
+    if any(a.kept != b.kept for a, b in zip(first, decisions, strict=True)):
+        texts.close()  # some went after all (best-of-N, top_k): the kept texts again, read from the labels
+        texts = kept_texts(ctx, decisions)
+    return table, decisions, chosen, texts.figures(ctx.seed)
+
+
+def kept_texts(ctx: StepContext[FilterParams], decisions: Sequence[Decision]) -> DiversityTally:
+    """The kept records' texts, in order, read from the labels again."""
+    texts = DiversityTally()
+    index = 0
+    for page in label_pages(ctx):
+        for i, (_, _, record) in enumerate(page, index):
+            if decisions[i].kept:
+                texts.add(said(record))
+        index += len(page)
+    return texts
 
 
 def label_keys(ctx: StepContext[FilterParams]) -> Iterator[list[tuple[str, str]]]:
@@ -212,7 +174,7 @@ def label_keys(ctx: StepContext[FilterParams]) -> Iterator[list[tuple[str, str]]
         yield page
 
 
-def emit_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], rows: Sequence[Row],
+def emit_streamed(ctx: StepContext[FilterParams], steps: dict[str, str], rows: Sequence[Mapping[str, Any]],
                   decisions: list[Decision], chosen: list[dict[str, Any]]) -> None:
     """Each record not yet written: a reference to its label plus the filter's own fields (its verdicts with
     their details, looked up again by id)."""
@@ -248,19 +210,27 @@ def decide_all(
     return [{**row(r, v, d), **c} for r, v, d, c in zip(labels, per_record, decisions, chosen, strict=True)]
 
 
-def wiped_out(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def wiped_out(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each category and scenario that had candidates but kept (nearly) none, with why they went."""
     losses = []
-    for key in ("category", "scenario"):
-        groups: dict[str, list[Mapping[str, Any]]] = {}
-        for record in rows:
-            groups.setdefault(str(record.get(key)), []).append(record)
-        for value, members in sorted(groups.items()):
-            kept = sum(1 for r in members if r.get("kept"))
-            if kept <= WIPED_OUT * len(members):
-                causes = Counter(str(r.get("cause")) for r in members if not r.get("kept"))
-                losses.append({"key": key, "value": value, "candidates": len(members), "kept": kept,
-                               "causes": dict(causes.most_common())})
+    keys = ("category", "scenario")
+    candidates: dict[str, Counter[str]] = {key: Counter() for key in keys}
+    kept: dict[str, Counter[str]] = {key: Counter() for key in keys}
+    causes: dict[tuple[str, str], Counter[str]] = {}
+    for record in rows:
+        for key in keys:
+            value = str(record.get(key))
+            candidates[key][value] += 1
+            if record.get("kept"):
+                kept[key][value] += 1
+            else:
+                causes.setdefault((key, value), Counter())[str(record.get("cause"))] += 1
+    for key in keys:
+        for value, n in sorted(candidates[key].items()):
+            if kept[key][value] <= WIPED_OUT * n:
+                why = causes.get((key, value), Counter())
+                losses.append({"key": key, "value": value, "candidates": n, "kept": kept[key][value],
+                               "causes": dict(why.most_common())})
     return losses
 
 
@@ -278,18 +248,19 @@ def run(ctx: StepContext[FilterParams]) -> StepOutput:
         if name not in steps:
             ctx.warn(f"dimension {name} has no score step among the inputs: it counts as missing")
     dims.update({n: Dimension(n) for n in steps if n not in dims})  # unconfigured: weight 1
-    rows, decisions, chosen = decide_streamed(ctx, steps, dims)
-    emit_streamed(ctx, steps, rows, decisions, chosen)
-    rows, candidates = one_per_prompt(rows), rows  # rates and data tests count prompts, not candidates
-    metrics = summary(rows, list(dims), ctx.seed)
-    metrics.update({"best_of": selection_metrics(candidates)} if len(candidates) > len(rows) else {})
+    table, decisions, chosen, diversity = decide_streamed(ctx, steps, dims)
+    emit_streamed(ctx, steps, table, decisions, chosen)
+    del decisions, chosen
+    rows = table.select(one_per_prompt_indices(table))  # rates and data tests count prompts, not candidates
+    metrics = summary(rows, list(dims), ctx.seed, diversity)
+    metrics.update({"best_of": selection_metrics(table)} if len(table) > len(rows) else {})
     metrics["wiped_out"] = wiped_out(rows)
     for loss in metrics["wiped_out"]:
         ctx.warn(describe_loss(loss))
     where = ctx.step.locations.get("expects", [])  # kept out of the cache key
     expects = [{**e.model_dump(), "span": where[i] if i < len(where) else ""}
                for i, e in enumerate(ctx.params.expects)]
-    metrics["expects"] = check_all(expects, rows)
+    metrics["expects"] = check_all(expects, rows, diversity)
     failed = [e["message"] for e in metrics["expects"] if not e["ok"]]
     if failed:
         return StepOutput(metrics=metrics, status="blocked", message="\n".join(failed))

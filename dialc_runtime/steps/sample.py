@@ -7,7 +7,7 @@ draws; the dialogues themselves are read a page of prompts at a time, when the p
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -49,7 +49,7 @@ def run(ctx: StepContext[SampleParams]) -> StepOutput:
                                "capacity": mix})
 
 
-def below_minimum(draws: list[Any], weights: dict[Cell, float], p: SampleParams) -> list[tuple[str, str, int]]:
+def below_minimum(draws: Sequence[Any], weights: dict[Cell, float], p: SampleParams) -> list[tuple[str, str, int]]:
     """(key, value, prompts) of each scenario/category value that drew fewer than min_per prompts."""
     if not p.min_per:
         return []
@@ -83,7 +83,7 @@ def _mix(ctx: StepContext[SampleParams], weights: dict[Cell, float], capacity: d
             "short": [{"scenario": s, "category": c, "share": share, "capacity": cap} for (s, c), share, cap in short]}
 
 
-def with_dialogues(ctx: StepContext[SampleParams], draws: list[Any], dialogues: list[dict[str, Any]]
+def with_dialogues(ctx: StepContext[SampleParams], draws: Sequence[Any], dialogues: list[dict[str, Any]]
                    ) -> Iterator[tuple[int, Any, dict[str, Any]]]:
     """(index, draw, its whole dialogue), the dialogues of a page of draws read from the store at once."""
     where = {d["id"]: (d["_step"], d["_key"]) for d in dialogues}  # the last of an id wins, as in a dict
@@ -148,7 +148,7 @@ def _description(p: SampleParams, scenario: str) -> str:
     return known.description if known is not None else scenario
 
 
-def _balance(draws: list[Any], dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]],
+def _balance(draws: Sequence[Any], dialogues: list[dict[str, Any]], tasks: list[dict[str, Any]],
              p: SampleParams) -> dict[str, Any]:
     scenario_weights = {k: v.weight for k, v in p.scenarios.items()}
     cells = cell_weights(dialogues, tasks, scenario_weights, p.balance)
