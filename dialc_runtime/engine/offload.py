@@ -86,7 +86,7 @@ def run_in_child(module: ModuleType | Any, ctx: StepContext[Any]) -> StepOutput:
     try:
         return _outcome(_wait(child, receive, ctx, bars), ctx)
     except KeyboardInterrupt:  # Ctrl-C here (or the scheduler stopping this step): stop the child cleanly
-        _stop(child, receive, ctx, bars)
+        _stop(child, receive)
         raise
     finally:
         bars.close()
@@ -149,8 +149,7 @@ def _outcome(final: tuple[Any, ...], ctx: StepContext[Any]) -> StepOutput:
     raise ChildFailed(f"{type_name}: {message}", trace)
 
 
-def _stop(child: multiprocessing.process.BaseProcess, receive: Connection, ctx: StepContext[Any],
-          bars: _Bars) -> None:
+def _stop(child: multiprocessing.process.BaseProcess, receive: Connection) -> None:
     """Ask the child to stop as Ctrl-C does (it commits what it emitted), and wait for it a while."""
     if child.is_alive() and child.pid is not None:
         with contextlib.suppress(ProcessLookupError):
@@ -192,7 +191,12 @@ class _Bars:
 def _child_main(task: _Task, send: Connection) -> None:
     """Entry point of the child: rebuild the context on a connection of its own, run the step, report."""
     signal.signal(signal.SIGINT, _interrupted_once)
-    store = Store(task.run_dir)
+    try:
+        store = Store(task.run_dir)
+    except BaseException as exc:  # the parent opened it a moment ago: say why this one could not
+        send.send(("error", type(exc).__name__, str(exc), traceback.format_exc(), False))
+        send.close()
+        return
     progress = _ForwardedProgress(send)
     ctx: StepContext[Any] = StepContext(
         step=task.step, plan=task.plan, key=task.key, seed=task.seed, store=store, input_keys=task.input_keys,
