@@ -10,7 +10,6 @@ speedup over concurrency 1 measured in the same run. The ideal is `concurrency` 
 from __future__ import annotations
 
 import argparse
-import select
 import subprocess
 import sys
 import time
@@ -21,23 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from runtime_fakes import MemoryContext  # noqa: E402
+from servers import TEST_SERVER, start_server  # noqa: E402
 
 from dialc.plan import ModelSpec  # noqa: E402
 from dialc_runtime.models.openai_backend import OpenAIBackend  # noqa: E402
 from dialc_runtime.steps import label  # noqa: E402
 
 
-def start_server(latency: float, jitter: float = 0.0) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_server.py"), "--port", "0",
-                             "--latency", str(latency), "--jitter", str(jitter), "--echo-prompt"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 20)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"the test server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+def served(latency: float, jitter: float = 0.0) -> tuple[subprocess.Popen[str], str]:
+    """The tests' server answering after `latency` seconds (± `jitter` of it), echoing the prompt."""
+    proc, port = start_server(TEST_SERVER, "--latency", str(latency), "--jitter", str(jitter), "--echo-prompt")
+    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 def prompts(n: int) -> list[dict[str, Any]]:
@@ -84,7 +77,7 @@ def main() -> None:
     parser.add_argument("--compare-at", type=int, default=16, help="the window-vs-batches comparison's concurrency")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    proc, url = start_server(args.latency)
+    proc, url = served(args.latency)
     try:
         label_rate(url, 4, 8)  # warm-up: imports, connections
         rows = [(c, *label_rate(url, c, max(20, args.windows * c))) for c in levels]
@@ -92,7 +85,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=10)
     at, total = args.compare_at, max(20, args.windows * args.compare_at)
-    proc, url = start_server(args.latency, args.jitter)
+    proc, url = served(args.latency, args.jitter)
     try:
         window = label_rate(url, at, total)[0]
         batched = label_rate(url, at, total, batches=True)[0]

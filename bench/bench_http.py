@@ -15,10 +15,8 @@ import argparse
 import http.client
 import os
 import resource
-import select
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +29,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from servers import SCALE_SERVER, start_server  # noqa: E402
 
 from dialc_runtime.models.http_json import Answer, JsonClient, KeepAlive  # noqa: E402
 
@@ -97,18 +97,6 @@ class HttpClientKeepAlive(JsonClient):
             conn.close()
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "scale_server.py"), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 20)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"bench/scale_server.py did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
-
-
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -143,7 +131,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    proc, url = start_server()
+    proc, port = start_server(SCALE_SERVER)
+    url = f"http://127.0.0.1:{port}/v1"
     try:
         old, new = HttpClientKeepAlive(url, {"Authorization": "Bearer EMPTY"}, 60, 10), \
             KeepAlive(url, {"Authorization": "Bearer EMPTY"}, 60, 10)

@@ -16,17 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from servers import SCALE_SERVER, start_server
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPUS = ROOT / "data" / "realestate" / "dialogues.jsonl"
-SERVER = Path(__file__).with_name("scale_server.py")
 
 SPEC = """\
 pipeline rayscale {{ seed = 7 }}
@@ -45,17 +45,6 @@ expressions style {{ tone = {{formal: 2, friendly: 2, terse: 1}}  detail = {{bri
 sample prompts {{ from = dialogues * tasks * style  count = {count} }}
 label labels {{ from = prompts  model = served }}
 """
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"the bench server did not start: {line!r}")
-    return proc, int(line.split()[1])
 
 
 def project(work: Path, port: int, count: int, batch: int) -> Path:
@@ -96,7 +85,7 @@ def main() -> None:
     from dialc_runtime.engine.ray_engine import RayEngine
     from tests.pipeline_kit import compile_spec
 
-    servers = [start_server(args.latency) for _ in range(max(args.workers))]
+    servers = [start_server(SCALE_SERVER, "--latency", str(args.latency)) for _ in range(max(args.workers))]
     urls = [f"http://127.0.0.1:{port}/v1" for _, port in servers]
     ray.init(num_cpus=max(args.workers), object_store_memory=80 * 1024**2, include_dashboard=False,
              log_to_driver=False, configure_logging=False, logging_level="warning")

@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from servers import SCALE_SERVER, start_server
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "realestate" / "dialogues.jsonl"
-SERVER = Path(__file__).with_name("scale_server.py")
 PROMPTS_PER_DIALOGUE = 10  # the corpus holds count / 10 dialogues (48 distinct prompts each: ample)
 
 SPEC = """\
@@ -103,17 +104,6 @@ def write_corpus(path: Path, dialogues: int) -> None:
             d = dict(base[i % len(base)])
             d["id"] = f"{d['id']}-x{i // len(base):05d}"
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"the bench server did not start: {line!r}")
-    return proc, int(line.split()[1])
 
 
 def vm_hwm(pid: int) -> int:
@@ -233,7 +223,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temp dir)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="dialc-scale-"))
-    server, port = start_server(args.latency)
+    server, port = start_server(SCALE_SERVER, "--latency", str(args.latency))
     rows = []
     try:
         for count in args.prompts:
