@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from dialc_runtime.engine.context import StepContext, StepOutput
@@ -16,11 +17,13 @@ VERSION = "1"
 
 def run(ctx: StepContext) -> StepOutput:
     """Each input record re-keyed with the step's salt; `then` says how the step ends after `after` records:
-    done, StepFailed, a bug, the process killed, or waiting (`wait` seconds per record) to be interrupted."""
+    done, StepFailed, a bug, the process killed, or waiting (`wait` seconds per record) to be interrupted;
+    `bar = false`: no progress bar (a child that sends nothing to the run)."""
     (source,) = ctx.step.input_ids
     then, after = ctx.params.get("then", "done"), int(ctx.params.get("after", 10**9))
     emitted = 0
-    with ctx.progress(ctx.count(source), "copying") as bar:
+    progress = ctx.progress(ctx.count(source), "copying") if ctx.params.get("bar", True) else nullcontext(_NoBar())
+    with progress as bar:
         for key, record in ctx.items(source):
             if emitted == after:
                 ctx.flush()
@@ -35,6 +38,11 @@ def run(ctx: StepContext) -> StepOutput:
     return StepOutput(metrics={"pid": os.getpid(), "emitted": emitted})
 
 
+class _NoBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
 def _end(ctx: StepContext, then: str) -> None:
     if then == "fail":
         raise StepFailed("the data is bad here")
@@ -42,5 +50,5 @@ def _end(ctx: StepContext, then: str) -> None:
         raise ZeroDivisionError("division by zero in the step")
     if then == "die":
         os.kill(os.getpid(), signal.SIGKILL)
-    if then == "mark":  # tell the test the records so far are committed, then go on slowly
-        Path(str(ctx.params.get("marker"))).write_text("committed", encoding="utf-8")
+    if then == "mark":  # tell the test the records so far are committed (and this process), then go on slowly
+        Path(str(ctx.params.get("marker"))).write_text(str(os.getpid()), encoding="utf-8")

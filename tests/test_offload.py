@@ -155,3 +155,50 @@ def test_real_dimensions_in_children_give_the_outputs_of_a_run_one_step_at_a_tim
     monkeypatch.setattr("dialc_runtime.engine.executor.run_in_child", counted)
     same_outputs(tmp_path)
     assert sorted(children) == ["score.brief", "score.novel", "score.valid"]  # the judge stayed here
+
+
+def test_a_child_does_not_outlive_a_run_killed_with_kill_9(tmp_path: Path) -> None:
+    """kill -9 of dialc: its child process dies with it (no orphan writing to the store), even one that sends
+    the run nothing (no progress bar: a closed pipe would not stop it), and what it committed stays."""
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "child.pid"
+    script = f"""
+import sys
+sys.path[:0] = {[str(Path(__file__).parent)]!r}
+import offload_steps
+from dialc_runtime.engine import offload
+from dialc_runtime.engine.executor import execute
+from runtime_fakes import FakeRegistry, make_plan
+offload.OFFLOAD_MIN_RECORDS = 1
+reg = FakeRegistry()
+reg.modules["cpu"] = offload_steps
+plan = make_plan([("gen.src", {{"n": 400}}, []),
+                  ("cpu.copy", {{"then": "mark", "after": 4, "marker": {str(marker)!r}, "wait": 0.1, "bar": False}},
+                   ["gen.src"]),
+                  ("map.other", {{"salt": "o"}}, ["gen.src"])])
+execute(plan, {str(tmp_path / "run")!r}, registry=reg, quiet=True, jobs=2)
+"""
+    run = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(10)
+    gone = time.monotonic() + 5
+    while time.monotonic() < gone and Path(f"/proc/{child}").exists() and "zombie" not in _state(child):
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or "zombie" in _state(child), "the child outlived the run"
+    with Store(tmp_path / "run") as store:
+        kept = store.db.execute("SELECT COUNT(*) FROM records WHERE step_id = 'cpu.copy'").fetchone()[0]
+    assert kept >= 4  # what the child committed before the kill stays
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

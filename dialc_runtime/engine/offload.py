@@ -7,12 +7,14 @@ of its own, on another core. The child opens its own connection to the run's sto
 completion, lineage), shows the child's progress bars and warnings, and turns the child's end into the same
 outcomes as a step run here: ok, StepFailed, an internal error with its traceback, or interrupted (Ctrl-C),
 with every record written so far kept. A child that dies without a word (killed) fails the step; the next
-run resumes it.
+run resumes it. A child never outlives the run: on Linux the kernel kills it when the run's process dies
+(kill -9 included); elsewhere the closed pipe stops it at its next message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -71,12 +73,14 @@ class _Task:
     seed: int
     input_keys: dict[str, str]
     run_dir: Path
+    parent: int  # the run's process id
 
 
 def run_in_child(module: ModuleType | Any, ctx: StepContext[Any]) -> StepOutput:
     """Run `module.run` for `ctx`'s attempt in a child process; returns its StepOutput with ctx's usage,
     warnings and missing count updated as if it had run here."""
-    task = _Task(module.__name__, ctx.step, ctx.plan, ctx.key, ctx.seed, dict(ctx._input_keys), ctx.run_dir)
+    task = _Task(module.__name__, ctx.step, ctx.plan, ctx.key, ctx.seed, dict(ctx._input_keys), ctx.run_dir,
+                 os.getpid())
     spawn = multiprocessing.get_context("spawn")  # no fork: this process has threads (other steps, bars)
     receive, send = spawn.Pipe(duplex=False)
     child = spawn.Process(target=_child_main, args=(task, send), name=f"dialc {ctx.step.id}", daemon=True)
@@ -190,6 +194,7 @@ class _Bars:
 
 def _child_main(task: _Task, send: Connection) -> None:
     """Entry point of the child: rebuild the context on a connection of its own, run the step, report."""
+    _die_with_parent(task.parent)
     signal.signal(signal.SIGINT, _interrupted_once)
     try:
         store = Store(task.run_dir)
@@ -220,6 +225,21 @@ def _child_main(task: _Task, send: Connection) -> None:
     finally:
         store.close()
         send.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: ask the kernel to kill this process when the run's process dies (PR_SET_PDEATHSIG), so that no
+    orphan goes on writing to the store after a kill -9 of dialc."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pipe closing stops the child at its next message
+        return
+    if os.getppid() != parent:  # the run died before the request took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _interrupted_once(signum: int, frame: FrameType | None) -> None:
