@@ -84,7 +84,7 @@ def _too_many_operators(source: Source, diags: Diagnostics) -> bool:
                 count += 1
                 if count > MAX_OPERATORS:
                     diags.report("syntax", f"more than {MAX_OPERATORS} and/or/not operators: split the rule",
-                                 _point(source.name, tok.line or 1, tok.column or 1, len(tok)))
+                                 Span.of_token(source.name, tok))
                     return True
     except LarkError:
         return False  # the parser will report the real problem
@@ -93,15 +93,6 @@ def _too_many_operators(source: Source, diags: Diagnostics) -> bool:
 
 def _point(file: str, line: int, col: int, width: int = 1) -> Span:
     return Span(file=file, line=line, col=col, end_line=line, end_col=col + width)
-
-
-def _token_span(file: str, token: Token) -> Span:
-    """From a token's first character to just past its last, on whatever line that is (a multi-line string)."""
-    text, line, col = str(token), token.line or 1, token.column or 1
-    lines = text.count("\n")
-    if not lines:
-        return _point(file, line, col, max(1, len(text)))
-    return Span(file=file, line=line, col=col, end_line=line + lines, end_col=len(text) - text.rfind("\n"))
 
 
 def _report_syntax(source: Source, exc: UnexpectedInput, diags: Diagnostics) -> None:
@@ -134,7 +125,7 @@ def _report_token(source: Source, exc: UnexpectedToken, diags: Diagnostics) -> N
     if token.type == "$END":
         _report_eof(source, diags, expected)
         return
-    span = _token_span(source.name, token)
+    span = Span.of_token(source.name, token)  # a multi-line string's ends on its last line
     previous = _previous_token(exc)
     got = _describe_token(token)
     closer = _innermost_closer(source, token)

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from dialc.files import UnreadableFile, read_bounded
 from dialc.model_api import ModelAPI
@@ -29,6 +30,13 @@ class Span(ModelAPI):
 
     def location(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    @classmethod
+    def of_token(cls, file: str, tok: Any) -> Span:
+        """A lexer token's span (Lark's, or its standalone parser's: line, column, end_line, end_column),
+        across lines for a multi-line string."""
+        return cls(file=file, line=tok.line or 1, col=tok.column or 1,
+                   end_line=tok.end_line or tok.line or 1, end_col=tok.end_column or tok.column or 1)
 
 
 @dataclass(frozen=True)

@@ -54,13 +54,8 @@ def _module(file: str, items: builtins.list[Any], comments: builtins.list[Token]
             module.includes.append(item)
         elif isinstance(item, ast.Decl):
             module.decls.append(item)
-    module.comments = [ast.Comment(span=_tok_span(file, c), text=str(c)) for c in comments]
+    module.comments = [ast.Comment(span=Span.of_token(file, c), text=str(c)) for c in comments]
     return module
-
-
-def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file=file, line=tok.line or 1, col=tok.column or 1,
-                end_line=tok.end_line or tok.line or 1, end_col=tok.end_column or tok.column or 1)
 
 
 def decode_string(raw: str) -> tuple[str, bool, str | None]:
@@ -108,7 +103,7 @@ class _Builder:
         return Span(file=self.file, line=first[0], col=first[1], end_line=last[0], end_col=last[1])
 
     def _tok(self, tok: Token) -> Span:
-        return _tok_span(self.file, tok)
+        return Span.of_token(self.file, tok)
 
     def start(self, meta: Extent, items: builtins.list[Any]) -> builtins.list[Any]:
         return items
