@@ -117,15 +117,16 @@ def one_per_prompt_indices(rows: Sequence[Mapping[str, Any]]) -> array[int]:
     fallback: dict[str, int] = {}  # prompt → its first candidate's position
     chosen: set[str] = set()
     for i, row in enumerate(rows):
-        if row.get("prompt_id") is None or int(row.get("candidates") or 1) <= 1:
+        group = sibling_group(row)
+        if not group:
             out.append(i)
         elif row.get("selected"):
             out.append(i)
-            chosen.add(str(row["prompt_id"]))
+            chosen.add(group)
         else:
-            first = fallback.get(str(row["prompt_id"]))
+            first = fallback.get(group)
             if first is None or int(row.get("candidate") or 0) < int(rows[first].get("candidate") or 0):
-                fallback[str(row["prompt_id"])] = i
+                fallback[group] = i
     out.extend(i for prompt, i in fallback.items() if prompt not in chosen)
     return out
 
@@ -133,7 +134,7 @@ def one_per_prompt_indices(rows: Sequence[Mapping[str, Any]]) -> array[int]:
 def selection_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How best-of-N went: prompts, candidates, how often a later candidate beat candidate 0, and the mean
     aggregate of the selected candidates vs candidate 0's (what choosing bought, by the set's own scores)."""
-    candidates = [r for r in rows if r.get("prompt_id") is not None and int(r.get("candidates") or 1) > 1]
+    candidates = [r for r in rows if sibling_group(r)]
     if not candidates:
         return {}
     prompts = {str(r["prompt_id"]) for r in candidates}
