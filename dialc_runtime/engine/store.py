@@ -360,7 +360,7 @@ def pack(data: str) -> str | bytes:
     raw = data.encode()
     if len(raw) <= PACK_OVER:
         return data
-    packed = _codec().compress(raw)
+    packed = _CODEC.compress(raw)
     return packed if len(packed) < len(raw) else data
 
 
@@ -371,7 +371,7 @@ def unpack(data: str | bytes) -> str:
         return data
     try:
         if data[:4] == ZSTD_MAGIC:
-            return _codec().decompress(data).decode()
+            return _CODEC.decompress(data).decode()
         return zlib.decompress(data).decode()
     except (zstandard.ZstdError, zlib.error, UnicodeDecodeError) as exc:
         raise StoreDamaged(f"a stored record does not decompress ({exc}): run `dialc run SPEC --rebuild-store`") \
@@ -392,14 +392,7 @@ class _Codec(threading.local):
         return self.decompressor.decompress(data)
 
 
-_CODEC: _Codec | None = None
-
-
-def _codec() -> _Codec:
-    global _CODEC
-    if _CODEC is None:
-        _CODEC = _Codec()
-    return _CODEC
+_CODEC = _Codec()  # each thread gets its own pair on first use
 
 
 def damaged(layout: RunLayout, exc: BaseException) -> StoreDamaged:
